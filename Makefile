@@ -1,0 +1,30 @@
+GO ?= go
+BIN := bin/ringtrain
+
+.PHONY: build test test-noasm bench demo proto proto-check fmt vet lint clean docker
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringtrain
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
+
+lint:
+	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	if [ -n "$$bad" ]; then echo "not gofmt-formatted:"; echo "$$bad"; exit 1; fi
+
+test: lint vet
+	$(GO) test -race -timeout 30m ./...
+	$(GO) test -tags noasm -timeout 20m ./model/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./model/... ./allreduce/... ./tokenizer/... ./shard/...
+
+demo: build
+	./scripts/demo.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,161 @@
+package job
+
+import (
+	"fmt"
+	"math"
+)
+
+// Presets are the model shapes a job may name in model.preset (spec section 1).
+var Presets = map[string]Model{
+	"cs336-17m": {VocabSize: 10000, ContextLength: 256, DModel: 512, NumLayers: 4, NumHeads: 16, DFF: 1344, RopeTheta: 10000},
+	"small":     {VocabSize: 4096, ContextLength: 128, DModel: 256, NumLayers: 4, NumHeads: 8, DFF: 672, RopeTheta: 10000},
+}
+
+// Resolved returns the model's shape with the preset applied and fields
+// given beside it taking precedence.
+func (m Model) Resolved() (Model, error) {
+	out := Model{}
+	if m.Preset != "" {
+		p, ok := Presets[m.Preset]
+		if !ok {
+			return Model{}, fmt.Errorf("model.preset: unknown preset %q (known: cs336-17m, small)", m.Preset)
+		}
+		out = p
+	}
+	pick := func(dst *int, v int) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	pick(&out.VocabSize, m.VocabSize)
+	pick(&out.ContextLength, m.ContextLength)
+	pick(&out.DModel, m.DModel)
+	pick(&out.NumLayers, m.NumLayers)
+	pick(&out.NumHeads, m.NumHeads)
+	pick(&out.DFF, m.DFF)
+	if m.RopeTheta != 0 {
+		out.RopeTheta = m.RopeTheta
+	}
+	if out.RopeTheta == 0 {
+		out.RopeTheta = 10000
+	}
+	out.Preset = m.Preset
+	for _, f := range []struct {
+		key string
+		v   int
+	}{
+		{"model.vocab_size", out.VocabSize}, {"model.context_length", out.ContextLength},
+		{"model.d_model", out.DModel}, {"model.num_layers", out.NumLayers},
+		{"model.num_heads", out.NumHeads}, {"model.d_ff", out.DFF},
+	} {
+		if f.v <= 0 {
+			return Model{}, fmt.Errorf("%s: must be > 0 (got %d; give it or a model.preset)", f.key, f.v)
+		}
+	}
+	switch {
+	case out.VocabSize > 65536:
+		return Model{}, fmt.Errorf("model.vocab_size: %d does not fit the uint16 token shards (max 65536)", out.VocabSize)
+	case out.DModel%out.NumHeads != 0:
+		return Model{}, fmt.Errorf("model.num_heads: %d does not divide model.d_model %d", out.NumHeads, out.DModel)
+	case (out.DModel/out.NumHeads)%2 != 0:
+		return Model{}, fmt.Errorf("model.num_heads: head size d_model/num_heads = %d must be even for RoPE", out.DModel/out.NumHeads)
+	case !(out.RopeTheta > 0) || math.IsInf(out.RopeTheta, 0):
+		return Model{}, fmt.Errorf("model.rope_theta: must be a positive number (got %v)", out.RopeTheta)
+	}
+	return out, nil
+}
+
+// check validates everything that does not depend on the world size, and
+// replaces j.Model by its resolved shape.
+func (j *Job) check() error {
+	m, err := j.Model.Resolved()
+	if err != nil {
+		return err
+	}
+	j.Model = m
+	t := j.Train
+	pos := func(key string, v float64) error {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return fmt.Errorf("%s: must be > 0 (got %v)", key, v)
+		}
+		return nil
+	}
+	nonneg := func(key string, v float64) error {
+		if !(v >= 0) || math.IsInf(v, 0) {
+			return fmt.Errorf("%s: must be >= 0 (got %v)", key, v)
+		}
+		return nil
+	}
+	for _, err := range []error{
+		pos("train.global_batch", float64(t.GlobalBatch)),
+		pos("train.micro_batch", float64(t.MicroBatch)),
+		pos("train.max_steps", float64(t.MaxSteps)),
+		pos("train.lr", t.LR),
+		nonneg("train.min_lr", t.MinLR),
+		nonneg("train.warmup", float64(t.Warmup)),
+		pos("train.eps", t.Eps),
+		nonneg("train.weight_decay", t.WeightDecay),
+		nonneg("train.grad_clip", t.GradClip),
+		nonneg("eval.every", float64(j.Eval.Every)),
+		nonneg("eval.sequences", float64(j.Eval.Sequences)),
+		nonneg("checkpoint.every", float64(j.Checkpoint.Every)),
+		pos("checkpoint.keep", float64(j.Checkpoint.Keep)),
+		pos("workers.min", float64(j.Workers.Min)),
+		pos("workers.max", float64(j.Workers.Max)),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	switch {
+	case t.Beta1 < 0 || t.Beta1 >= 1:
+		return fmt.Errorf("train.beta1: must be in [0, 1) (got %v)", t.Beta1)
+	case t.Beta2 < 0 || t.Beta2 >= 1:
+		return fmt.Errorf("train.beta2: must be in [0, 1) (got %v)", t.Beta2)
+	case t.MinLR > t.LR:
+		return fmt.Errorf("train.min_lr: %v is larger than train.lr %v", t.MinLR, t.LR)
+	case t.Warmup > t.MaxSteps:
+		return fmt.Errorf("train.warmup: %d is longer than train.max_steps %d", t.Warmup, t.MaxSteps)
+	case t.GlobalBatch%t.MicroBatch != 0:
+		return fmt.Errorf("train.micro_batch: %d does not divide train.global_batch %d", t.MicroBatch, t.GlobalBatch)
+	case j.Workers.Min > j.Workers.Max:
+		return fmt.Errorf("workers.min: %d is larger than workers.max %d", j.Workers.Min, j.Workers.Max)
+	case j.Data.Train == "":
+		return fmt.Errorf("data.train: missing (a glob of token shards, e.g. data/train_*.bin)")
+	case j.Data.Order != "sequential" && j.Data.Order != "shuffled":
+		return fmt.Errorf("data.order: %q is neither sequential nor shuffled", j.Data.Order)
+	case j.Eval.Every > 0 && j.Data.Val == "":
+		return fmt.Errorf("eval.every: %d but data.val is empty (set data.val or eval.every: 0)", j.Eval.Every)
+	}
+	return nil
+}
+
+// Validate checks what depends on the world size W: the global batch must
+// split evenly into W slices, each a whole number of micro-batches.
+func (j *Job) Validate(world int) error {
+	if err := j.check(); err != nil {
+		return err
+	}
+	g, mb := j.Train.GlobalBatch, j.Train.MicroBatch
+	switch {
+	case world < j.Workers.Min || world > j.Workers.Max:
+		return fmt.Errorf("workers: world size %d is outside [workers.min %d, workers.max %d]", world, j.Workers.Min, j.Workers.Max)
+	case g%world != 0:
+		return fmt.Errorf("train.global_batch: %d is not divisible by the world size %d", g, world)
+	case (g/world)%mb != 0:
+		return fmt.Errorf("train.micro_batch: %d does not divide the per-worker batch %d (global_batch %d / %d workers)", mb, g/world, g, world)
+	}
+	return nil
+}
+
+// Sizes reports the world sizes in [workers.min, workers.max] that this job
+// can run on, largest first: the coordinator forms a ring of the largest.
+func (j *Job) Sizes() []int {
+	var out []int
+	for w := j.Workers.Max; w >= j.Workers.Min; w-- {
+		if j.Validate(w) == nil {
+			out = append(out, w)
+		}
+	}
+	return out
+}
