@@ -1,0 +1,114 @@
+package model
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Config fixes the shape of a decoder-only transformer (SPEC section 2).
+type Config struct {
+	VocabSize     int     `json:"vocab_size" yaml:"vocab_size"`
+	ContextLength int     `json:"context_length" yaml:"context_length"`
+	DModel        int     `json:"d_model" yaml:"d_model"`
+	NumLayers     int     `json:"num_layers" yaml:"num_layers"`
+	NumHeads      int     `json:"num_heads" yaml:"num_heads"`
+	DFF           int     `json:"d_ff" yaml:"d_ff"`
+	RopeTheta     float64 `json:"rope_theta" yaml:"rope_theta"`
+}
+
+// presets are the named model shapes of SPEC section 1 and 2.
+var presets = map[string]Config{
+	"cs336-17m": {VocabSize: 10000, ContextLength: 256, DModel: 512, NumLayers: 4, NumHeads: 16, DFF: 1344, RopeTheta: 10000},
+	"small":     {VocabSize: 4096, ContextLength: 128, DModel: 256, NumLayers: 4, NumHeads: 8, DFF: 672, RopeTheta: 10000},
+}
+
+// Preset returns the named model shape ("cs336-17m" or "small").
+func Preset(name string) (Config, error) {
+	c, ok := presets[name]
+	if !ok {
+		return Config{}, fmt.Errorf("unknown model preset %q (known: %v)", name, PresetNames())
+	}
+	return c, nil
+}
+
+// PresetNames lists the known presets, sorted.
+func PresetNames() []string {
+	names := make([]string, 0, len(presets))
+	for n := range presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// HeadDim is d_model / num_heads.
+func (c Config) HeadDim() int { return c.DModel / c.NumHeads }
+
+// Validate reports the first impossible value, naming its key.
+func (c Config) Validate() error {
+	pos := []struct {
+		key string
+		v   int
+	}{
+		{"vocab_size", c.VocabSize}, {"context_length", c.ContextLength}, {"d_model", c.DModel},
+		{"num_layers", c.NumLayers}, {"num_heads", c.NumHeads}, {"d_ff", c.DFF},
+	}
+	for _, p := range pos {
+		if p.v <= 0 {
+			return fmt.Errorf("model: %s must be positive, got %d", p.key, p.v)
+		}
+	}
+	if !(c.RopeTheta > 0) {
+		return fmt.Errorf("model: rope_theta must be positive, got %g", c.RopeTheta)
+	}
+	if c.DModel%c.NumHeads != 0 {
+		return fmt.Errorf("model: num_heads %d must divide d_model %d", c.NumHeads, c.DModel)
+	}
+	if c.HeadDim()%2 != 0 {
+		return fmt.Errorf("model: num_heads %d gives an odd head size d_model/num_heads = %d; RoPE needs it even", c.NumHeads, c.HeadDim())
+	}
+	return nil
+}
+
+// Metadata returns the config as decimal strings, the way it is stored in
+// the safetensors __metadata__ (SPEC section 6).
+func (c Config) Metadata() map[string]string {
+	return map[string]string{
+		"vocab_size":     fmt.Sprint(c.VocabSize),
+		"context_length": fmt.Sprint(c.ContextLength),
+		"d_model":        fmt.Sprint(c.DModel),
+		"num_layers":     fmt.Sprint(c.NumLayers),
+		"num_heads":      fmt.Sprint(c.NumHeads),
+		"d_ff":           fmt.Sprint(c.DFF),
+		"rope_theta":     fmt.Sprint(c.RopeTheta),
+	}
+}
+
+// ConfigFromMetadata parses the decimal strings written by Metadata.
+func ConfigFromMetadata(md map[string]string) (Config, error) {
+	var c Config
+	ints := []struct {
+		key string
+		dst *int
+	}{
+		{"vocab_size", &c.VocabSize}, {"context_length", &c.ContextLength}, {"d_model", &c.DModel},
+		{"num_layers", &c.NumLayers}, {"num_heads", &c.NumHeads}, {"d_ff", &c.DFF},
+	}
+	for _, f := range ints {
+		s, ok := md[f.key]
+		if !ok {
+			return Config{}, fmt.Errorf("metadata key %s missing", f.key)
+		}
+		if _, err := fmt.Sscan(s, f.dst); err != nil {
+			return Config{}, fmt.Errorf("metadata key %s = %q: not an integer", f.key, s)
+		}
+	}
+	s, ok := md["rope_theta"]
+	if !ok {
+		return Config{}, fmt.Errorf("metadata key rope_theta missing")
+	}
+	if _, err := fmt.Sscan(s, &c.RopeTheta); err != nil {
+		return Config{}, fmt.Errorf("metadata key rope_theta = %q: not a number", s)
+	}
+	return c, c.Validate()
+}
