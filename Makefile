@@ -28,3 +28,9 @@ demo: build
 
 clean:
 	rm -rf bin
+
+proto:
+	./scripts/genproto.sh
+
+proto-check:
+	./scripts/genproto.sh --check
