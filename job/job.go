@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ringtrain/ringtrain/model"
 )
 
 // Job is one training job, as written in a job file.
@@ -23,17 +25,11 @@ type Job struct {
 	Workers    Workers    `yaml:"workers" json:"workers"`
 }
 
-// Model names a preset, or gives the fields of the model's shape.
-// Fields given next to a preset override the preset's.
+// Model names a preset, or gives the fields of the model's shape
+// (model.Config). Fields given next to a preset override the preset's.
 type Model struct {
-	Preset        string  `yaml:"preset" json:"preset,omitempty"`
-	VocabSize     int     `yaml:"vocab_size" json:"vocab_size,omitempty"`
-	ContextLength int     `yaml:"context_length" json:"context_length,omitempty"`
-	DModel        int     `yaml:"d_model" json:"d_model,omitempty"`
-	NumLayers     int     `yaml:"num_layers" json:"num_layers,omitempty"`
-	NumHeads      int     `yaml:"num_heads" json:"num_heads,omitempty"`
-	DFF           int     `yaml:"d_ff" json:"d_ff,omitempty"`
-	RopeTheta     float64 `yaml:"rope_theta" json:"rope_theta,omitempty"`
+	Preset       string `yaml:"preset" json:"preset,omitempty"`
+	model.Config `yaml:",inline" json:",inline"`
 }
 
 // Data says where the token shards are and in which order to read them.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ringtrain/ringtrain/model"
 )
 
 const specExample = `
@@ -25,9 +27,8 @@ func TestParseSpecExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Presets["small"]
-	want.Preset = "small"
-	if j.Model != want {
+	small, _ := model.Preset("small")
+	if want := (Model{Preset: "small", Config: small}); j.Model != want {
 		t.Errorf("model = %+v, want %+v", j.Model, want)
 	}
 	if j.Train.GlobalBatch != 32 || j.Train.Seed != 1337 || j.Train.Eps != 1e-8 || j.Checkpoint.Keep != 3 {
@@ -55,8 +56,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"data: {train: a, trian: b}", "data.trian"},
 		{"lr: 1", "unknown key lr"},
 		{"data: {train: a}\nmodel: {preset: huge}", "model.preset"},
-		{"data: {train: a}\nmodel: {preset: small, num_heads: 7}", "model.num_heads"},
-		{"data: {train: a}\nmodel: {preset: small, vocab_size: 70000}", "model.vocab_size"},
+		{"data: {train: a}\nmodel: {preset: small, num_heads: 7}", "num_heads"},
+		{"data: {train: a}\nmodel: {preset: small, vocab_size: 70000}", "vocab_size"},
 		{"data: {train: a}\ntrain: {global_batch: 30, micro_batch: 8}", "train.micro_batch"},
 		{"data: {train: a}\ntrain: {lr: -1}", "train.lr"},
 		{"data: {train: a}\ntrain: {beta2: 1}", "train.beta2"},

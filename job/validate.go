@@ -3,22 +3,18 @@ package job
 import (
 	"fmt"
 	"math"
+
+	"github.com/ringtrain/ringtrain/model"
 )
 
-// Presets are the model shapes a job may name in model.preset (spec section 1).
-var Presets = map[string]Model{
-	"cs336-17m": {VocabSize: 10000, ContextLength: 256, DModel: 512, NumLayers: 4, NumHeads: 16, DFF: 1344, RopeTheta: 10000},
-	"small":     {VocabSize: 4096, ContextLength: 128, DModel: 256, NumLayers: 4, NumHeads: 8, DFF: 672, RopeTheta: 10000},
-}
-
 // Resolved returns the model's shape with the preset applied and fields
-// given beside it taking precedence.
+// given beside it taking precedence, validated.
 func (m Model) Resolved() (Model, error) {
-	out := Model{}
+	var out model.Config
 	if m.Preset != "" {
-		p, ok := Presets[m.Preset]
-		if !ok {
-			return Model{}, fmt.Errorf("model.preset: unknown preset %q (known: cs336-17m, small)", m.Preset)
+		p, err := model.Preset(m.Preset)
+		if err != nil {
+			return Model{}, fmt.Errorf("model.preset: %w", err)
 		}
 		out = p
 	}
@@ -39,30 +35,13 @@ func (m Model) Resolved() (Model, error) {
 	if out.RopeTheta == 0 {
 		out.RopeTheta = 10000
 	}
-	out.Preset = m.Preset
-	for _, f := range []struct {
-		key string
-		v   int
-	}{
-		{"model.vocab_size", out.VocabSize}, {"model.context_length", out.ContextLength},
-		{"model.d_model", out.DModel}, {"model.num_layers", out.NumLayers},
-		{"model.num_heads", out.NumHeads}, {"model.d_ff", out.DFF},
-	} {
-		if f.v <= 0 {
-			return Model{}, fmt.Errorf("%s: must be > 0 (got %d; give it or a model.preset)", f.key, f.v)
-		}
+	if err := out.Validate(); err != nil {
+		return Model{}, err
 	}
-	switch {
-	case out.VocabSize > 65536:
-		return Model{}, fmt.Errorf("model.vocab_size: %d does not fit the uint16 token shards (max 65536)", out.VocabSize)
-	case out.DModel%out.NumHeads != 0:
-		return Model{}, fmt.Errorf("model.num_heads: %d does not divide model.d_model %d", out.NumHeads, out.DModel)
-	case (out.DModel/out.NumHeads)%2 != 0:
-		return Model{}, fmt.Errorf("model.num_heads: head size d_model/num_heads = %d must be even for RoPE", out.DModel/out.NumHeads)
-	case !(out.RopeTheta > 0) || math.IsInf(out.RopeTheta, 0):
-		return Model{}, fmt.Errorf("model.rope_theta: must be a positive number (got %v)", out.RopeTheta)
+	if out.VocabSize > 65536 {
+		return Model{}, fmt.Errorf("model: vocab_size %d does not fit the uint16 token shards (max 65536)", out.VocabSize)
 	}
-	return out, nil
+	return Model{Preset: m.Preset, Config: out}, nil
 }
 
 // check validates everything that does not depend on the world size, and
