@@ -1,0 +1,72 @@
+// Package allreduce is ringtrain's data plane: a ring all-reduce of float32
+// gradients (and small float64 vectors) between the workers of one
+// membership generation, over gRPC streams between ring neighbours.
+//
+// # Algorithm
+//
+// Reduce-scatter then all-gather around the ring (see schedule): each rank
+// sends about 2(W−1)/W of the buffer and receives as much, whatever W is.
+// Segments are cut into chunks (Config.ChunkBytes, 1 MiB by default) and a
+// chunk is forwarded as soon as it has been added, so sending, receiving
+// and adding overlap. Every segment is summed in one fixed order along the
+// ring, scaled by 1/W once (Mean), and then copied to every rank, so all
+// ranks hold bit-identical results, and the same inputs give the same bits
+// on every run. Any length works, including 0 and lengths below W.
+//
+// Every chunk travels with a header (generation, operation sequence
+// number, bucket, step, offset, count, length, element type, reduction,
+// sender); the receiver checks it against its own schedule, so a frame from
+// another generation or operation fails the operation (ErrStaleGeneration,
+// ErrMismatch, ErrProtocol) instead of being added.
+//
+// # Usage
+//
+//  1. Once per process, create the transport and register it on the
+//     worker's gRPC server, which must be built with ServerOptions (flow
+//     control windows, buffer sizes and message limits tuned for tensors):
+//
+//     tr := allreduce.NewGRPCTransport()
+//     srv := grpc.NewServer(append(allreduce.ServerOptions(), myOpts...)...)
+//     tr.Register(srv)
+//
+//  2. For every membership generation, create a ring. New connects to both
+//     neighbours and returns when they are connected too:
+//
+//     ring, err := allreduce.New(ctx, tr, allreduce.Config{
+//     Generation: gen, Rank: rank, WorldSize: w, Peers: addrs})
+//
+//  3. Reduce. AllReduce averages in place. For overlap with the backward
+//     pass, Start each gradient bucket as soon as it is complete (the
+//     ranks must start the same buckets in the same order; PlanBuckets cuts
+//     a flat gradient buffer into buckets) and Wait for all before the
+//     optimizer step; the buckets are reduced one after another on a
+//     background goroutine while the caller keeps computing:
+//
+//     hs := make([]*allreduce.Handle, len(buckets))
+//     for i, b := range buckets { // as backward completes each
+//     hs[i] = ring.Start(ctx, b.ID, grads[b.Off:b.Off+b.Len])
+//     }
+//     for _, h := range hs { if err := h.Wait(); err != nil { … } }
+//
+//     AllReduceFloat64 (Sum or Mean) reduces small vectors such as the
+//     loss and token counts through the same ring.
+//
+//  4. On a generation change, Close the ring (pending operations fail with
+//     ErrClosed) and create a new one.
+//
+// # Failures
+//
+// An operation never hangs: its context bounds it, and a peer that dies
+// breaks the streams, which fails the operation on every rank (each rank
+// that fails aborts its own streams, so the failure travels around the
+// ring). A failed operation breaks the ring for good (ErrBroken); the
+// caller recovers with a new ring for a new generation.
+//
+// # Transports
+//
+// The ring talks to its neighbours through the small Transport and Link
+// interfaces. InmemNetwork implements them with channels for tests;
+// GRPCTransport with one client stream per rank to its right neighbour
+// (service Peer in proto/peer.proto), tensor bytes written straight from
+// the caller's buffer by a raw codec.
+package allreduce

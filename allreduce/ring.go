@@ -1,0 +1,579 @@
+package allreduce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	pb "github.com/ringtrain/ringtrain/proto"
+)
+
+// Op is the reduction of an operation.
+type Op int
+
+const (
+	// Mean sums over the ranks, then multiplies by 1/W.
+	Mean Op = iota
+	// Sum sums over the ranks.
+	Sum
+)
+
+func (o Op) proto() pb.ReduceOp {
+	if o == Sum {
+		return pb.ReduceOp_REDUCE_OP_SUM
+	}
+	return pb.ReduceOp_REDUCE_OP_MEAN
+}
+
+// PlainBucket is the bucket id AllReduce and AllReduceFloat64 use.
+const PlainBucket = -1
+
+// releaseGrace bounds how long a failed operation waits for the transport
+// to let go of the caller's buffer before returning anyway.
+const releaseGrace = time.Second
+
+// Ring is one member of a ring all-reduce group for one generation. Its
+// operations run one at a time in the order they were started, on a
+// background goroutine; all ranks must start the same operations in the
+// same order. Any failure breaks the ring for good: the failing operation
+// and every later one return an error on every rank. Methods are safe for
+// concurrent use.
+type Ring struct {
+	cfg   Config
+	sched schedule // n and chunk filled per operation
+	link  Link
+
+	mu      sync.Mutex
+	queue   []*op
+	running bool
+	nextSeq uint64
+	closing bool
+	wake    chan struct{} // cap 1: queue changed
+
+	stopOnce sync.Once
+	stopped  chan struct{} // closed once the ring failed or closed
+	err      error         // why; set before stopped is closed
+
+	free    chan *InFrame // receive buffers not in use
+	recvCh  chan *InFrame // received frames in order
+	recvErr error         // set before recvCh is closed
+
+	sendMu   sync.Mutex
+	sendQ    []*OutFrame
+	sendWake chan struct{} // cap 1
+
+	wg sync.WaitGroup
+}
+
+// New connects this member to its neighbours through t and returns the
+// ring. It blocks until the neighbours of the generation are connected too,
+// or ctx ends. For WorldSize 1 it connects nothing and t may be nil.
+func New(ctx context.Context, t Transport, cfg Config) (*Ring, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	r := &Ring{
+		cfg:      cfg,
+		sched:    schedule{w: cfg.WorldSize, rank: cfg.Rank},
+		wake:     make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
+		sendWake: make(chan struct{}, 1),
+	}
+	if cfg.WorldSize > 1 {
+		m := cfg.member()
+		link, err := t.Connect(ctx, m)
+		if err != nil {
+			return nil, fmt.Errorf("allreduce: generation %d rank %d/%d: connect: %w", cfg.Generation, cfg.Rank, cfg.WorldSize, err)
+		}
+		r.link = link
+		r.free = make(chan *InFrame, cfg.RecvBuffers)
+		r.recvCh = make(chan *InFrame, cfg.RecvBuffers)
+		for range cfg.RecvBuffers {
+			// []float64 backing keeps the buffer 8-byte aligned.
+			b := make([]float64, cfg.ChunkBytes/8)
+			r.free <- &InFrame{Data: unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b)*8)}
+		}
+		r.wg.Add(2)
+		go r.recvLoop()
+		go r.sendLoop()
+	}
+	r.wg.Add(1)
+	go r.execLoop()
+	return r, nil
+}
+
+// Generation, Rank and WorldSize describe the ring.
+func (r *Ring) Generation() uint64 { return r.cfg.Generation }
+func (r *Ring) Rank() int          { return r.cfg.Rank }
+func (r *Ring) WorldSize() int     { return r.cfg.WorldSize }
+
+// Handle is a started operation.
+type Handle struct {
+	r  *Ring
+	op *op
+}
+
+// Wait blocks until the operation is done and returns its error. If the
+// operation's context ends first, Wait breaks the ring (the other ranks
+// cannot finish without this one) and returns the context's error. When
+// Wait returns, the ring no longer touches the buffer.
+func (h *Handle) Wait() error {
+	select {
+	case <-h.op.done:
+	case <-h.op.ctx.Done():
+		// A running operation watches its context itself; a queued one
+		// cannot be skipped without the other ranks.
+		h.r.mu.Lock()
+		queued := !h.op.started
+		h.r.mu.Unlock()
+		if queued {
+			h.r.fail(fmt.Errorf("op %d (bucket %d) still queued: %w", h.op.seq, h.op.bucket, h.op.ctx.Err()))
+		}
+		<-h.op.done
+	}
+	return h.op.err
+}
+
+// Done is closed when the operation has finished.
+func (h *Handle) Done() <-chan struct{} { return h.op.done }
+
+// Start queues an all-reduce (mean) of buf in place and returns at once.
+// bucket is the caller's id for buf; the ranks must agree on it. buf is
+// not to be touched until Wait returns.
+func (r *Ring) Start(ctx context.Context, bucket int, buf []float32) *Handle {
+	return r.start(ctx, &op{bucket: int32(bucket), kind: Mean, f32: buf})
+}
+
+// StartOp is Start with the given reduction.
+func (r *Ring) StartOp(ctx context.Context, bucket int, buf []float32, o Op) *Handle {
+	return r.start(ctx, &op{bucket: int32(bucket), kind: o, f32: buf})
+}
+
+// AllReduce replaces buf by the element-wise mean over the ranks.
+func (r *Ring) AllReduce(ctx context.Context, buf []float32) error {
+	return r.start(ctx, &op{bucket: PlainBucket, kind: Mean, f32: buf}).Wait()
+}
+
+// AllReduceOp replaces buf by its reduction o over the ranks.
+func (r *Ring) AllReduceOp(ctx context.Context, buf []float32, o Op) error {
+	return r.start(ctx, &op{bucket: PlainBucket, kind: o, f32: buf}).Wait()
+}
+
+// AllReduceFloat64 replaces buf by its reduction o over the ranks, in
+// float64 (for losses, token counts and other small vectors).
+func (r *Ring) AllReduceFloat64(ctx context.Context, buf []float64, o Op) error {
+	return r.start(ctx, &op{bucket: PlainBucket, kind: o, f64: buf, isF64: true}).Wait()
+}
+
+// Close ends the ring. Pending and later operations fail with ErrClosed.
+// If no operation is pending, the neighbours receive everything sent and
+// then see a clean end of stream (bounded by Config.CloseTimeout).
+// Idempotent; it returns once the ring's goroutines have exited.
+func (r *Ring) Close() error {
+	r.mu.Lock()
+	busy := r.running || len(r.queue) > 0
+	r.closing = true
+	r.mu.Unlock()
+	r.stop(ErrClosed, !busy)
+	r.wg.Wait()
+	return nil
+}
+
+// Err returns why the ring stopped, or nil while it works.
+func (r *Ring) Err() error {
+	select {
+	case <-r.stopped:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// op is one queued operation.
+type op struct {
+	ctx    context.Context
+	seq    uint64
+	bucket int32
+	kind   Op
+	f32    []float32
+	f64    []float64
+	isF64  bool
+
+	started bool // dequeued by the operation loop; guarded by Ring.mu
+	done    chan struct{}
+	err     error
+
+	// Sends the transport still holds: all of them, and those of step 0,
+	// whose segment the all-gather overwrites later.
+	pending, pending0 atomic.Int64
+	drained           chan struct{} // cap 1: a pending count reached 0
+}
+
+func (o *op) len() int {
+	if o.isF64 {
+		return len(o.f64)
+	}
+	return len(o.f32)
+}
+
+func (o *op) elemSize() int {
+	if o.isF64 {
+		return 8
+	}
+	return 4
+}
+
+func (o *op) dtype() pb.DType {
+	if o.isF64 {
+		return pb.DType_DTYPE_FLOAT64
+	}
+	return pb.DType_DTYPE_FLOAT32
+}
+
+// bytes returns the bytes of elements [off, off+n).
+func (o *op) bytes(off, n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	if o.isF64 {
+		return unsafe.Slice((*byte)(unsafe.Pointer(&o.f64[off])), n*8)
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&o.f32[off])), n*4)
+}
+
+func (r *Ring) start(ctx context.Context, o *op) *Handle {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	o.ctx = ctx
+	o.done = make(chan struct{})
+	o.drained = make(chan struct{}, 1)
+	h := &Handle{r: r, op: o}
+	r.mu.Lock()
+	o.seq = r.nextSeq
+	r.nextSeq++
+	if r.closing {
+		r.mu.Unlock()
+		o.err = ErrClosed
+		if err := r.Err(); err != nil {
+			o.err = err
+		}
+		close(o.done)
+		return h
+	}
+	r.queue = append(r.queue, o)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return h
+}
+
+// stop stops the ring once, with err as the reason. graceful asks the link
+// to deliver what was sent before ending the streams.
+func (r *Ring) stop(err error, graceful bool) {
+	r.stopOnce.Do(func() {
+		r.err = err
+		close(r.stopped)
+		if r.link != nil {
+			r.link.Close(graceful)
+		}
+	})
+}
+
+// fail breaks the ring because of err.
+func (r *Ring) fail(err error) {
+	r.stop(fmt.Errorf("%w: %w", ErrBroken, err), false)
+}
+
+func (r *Ring) execLoop() {
+	defer r.wg.Done()
+	for {
+		r.mu.Lock()
+		var o *op
+		if len(r.queue) > 0 {
+			o = r.queue[0]
+			r.queue[0] = nil
+			r.queue = r.queue[1:]
+			r.running = true
+			o.started = true
+		}
+		r.mu.Unlock()
+		if o == nil {
+			select {
+			case <-r.wake:
+				continue
+			case <-r.stopped:
+			}
+			r.mu.Lock()
+			if len(r.queue) > 0 {
+				r.mu.Unlock()
+				continue // fail what is left
+			}
+			r.closing = true
+			r.mu.Unlock()
+			return
+		}
+		var err error
+		select {
+		case <-r.stopped:
+			err = r.err
+		default:
+			err = r.run(o)
+			if err != nil {
+				r.fail(err)
+				err = r.Err() // the first failure, which may be another's
+				r.awaitRelease(o)
+			}
+		}
+		o.err = err
+		close(o.done)
+		r.mu.Lock()
+		r.running = false
+		r.mu.Unlock()
+	}
+}
+
+// awaitRelease waits a little for the transport to let go of o's buffer.
+func (r *Ring) awaitRelease(o *op) {
+	t := time.NewTimer(releaseGrace)
+	defer t.Stop()
+	for o.pending.Load() != 0 {
+		select {
+		case <-o.drained:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// run executes one operation: the pipelined reduce-scatter and all-gather.
+func (r *Ring) run(o *op) error {
+	if err := o.ctx.Err(); err != nil {
+		return fmt.Errorf("op %d (bucket %d): %w", o.seq, o.bucket, err)
+	}
+	w := r.cfg.WorldSize
+	n := o.len()
+	if w == 1 || n == 0 {
+		return nil // the mean of one rank is itself: multiplying by 1 is exact
+	}
+	s := r.sched
+	s.n = n
+	s.chunk = r.cfg.ChunkBytes / o.elemSize()
+	want := Header{
+		Generation: r.cfg.Generation,
+		OpSeq:      o.seq,
+		Bucket:     o.bucket,
+		Total:      uint64(n),
+		DType:      o.dtype(),
+		Op:         o.kind.proto(),
+		SenderRank: uint32(r.cfg.Rank),
+	}
+	send := func(step, seg, k int) {
+		off, cnt := s.chunkRange(seg, k)
+		h := want
+		h.Step, h.Offset, h.Count = uint32(step), uint64(off), uint32(cnt)
+		o.pending.Add(1)
+		step0 := step == 0
+		if step0 {
+			o.pending0.Add(1)
+		}
+		r.enqueueSend(&OutFrame{Header: h, Data: o.bytes(off, cnt), Release: func() {
+			if step0 && o.pending0.Add(-1) == 0 {
+				notify(o.drained)
+			}
+			if o.pending.Add(-1) == 0 {
+				notify(o.drained)
+			}
+		}})
+	}
+	seg0 := s.sendSeg(0)
+	for k := range s.chunks(seg0) {
+		send(0, seg0, k)
+	}
+	want.SenderRank = uint32(mod(r.cfg.Rank-1, w))
+	for step := range s.steps() {
+		seg := s.recvSeg(step)
+		if step == w-1 {
+			// The all-gather overwrites the segment sent at step 0.
+			if err := r.awaitPending(o, &o.pending0); err != nil {
+				return err
+			}
+		}
+		for k := range s.chunks(seg) {
+			off, cnt := s.chunkRange(seg, k)
+			f, err := r.recv(o)
+			if err != nil {
+				return fmt.Errorf("op %d (bucket %d) step %d: %w", o.seq, o.bucket, step, err)
+			}
+			h := want
+			h.Step, h.Offset, h.Count = uint32(step), uint64(off), uint32(cnt)
+			if err := check(f, h, o.elemSize()); err != nil {
+				r.free <- f
+				return err
+			}
+			r.apply(o, s, step, off, cnt, f.Data[:f.N])
+			r.free <- f
+			if step+1 < s.steps() {
+				send(step+1, seg, k)
+			}
+		}
+	}
+	return r.awaitPending(o, &o.pending)
+}
+
+// apply combines a received chunk into o's buffer at [off, off+cnt).
+func (r *Ring) apply(o *op, s schedule, step, off, cnt int, data []byte) {
+	scale := s.final(step) && o.kind == Mean
+	w := r.cfg.WorldSize
+	if o.isF64 {
+		dst := o.f64[off : off+cnt]
+		src := unsafe.Slice((*float64)(unsafe.Pointer(unsafe.SliceData(data))), cnt)
+		switch {
+		case !s.reducing(step):
+			copy(dst, src)
+		case scale:
+			addScale64(dst, src, 1/float64(w))
+		default:
+			add64(dst, src)
+		}
+		return
+	}
+	dst := o.f32[off : off+cnt]
+	src := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(data))), cnt)
+	switch {
+	case !s.reducing(step):
+		copy(dst, src)
+	case scale:
+		addScale32(dst, src, 1/float32(w))
+	default:
+		add32(dst, src)
+	}
+}
+
+// check compares a received frame with what the schedule expects.
+func check(f *InFrame, want Header, elemSize int) error {
+	got := f.Header
+	switch {
+	case got == want && f.N == int(want.Count)*elemSize:
+		return nil
+	case got.Generation != want.Generation:
+		return fmt.Errorf("%w: frame of generation %d, ring is generation %d", ErrStaleGeneration, got.Generation, want.Generation)
+	case got.OpSeq != want.OpSeq || got.Bucket != want.Bucket || got.Total != want.Total || got.DType != want.DType || got.Op != want.Op:
+		return fmt.Errorf("%w: expected op %d bucket %d (%d × %v, %v), rank %d sent op %d bucket %d (%d × %v, %v)",
+			ErrMismatch, want.OpSeq, want.Bucket, want.Total, want.DType, want.Op,
+			got.SenderRank, got.OpSeq, got.Bucket, got.Total, got.DType, got.Op)
+	case got == want:
+		return fmt.Errorf("%w: op %d step %d: %d data bytes for %d elements", ErrProtocol, want.OpSeq, want.Step, f.N, want.Count)
+	default:
+		return fmt.Errorf("%w: op %d: expected step %d offset %d count %d from rank %d, got step %d offset %d count %d from rank %d",
+			ErrProtocol, want.OpSeq, want.Step, want.Offset, want.Count, want.SenderRank,
+			got.Step, got.Offset, got.Count, got.SenderRank)
+	}
+}
+
+// recv returns the next frame from the left neighbour.
+func (r *Ring) recv(o *op) (*InFrame, error) {
+	select {
+	case f, ok := <-r.recvCh:
+		if !ok {
+			return nil, r.recvErr
+		}
+		return f, nil
+	case <-o.ctx.Done():
+		return nil, o.ctx.Err()
+	case <-r.stopped:
+		return nil, r.err
+	}
+}
+
+// awaitPending waits until the transport released the sends counted by c.
+func (r *Ring) awaitPending(o *op, c *atomic.Int64) error {
+	for c.Load() != 0 {
+		select {
+		case <-o.drained:
+		case <-o.ctx.Done():
+			return fmt.Errorf("op %d (bucket %d): waiting for sends: %w", o.seq, o.bucket, o.ctx.Err())
+		case <-r.stopped:
+			return r.err
+		}
+	}
+	return nil
+}
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Ring) enqueueSend(f *OutFrame) {
+	r.sendMu.Lock()
+	r.sendQ = append(r.sendQ, f)
+	r.sendMu.Unlock()
+	notify(r.sendWake)
+}
+
+// sendLoop hands queued frames to the link in order. The queue is
+// unbounded so that the operation loop never waits for the network, which
+// could otherwise deadlock the ring.
+func (r *Ring) sendLoop() {
+	defer r.wg.Done()
+	var batch []*OutFrame
+	for {
+		r.sendMu.Lock()
+		batch, r.sendQ = r.sendQ, batch[:0]
+		r.sendMu.Unlock()
+		if len(batch) == 0 {
+			select {
+			case <-r.sendWake:
+				continue
+			case <-r.stopped:
+				return
+			}
+		}
+		for i, f := range batch {
+			if err := r.link.Send(f); err != nil {
+				r.fail(fmt.Errorf("send to right neighbour (rank %d): %w", r.cfg.member().right(), err))
+				for _, g := range batch[i+1:] {
+					g.Release()
+				}
+				return
+			}
+			batch[i] = nil
+		}
+	}
+}
+
+// recvLoop reads frames from the left neighbour into free buffers.
+func (r *Ring) recvLoop() {
+	defer r.wg.Done()
+	left := r.cfg.member().left()
+	for {
+		var f *InFrame
+		select {
+		case f = <-r.free:
+		case <-r.stopped:
+			return
+		}
+		if err := r.link.Recv(f); err != nil {
+			if errors.Is(err, io.EOF) {
+				r.recvErr = fmt.Errorf("%w (rank %d)", ErrPeerClosed, left)
+			} else {
+				r.recvErr = fmt.Errorf("receive from left neighbour (rank %d): %w", left, err)
+				r.fail(r.recvErr)
+			}
+			close(r.recvCh)
+			return
+		}
+		r.recvCh <- f
+	}
+}
