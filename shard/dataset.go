@@ -54,9 +54,9 @@ func OpenFiles(files []string, vocabSize, T int, opts ...Option) (*Dataset, erro
 			return nil, err
 		}
 		ds.shards = append(ds.shards, s)
-		if s.Len() < T+1 {
+		if n := s.Len(); n < T+1 {
 			ds.Close()
-			return nil, fmt.Errorf("shard %s: %w: %d tokens, a sequence of context %d needs %d", p, ErrTooShort, s.Len(), T, T+1)
+			return nil, fmt.Errorf("shard %s: %w: %d tokens, a sequence of context %d needs %d", p, ErrTooShort, n, T, T+1)
 		}
 		ds.tokens += int64(s.Len())
 		ds.starts = append(ds.starts, ds.starts[len(ds.starts)-1]+(s.Len()-1)/T)

@@ -63,7 +63,8 @@ func (w *Writer) Write(tokens []uint16) error {
 }
 
 // WriteInts appends tokens given as ints, checking each is below vocabSize
-// (at most MaxVocab).
+// (at most MaxVocab). After an error part of ids may have been written;
+// Abort the Writer.
 func (w *Writer) WriteInts(ids []int, vocabSize int) error {
 	if vocabSize < 1 || vocabSize > MaxVocab {
 		return fmt.Errorf("shard %s: %w: %d (want 1..%d)", w.path, ErrVocabSize, vocabSize, MaxVocab)
