@@ -1,10 +1,18 @@
 package kernels
 
+import (
+	"fmt"
+	"sync"
+)
+
 // Gemm computes C = alpha·op(A)·op(B) + beta·C on row-major matrices, like
 // BLAS sgemm: op(A) is (m,k), op(B) is (k,n), C is (m,n) with row stride ldc.
 // transA means A is stored (k,m) with row stride lda, else (m,k); transB
 // means B is stored (n,k) with row stride ldb, else (k,n).
 // With beta == 0, C is overwritten (NaNs in C do not propagate).
+// Only C's m rows × n columns are written. Gemm panics on slices too short
+// for their shapes. It is safe for concurrent use; large products run on up
+// to Threads() threads, small ones on the calling goroutine.
 //
 // The three shapes of training are
 //
@@ -12,46 +20,230 @@ package kernels
 //	backward dx = dy·W   Gemm(false, false, ...)
 //	backward dW += dyᵀ·x Gemm(true, false, ..., beta=1)
 func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	g := gemmArgs{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc}
+	if err := g.check(); err != nil {
+		panic(err)
+	}
 	if m == 0 || n == 0 {
 		return
 	}
-	gemmRef(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	if k == 0 || alpha == 0 {
+		scaleMatrix(m, n, beta, c, ldc)
+		return
+	}
+	gemmWith(activeKernel, Threads(), &g)
 }
 
-// gemmRef is the reference loop:
-//
-//	for i, j: C[i,j] = alpha·Σ_p opA[i,p]·opB[p,j] + beta·C[i,j]
-func gemmRef(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// gemmArgs are the arguments of one Gemm call.
+type gemmArgs struct {
+	transA, transB bool
+	m, n, k        int
+	alpha          float32
+	a              []float32
+	lda            int
+	b              []float32
+	ldb            int
+	beta           float32
+	c              []float32
+	ldc            int
+}
+
+// check reports arguments that are negative or slices too short.
+func (g *gemmArgs) check() error {
+	if g.m < 0 || g.n < 0 || g.k < 0 {
+		return fmt.Errorf("kernels: Gemm: negative size m=%d n=%d k=%d", g.m, g.n, g.k)
+	}
+	ar, ac := g.m, g.k
+	if g.transA {
+		ar, ac = g.k, g.m
+	}
+	br, bc := g.k, g.n
+	if g.transB {
+		br, bc = g.n, g.k
+	}
+	if err := checkMatrix("a", g.a, ar, ac, g.lda); err != nil {
+		return err
+	}
+	if err := checkMatrix("b", g.b, br, bc, g.ldb); err != nil {
+		return err
+	}
+	return checkMatrix("c", g.c, g.m, g.n, g.ldc)
+}
+
+func checkMatrix(name string, s []float32, rows, cols, ld int) error {
+	if ld < max(cols, 1) {
+		return fmt.Errorf("kernels: Gemm: ld%s = %d < %d columns", name, ld, cols)
+	}
+	if rows == 0 || cols == 0 {
+		return nil
+	}
+	if need := (rows-1)*ld + cols; len(s) < need {
+		return fmt.Errorf("kernels: Gemm: len(%s) = %d, a %d×%d matrix with stride %d needs %d", name, len(s), rows, cols, ld, need)
+	}
+	return nil
+}
+
+// scaleMatrix sets C = beta·C (C = 0 when beta == 0).
+func scaleMatrix(m, n int, beta float32, c []float32, ldc int) {
 	for i := 0; i < m; i++ {
-		crow := c[i*ldc : i*ldc+n]
-		if beta == 0 {
-			clear(crow)
-		} else if beta != 1 {
-			for j := range crow {
-				crow[j] *= beta
+		row := c[i*ldc : i*ldc+n]
+		switch beta {
+		case 0:
+			clear(row)
+		case 1:
+		default:
+			for j := range row {
+				row[j] *= beta
 			}
 		}
-		for p := 0; p < k; p++ {
-			var av float32
-			if transA {
-				av = a[p*lda+i]
-			} else {
-				av = a[i*lda+p]
+	}
+}
+
+// microKernel is a register block with its cache block sizes: it computes
+// an mr×nr tile of C from packed slivers, c = a·b + beta·c (beta 0: c = a·b).
+// mc is a multiple of mr, nc of nr.
+type microKernel struct {
+	name       string
+	mr, nr     int
+	mc, kc, nc int
+	fn         func(k int, a, b, c []float32, ldc int, beta float32)
+}
+
+// activeKernel is the fastest kernel of this CPU; tests swap it.
+var activeKernel = availableKernels()[0]
+
+// minParallelFlops is the product size (2·m·n·k) below which Gemm runs on
+// the calling goroutine: waking a worker costs a few microseconds.
+const minParallelFlops = 1 << 22
+
+// gemmJob is one Gemm call split over threads, by rows or by columns of C.
+type gemmJob struct {
+	args   gemmArgs
+	kern   *microKernel
+	byRows bool
+	wg     sync.WaitGroup
+}
+
+var (
+	gemmJobs = newFreeList[gemmJob](16)
+	gemmBufs = newFreeList[gemmBuf](16)
+)
+
+// gemmBuf is the scratch of one thread: packed blocks of A and B and an
+// edge tile.
+type gemmBuf struct {
+	a, b, tile []float32
+}
+
+func gemmWith(kern *microKernel, nthreads int, g *gemmArgs) {
+	parts := 1
+	if 2*float64(g.m)*float64(g.n)*float64(g.k) >= minParallelFlops {
+		parts = nthreads
+	}
+	// Split the larger of m and n: the other operand is packed by every
+	// part, so it should be the smaller one.
+	byRows := g.m >= g.n
+	if byRows {
+		parts = min(parts, ceilDiv(g.m, kern.mr))
+	} else {
+		parts = min(parts, ceilDiv(g.n, kern.nr))
+	}
+	if parts <= 1 {
+		buf := gemmBufs.get()
+		gemmBlock(kern, g, buf, 0, g.m, 0, g.n)
+		gemmBufs.put(buf)
+		return
+	}
+	j := gemmJobs.get()
+	j.args, j.kern, j.byRows = *g, kern, byRows
+	parallel(j, parts, &j.wg)
+	j.args = gemmArgs{} // drop references to the caller's slices
+	gemmJobs.put(j)
+}
+
+func (j *gemmJob) runPart(i, n int) {
+	buf := gemmBufs.get()
+	g := &j.args
+	if j.byRows {
+		lo, hi := splitRange(g.m, j.kern.mr, i, n)
+		gemmBlock(j.kern, g, buf, lo, hi, 0, g.n)
+	} else {
+		lo, hi := splitRange(g.n, j.kern.nr, i, n)
+		gemmBlock(j.kern, g, buf, 0, g.m, lo, hi)
+	}
+	gemmBufs.put(buf)
+}
+
+// splitRange returns part i of n of [0, size), cut at multiples of unit.
+func splitRange(size, unit, i, n int) (lo, hi int) {
+	units := ceilDiv(size, unit)
+	lo = min(size, units*i/n*unit)
+	hi = min(size, units*(i+1)/n*unit)
+	return lo, hi
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// gemmBlock computes rows [i0,i1) × columns [j0,j1) of C with the BLIS loop
+// nest: column panels of B (nc), k blocks (kc, B packed), row blocks of A
+// (mc, A packed), then micro-tiles, B sliver outer so it stays in L1.
+func gemmBlock(kern *microKernel, g *gemmArgs, buf *gemmBuf, i0, i1, j0, j1 int) {
+	mr, nr := kern.mr, kern.nr
+	kcMax := min(kern.kc, g.k)
+	buf.a = grow(buf.a, min(kern.mc, ceilDiv(i1-i0, mr)*mr)*kcMax)
+	buf.b = grow(buf.b, min(kern.nc, ceilDiv(j1-j0, nr)*nr)*kcMax)
+	buf.tile = grow(buf.tile, mr*nr)
+	c, ldc := g.c, g.ldc
+	for jc := j0; jc < j1; jc += kern.nc {
+		ncb := min(kern.nc, j1-jc)
+		for pc := 0; pc < g.k; pc += kern.kc {
+			kcb := min(kern.kc, g.k-pc)
+			packB(buf.b, g, pc, kcb, jc, ncb, nr)
+			beta := g.beta
+			if pc > 0 {
+				beta = 1
 			}
-			av *= alpha
-			if av == 0 {
-				continue
-			}
-			if transB {
-				for j := range crow {
-					crow[j] += av * b[j*ldb+p]
+			for ic := i0; ic < i1; ic += kern.mc {
+				mcb := min(kern.mc, i1-ic)
+				packA(buf.a, g, ic, mcb, pc, kcb, mr)
+				for jr := 0; jr < ncb; jr += nr {
+					nrb := min(nr, ncb-jr)
+					bp := buf.b[jr*kcb : (jr+nr)*kcb]
+					for ir := 0; ir < mcb; ir += mr {
+						mrb := min(mr, mcb-ir)
+						ap := buf.a[ir*kcb : (ir+mr)*kcb]
+						ct := c[(ic+ir)*ldc+jc+jr:]
+						if mrb == mr && nrb == nr {
+							kern.fn(kcb, ap, bp, ct, ldc, beta)
+							continue
+						}
+						kern.fn(kcb, ap, bp, buf.tile, nr, 0)
+						mergeTile(ct, ldc, buf.tile, nr, mrb, nrb, beta)
+					}
 				}
-			} else {
-				brow := b[p*ldb : p*ldb+n]
-				for j, bv := range brow {
-					crow[j] += av * bv
-				}
 			}
+		}
+	}
+}
+
+// mergeTile sets c[i,j] = t[i,j] + beta·c[i,j] for i < rows, j < cols.
+func mergeTile(c []float32, ldc int, t []float32, ldt, rows, cols int, beta float32) {
+	for i := 0; i < rows; i++ {
+		cr := c[i*ldc : i*ldc+cols]
+		tr := t[i*ldt : i*ldt+cols]
+		if beta == 0 {
+			copy(cr, tr)
+			continue
+		}
+		for j, v := range tr {
+			cr[j] = v + beta*cr[j]
 		}
 	}
 }

@@ -1,0 +1,52 @@
+//go:build amd64 && !noasm
+
+package kernels
+
+//go:generate go run ./gen -out gemm_kernel_amd64.s -stubs gemm_kernel_stub_amd64.go -pkg kernels
+
+import "golang.org/x/sys/cpu"
+
+// kernel6x16AVX2 is the AVX2/FMA register block: 12 YMM accumulators.
+var kernel6x16AVX2 = &microKernel{
+	name: "avx2-6x16", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4096,
+	fn: func(k int, a, b, c []float32, ldc int, beta float32) {
+		_ = a[k*6-1]
+		_ = b[k*16-1]
+		_ = c[5*ldc+15]
+		gemmKernel6x16AVX2(k, &a[0], &b[0], &c[0], ldc, beta)
+	},
+}
+
+// kernel14x32AVX512 is the AVX-512 register block: 28 ZMM accumulators.
+var kernel14x32AVX512 = &microKernel{
+	name: "avx512-14x32", mr: 14, nr: 32, mc: 168, kc: 256, nc: 4096,
+	fn: func(k int, a, b, c []float32, ldc int, beta float32) {
+		_ = a[k*14-1]
+		_ = b[k*32-1]
+		_ = c[13*ldc+31]
+		gemmKernel14x32AVX512(k, &a[0], &b[0], &c[0], ldc, beta)
+	},
+}
+
+// kernel12x32AVX512 is a smaller AVX-512 register block: 24 ZMM accumulators.
+var kernel12x32AVX512 = &microKernel{
+	name: "avx512-12x32", mr: 12, nr: 32, mc: 144, kc: 256, nc: 4096,
+	fn: func(k int, a, b, c []float32, ldc int, beta float32) {
+		_ = a[k*12-1]
+		_ = b[k*32-1]
+		_ = c[11*ldc+31]
+		gemmKernel12x32AVX512(k, &a[0], &b[0], &c[0], ldc, beta)
+	},
+}
+
+// availableKernels lists the micro-kernels this CPU can run, fastest first.
+func availableKernels() []*microKernel {
+	var ks []*microKernel
+	if cpu.X86.HasAVX512F {
+		ks = append(ks, kernel14x32AVX512, kernel12x32AVX512)
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, kernel6x16AVX2)
+	}
+	return append(ks, kernelGo)
+}

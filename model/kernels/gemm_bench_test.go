@@ -1,0 +1,84 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkGemm measures the three training shapes at n×n×n:
+//
+//	go test -run '^$' -bench 'Gemm/' -count 5 ./model/kernels/
+func BenchmarkGemm(b *testing.B) {
+	shapes := []struct {
+		name           string
+		transA, transB bool
+	}{{"NT", false, true}, {"NN", false, false}, {"TN", true, false}}
+	for _, n := range []int{256, 512, 1024} {
+		for _, s := range shapes {
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/n=%d/threads=%d", s.name, n, threads), func(b *testing.B) {
+					benchGemm(b, activeKernel, threads, s.transA, s.transB, n, n, n)
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkGemmKernels compares the micro-kernels on one thread.
+func BenchmarkGemmKernels(b *testing.B) {
+	for _, kern := range availableKernels() {
+		b.Run(kern.name, func(b *testing.B) {
+			benchGemm(b, kern, 1, false, true, 1024, 1024, 1024)
+		})
+	}
+}
+
+// BenchmarkGemmModel runs the products of one cs336-17m step (2048 tokens).
+func BenchmarkGemmModel(b *testing.B) {
+	for _, s := range []struct {
+		name           string
+		transA, transB bool
+		m, n, k        int
+	}{
+		{"qkv_fwd", false, true, 2048, 512, 512},
+		{"ffn_up_fwd", false, true, 2048, 1344, 512},
+		{"ffn_down_dx", false, false, 2048, 512, 1344},
+		{"ffn_up_dw", true, false, 1344, 512, 2048},
+		{"lmhead_fwd", false, true, 2048, 10000, 512},
+		{"lmhead_dx", false, false, 2048, 512, 10000},
+		{"lmhead_dw", true, false, 10000, 512, 2048},
+		{"attn_head_scores", false, true, 256, 256, 32},
+	} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", s.name, threads), func(b *testing.B) {
+				benchGemm(b, activeKernel, threads, s.transA, s.transB, s.m, s.n, s.k)
+			})
+		}
+	}
+}
+
+func benchGemm(b *testing.B, kern *microKernel, threads int, transA, transB bool, m, n, k int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	fill := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = rng.Float32() - 0.5
+		}
+		return s
+	}
+	lda, ldb := k, n
+	if transA {
+		lda = m
+	}
+	if transB {
+		ldb = k
+	}
+	g := &gemmArgs{transA, transB, m, n, k, 1, fill(m * k), lda, fill(k * n), ldb, 0, fill(m * n), n}
+	gemmWith(kern, threads, g)
+	b.ResetTimer()
+	for b.Loop() {
+		gemmWith(kern, threads, g)
+	}
+	b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+}

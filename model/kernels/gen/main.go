@@ -1,0 +1,144 @@
+// Command gen writes the assembly micro-kernels of package kernels with avo.
+//
+//	go run ./gen -out gemm_kernel_amd64.s -stubs gemm_kernel_stub_amd64.go -pkg kernels
+//
+// Each kernel computes one MR×NR tile of C from a packed sliver of A (k steps
+// of MR values) and a packed sliver of B (k steps of NR values):
+//
+//	acc[i][j] = Σ_p a[p·MR+i]·b[p·NR+j]
+//	c[i·ldc+j] = acc[i][j] + beta·c[i·ldc+j]   (beta == 0: c = acc)
+package main
+
+import (
+	"fmt"
+
+	"github.com/mmcloughlin/avo/gotypes"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+func main() {
+	ConstraintExpr("amd64,!noasm")
+	microKernel("gemmKernel6x16AVX2", 6, 2, 32, YMM)
+	microKernel("gemmKernel12x32AVX512", 12, 2, 64, ZMM)
+	microKernel("gemmKernel14x32AVX512", 14, 2, 64, ZMM)
+	Generate()
+}
+
+// microKernel emits a kernel of mr rows and nv vectors of vecBytes per row.
+func microKernel(name string, mr, nv, vecBytes int, newVec func() VecVirtual) {
+	nr := nv * vecBytes / 4
+	TEXT(name, NOSPLIT, "func(k int, a, b, c *float32, ldc int, beta float32)")
+	Doc(fmt.Sprintf("%s computes one %d×%d tile of C from packed slivers a (k×%d) and b (k×%d):", name, mr, nr, mr, nr),
+		"",
+		fmt.Sprintf("\tc[i·ldc+j] = Σ_p a[p·%d+i]·b[p·%d+j] + beta·c[i·ldc+j]   (beta == 0: c is not read)", mr, nr))
+	k := Load(Param("k"), GP64())
+	pa := Load(Param("a"), GP64())
+	pb := Load(Param("b"), GP64())
+	pc := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+
+	// Prefetch the tile of C: it is read (or written) at the end.
+	row := GP64()
+	MOVQ(pc, row)
+	for i := 0; i < mr; i++ {
+		PREFETCHT0(Mem{Base: row})
+		PREFETCHT0(Mem{Base: row, Disp: nr*4 - 4})
+		ADDQ(ldc, row)
+	}
+
+	acc := make([][]VecVirtual, mr)
+	for i := range acc {
+		acc[i] = make([]VecVirtual, nv)
+		for v := range acc[i] {
+			acc[i][v] = newVec()
+			if vecBytes == 64 {
+				VPXORD(acc[i][v], acc[i][v], acc[i][v])
+			} else {
+				VXORPS(acc[i][v], acc[i][v], acc[i][v])
+			}
+		}
+	}
+	bv := make([]VecVirtual, nv)
+	for v := range bv {
+		bv[v] = newVec()
+	}
+	av := newVec()
+
+	step := func(u int) {
+		for v := 0; v < nv; v++ {
+			VMOVUPS(Mem{Base: pb, Disp: u*nr*4 + v*vecBytes}, bv[v])
+		}
+		for i := 0; i < mr; i++ {
+			VBROADCASTSS(Mem{Base: pa, Disp: (u*mr + i) * 4}, av)
+			for v := 0; v < nv; v++ {
+				VFMADD231PS(bv[v], av, acc[i][v])
+			}
+		}
+	}
+
+	const unroll = 4
+	Label(name + "_loop4")
+	CMPQ(k, U8(unroll))
+	JL(LabelRef(name + "_tail"))
+	for u := 0; u < unroll; u++ {
+		step(u)
+	}
+	ADDQ(U32(unroll*mr*4), pa)
+	ADDQ(U32(unroll*nr*4), pb)
+	SUBQ(U8(unroll), k)
+	JMP(LabelRef(name + "_loop4"))
+
+	Label(name + "_tail")
+	TESTQ(k, k)
+	JE(LabelRef(name + "_store"))
+	step(0)
+	ADDQ(U32(mr*4), pa)
+	ADDQ(U32(nr*4), pb)
+	DECQ(k)
+	JMP(LabelRef(name + "_tail"))
+
+	Label(name + "_store")
+	beta := GP32()
+	betaAddr := mustResolve(Param("beta")).Addr
+	MOVL(betaAddr, beta)
+	TESTL(U32(0x7fffffff), beta)
+	JE(LabelRef(name + "_overwrite"))
+
+	// c = acc + beta·c
+	vbeta := bv[0]
+	VBROADCASTSS(betaAddr, vbeta)
+	MOVQ(pc, row)
+	for i := 0; i < mr; i++ {
+		for v := 0; v < nv; v++ {
+			VFMADD231PS(Mem{Base: row, Disp: v * vecBytes}, vbeta, acc[i][v])
+			VMOVUPS(acc[i][v], Mem{Base: row, Disp: v * vecBytes})
+		}
+		ADDQ(ldc, row)
+	}
+	VZEROUPPER()
+	RET()
+
+	// c = acc
+	Label(name + "_overwrite")
+	MOVQ(pc, row)
+	for i := 0; i < mr; i++ {
+		for v := 0; v < nv; v++ {
+			VMOVUPS(acc[i][v], Mem{Base: row, Disp: v * vecBytes})
+		}
+		ADDQ(ldc, row)
+	}
+	VZEROUPPER()
+	RET()
+}
+
+func mustResolve(c gotypes.Component) *gotypes.Basic {
+	b, err := c.Resolve()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
