@@ -5,7 +5,8 @@ import "math"
 // expf is a float32 e^x with a relative error of a few ulp, much cheaper
 // than math.Exp: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6
 // polynomial (Cephes expf), 2^n put into the exponent bits.
-// It returns 0 below −87.3 (where float32 underflows) and +Inf above 88.7.
+// It returns 0 below −87.3 (where float32 underflows), +Inf above 88.7,
+// and NaN for NaN.
 func expf(x float32) float32 {
 	const (
 		log2e = 1.44269504088896341
@@ -16,12 +17,11 @@ func expf(x float32) float32 {
 		return float32(math.Inf(1))
 	}
 	if x < -87.33654 {
-		if x != x { // NaN
-			return x
-		}
 		return 0
 	}
-	n := float32(math.Floor(float64(x*log2e + 0.5)))
+	// round x·log2e to the nearest integer by adding and removing 1.5·2²³
+	const magic = 12582912
+	n := (x*log2e + magic) - magic
 	r := x - n*ln2hi
 	r -= n * ln2lo
 	p := float32(1.9875691500e-4)
