@@ -26,7 +26,7 @@ type Tokenizer struct {
 	special  []string // in the order given
 	specID   []int32  // id of special[k]
 	sm       *specialMatcher
-	encoders sync.Pool // *encoder: per-goroutine piece caches, no locking
+	encoders *sync.Pool // of *encoder: per-goroutine piece caches, no locking
 
 	chunkSize int // EncodeStream chunk size; 0 means defaultChunkSize (tests lower it)
 }
@@ -40,8 +40,9 @@ func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b
 // must be in vocab.
 func New(vocab [][]byte, merges [][2][]byte, special []string) (*Tokenizer, error) {
 	t := &Tokenizer{
-		vocab: make([][]byte, len(vocab), len(vocab)+len(special)),
-		ids:   make(map[string]int32, len(vocab)),
+		vocab:    make([][]byte, len(vocab), len(vocab)+len(special)),
+		ids:      make(map[string]int32, len(vocab)),
+		encoders: &sync.Pool{},
 	}
 	for id, tok := range vocab {
 		if len(tok) == 0 {

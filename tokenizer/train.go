@@ -245,7 +245,7 @@ func (h *pairHeap) Less(i, j int) bool {
 	return bytes.Compare(h.vocab[xb], h.vocab[yb]) > 0
 }
 func (h *pairHeap) Swap(i, j int) { h.heap[i], h.heap[j] = h.heap[j], h.heap[i] }
-func (h *pairHeap) Push(x any)   { h.heap = append(h.heap, x.(pairEntry)) }
+func (h *pairHeap) Push(x any)    { h.heap = append(h.heap, x.(pairEntry)) }
 func (h *pairHeap) Pop() any {
 	x := h.heap[len(h.heap)-1]
 	h.heap = h.heap[:len(h.heap)-1]

@@ -1,0 +1,133 @@
+package tokenizer
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// streamTexts are inputs where chunk boundaries are tricky: special tokens
+// across reads, whitespace runs, long words without boundaries, invalid UTF-8.
+func streamTexts(t *testing.T) map[string][]byte {
+	t.Helper()
+	shakespeare, err := os.ReadFile(shakespearePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newTestRand(7)
+	var mixed bytes.Buffer
+	for range 3000 {
+		switch r.IntN(6) {
+		case 0:
+			mixed.WriteString(EndOfText)
+		case 1:
+			mixed.WriteString(strings.Repeat(" ", r.IntN(5)) + strings.Repeat("\n", r.IntN(3)))
+		case 2:
+			mixed.Write([]byte{0xff, 0xe6, 0x97}) // invalid and truncated UTF-8
+		default:
+			mixed.WriteString(randomText(r, 1+r.IntN(20)))
+		}
+	}
+	return map[string][]byte{
+		"shakespeare-prefix": shakespeare[:200_000],
+		"mixed":              mixed.Bytes(),
+		"long-word":          bytes.Repeat([]byte("abcdefghij"), 3000),
+		"spaces":             []byte(strings.Repeat("a    \n\n  ", 2000)),
+		"specials":           []byte(strings.Repeat(EndOfText+"x"+EndOfText+EndOfText+" ", 500)),
+		"empty":              nil,
+	}
+}
+
+func TestEncodeStreamEqualsEncode(t *testing.T) {
+	base := loadGPT2(t)
+	for name, text := range streamTexts(t) {
+		want := base.EncodeBytes(text)
+		for _, chunk := range []int{16, 100, 4096, 0} {
+			tok := *base // a copy with another chunk size
+			tok.chunkSize = chunk
+			for _, reader := range []func(io.Reader) io.Reader{
+				func(r io.Reader) io.Reader { return r },
+				iotest.OneByteReader,
+				iotest.HalfReader,
+			} {
+				var got []int
+				err := tok.EncodeStream(reader(bytes.NewReader(text)), func(ids []int) error {
+					got = append(got, ids...)
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("%s chunk %d: %v", name, chunk, err)
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s chunk %d: stream gives %d ids, Encode %d (first difference at %d)",
+						name, chunk, len(got), len(want), firstDiff(got, want))
+				}
+			}
+		}
+	}
+}
+
+func firstDiff(a, b []int) int {
+	for k := range min(len(a), len(b)) {
+		if a[k] != b[k] {
+			return k
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func TestEncodeStreamErrors(t *testing.T) {
+	tok := loadGPT2(t)
+	stop := errors.New("stop")
+	calls := 0
+	small := *tok
+	small.chunkSize = 64
+	text := bytes.Repeat([]byte("some words here "), 1000)
+	err := small.EncodeStream(bytes.NewReader(text), func([]int) error {
+		calls++
+		if calls == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || calls != 3 {
+		t.Errorf("fn error: got %v after %d calls, want %v after 3", err, calls, stop)
+	}
+	boom := errors.New("disk on fire")
+	err = small.EncodeStream(io.MultiReader(bytes.NewReader(text), iotest.ErrReader(boom)), func([]int) error { return nil })
+	if !errors.Is(err, boom) {
+		t.Errorf("reader error: got %v, want %v", err, boom)
+	}
+}
+
+func TestCountPreTokensChunkInvariant(t *testing.T) {
+	for name, text := range streamTexts(t) {
+		want := Counts{}
+		sm := newSpecialMatcher([]string{EndOfText})
+		c := newCounter()
+		c.addText(text, sm)
+		c.addTo(want)
+		for _, chunk := range []int{16, 333, 1 << 16} {
+			for _, workers := range []int{1, 3} {
+				got := Counts{}
+				err := CountPreTokens(iotest.HalfReader(bytes.NewReader(text)), got,
+					CountOptions{Special: []string{EndOfText}, Workers: workers, ChunkSize: chunk})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !maps.Equal(got, want) {
+					t.Fatalf("%s chunk %d workers %d: counts differ from one-piece counting", name, chunk, workers)
+				}
+			}
+		}
+		if _, ok := want[EndOfText]; ok {
+			t.Errorf("%s: the special token was counted", name)
+		}
+	}
+}
