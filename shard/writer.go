@@ -14,6 +14,7 @@ import (
 // directory. A failed or aborted Writer leaves no file behind.
 type Writer struct {
 	path string
+	raw  bool
 	f    *os.File
 	bw   *bufio.Writer
 	n    int64
@@ -21,8 +22,17 @@ type Writer struct {
 	done bool
 }
 
-// Create starts a shard that will be written to path.
-func Create(path string) (*Writer, error) {
+// Create starts a shard that will be written to path. With
+// WithFormat(FormatRaw) it writes a headerless nanoGPT .bin, which has no
+// token limit.
+func Create(path string, opts ...Option) (*Writer, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.format != FormatLLMC && o.format != FormatRaw {
+		return nil, fmt.Errorf("create shard %s: %w: %v", path, ErrFormat, o.format)
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -31,10 +41,12 @@ func Create(path string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create shard %s: %w", path, err)
 	}
-	w := &Writer{path: path, f: f, bw: bufio.NewWriterSize(f, 1<<20), buf: make([]byte, 0, 64<<10)}
-	if _, err := w.bw.Write(header(0)); err != nil {
-		w.Abort()
-		return nil, fmt.Errorf("create shard %s: %w", path, err)
+	w := &Writer{path: path, raw: o.format == FormatRaw, f: f, bw: bufio.NewWriterSize(f, 1<<20), buf: make([]byte, 0, 64<<10)}
+	if !w.raw {
+		if _, err := w.bw.Write(header(0)); err != nil {
+			w.Abort()
+			return nil, fmt.Errorf("create shard %s: %w", path, err)
+		}
 	}
 	return w, nil
 }
@@ -44,7 +56,7 @@ func (w *Writer) Write(tokens []uint16) error {
 	if w.done {
 		return fmt.Errorf("shard %s: %w", w.path, ErrClosed)
 	}
-	if w.n+int64(len(tokens)) > MaxTokens {
+	if !w.raw && w.n+int64(len(tokens)) > MaxTokens {
 		return fmt.Errorf("shard %s: %w: %d tokens exceed the int32 header limit %d", w.path, ErrTooMany, w.n+int64(len(tokens)), int64(MaxTokens))
 	}
 	for len(tokens) > 0 {
@@ -92,7 +104,7 @@ func (w *Writer) Count() int64 { return w.n }
 // Path returns the final file name.
 func (w *Writer) Path() string { return w.path }
 
-// Close completes the shard: header, fsync, rename to the final name, fsync
+// Close completes the shard: header (llm.c format), fsync, rename to the final name, fsync
 // of the directory. After an error the temporary file is removed.
 func (w *Writer) Close() error {
 	if w.done {
@@ -111,8 +123,10 @@ func (w *Writer) finish() error {
 	if err := w.bw.Flush(); err != nil {
 		return err
 	}
-	if _, err := w.f.WriteAt(header(w.n), 0); err != nil {
-		return err
+	if !w.raw {
+		if _, err := w.f.WriteAt(header(w.n), 0); err != nil {
+			return err
+		}
 	}
 	if err := w.f.Sync(); err != nil {
 		return err
