@@ -1,0 +1,28 @@
+package main
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestBenchTrainOutput(t *testing.T) {
+	var out bytes.Buffer
+	rootCmd.SetOut(&out)
+	rootCmd.SetArgs([]string{"bench", "train", "--model", "small", "--steps", "1", "--warmup", "0", "--batch", "1", "--seq", "8", "--threads", "2"})
+	if err := rootCmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if !regexp.MustCompile(`^tokens_per_s=[0-9.]+ mfu=[0-9.]+$`).MatchString(lines[len(lines)-1]) {
+		t.Fatalf("last line %q", lines[len(lines)-1])
+	}
+	if !strings.Contains(out.String(), "peak = 2 cores × 3.0 GHz × 32 FLOP/cycle = 192.0 GFLOP/s") {
+		t.Fatalf("peak not stated:\n%s", out.String())
+	}
+	rootCmd.SetArgs([]string{"bench", "train", "--model", "huge"})
+	if err := rootCmd.Execute(); err == nil || !strings.Contains(err.Error(), "huge") {
+		t.Fatalf("unknown model: %v", err)
+	}
+}
