@@ -128,6 +128,9 @@ func (w *Writer) finish() error {
 			return err
 		}
 	}
+	if err := w.f.Chmod(0o644); err != nil { // CreateTemp made it 0600
+		return err
+	}
 	if err := w.f.Sync(); err != nil {
 		return err
 	}
