@@ -213,12 +213,12 @@ func gemmBlock(kern *microKernel, g *gemmArgs, buf *gemmBuf, i0, i1, j0, j1 int)
 			for ic := i0; ic < i1; ic += kern.mc {
 				mcb := min(kern.mc, i1-ic)
 				packA(buf.a, g, ic, mcb, pc, kcb, mr)
-				for jr := 0; jr < ncb; jr += nr {
-					nrb := min(nr, ncb-jr)
-					bp := buf.b[jr*kcb : (jr+nr)*kcb]
-					for ir := 0; ir < mcb; ir += mr {
-						mrb := min(mr, mcb-ir)
-						ap := buf.a[ir*kcb : (ir+mr)*kcb]
+				for ir := 0; ir < mcb; ir += mr {
+					mrb := min(mr, mcb-ir)
+					ap := buf.a[ir*kcb : (ir+mr)*kcb]
+					for jr := 0; jr < ncb; jr += nr {
+						nrb := min(nr, ncb-jr)
+						bp := buf.b[jr*kcb : (jr+nr)*kcb]
 						ct := c[(ic+ir)*ldc+jc+jr:]
 						if mrb == mr && nrb == nr {
 							kern.fn(kcb, ap, bp, ct, ldc, beta)

@@ -19,7 +19,7 @@ var kernel6x16AVX2 = &microKernel{
 
 // kernel14x32AVX512 is the AVX-512 register block: 28 ZMM accumulators.
 var kernel14x32AVX512 = &microKernel{
-	name: "avx512-14x32", mr: 14, nr: 32, mc: 168, kc: 256, nc: 4096,
+	name: "avx512-14x32", mr: 14, nr: 32, mc: 168, kc: 384, nc: 1024,
 	fn: func(k int, a, b, c []float32, ldc int, beta float32) {
 		_ = a[k*14-1]
 		_ = b[k*32-1]
@@ -49,4 +49,30 @@ func availableKernels() []*microKernel {
 		ks = append(ks, kernel6x16AVX2)
 	}
 	return append(ks, kernelGo)
+}
+
+// useGather reports whether packAlong may use the AVX-512 gather packer;
+// tests switch it off to cover the Go loop.
+var useGather = cpu.X86.HasAVX512F
+
+// packAlongAsm is packAlong with AVX-512 gathers, 16 rows at a time. It
+// reports false when it cannot run (no AVX-512, or indices beyond int32).
+func packAlongAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) bool {
+	if !useGather || 15*ld >= 1<<31 || kc == 0 {
+		return false
+	}
+	dst = dst[:kc*w]
+	if rows > 0 {
+		_ = src[(rows-1)*ld+kc-1]
+	}
+	for g := 0; g < w; g += 16 {
+		lanes := min(16, w-g)
+		valid := max(0, min(lanes, rows-g))
+		s := &src[0]
+		if valid > 0 {
+			s = &src[g*ld]
+		}
+		packGatherAVX512(&dst[g], w, s, int32(ld), kc, 1<<valid-1, 1<<lanes-1, scale)
+	}
+	return true
 }

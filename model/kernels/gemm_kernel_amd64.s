@@ -1052,3 +1052,85 @@ gemmKernel14x32AVX512_overwrite:
 	ADDQ    SI, DI
 	VZEROUPPER
 	RET
+
+// func packGatherAVX512(dst *float32, dstStride int, src *float32, ld int32, kc int, load uint32, store uint32, scale float32)
+// Requires: AVX, AVX512F
+TEXT ·packGatherAVX512(SB), NOSPLIT, $0-52
+	MOVQ         dst+0(FP), AX
+	MOVQ         dstStride+8(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         src+16(FP), DX
+	MOVL         ld+24(FP), BX
+	MOVQ         kc+32(FP), SI
+	MOVL         load+40(FP), DI
+	MOVL         store+44(FP), R8
+	VPBROADCASTD BX, Z0
+	VPMULLD      packIota<>+0(SB), Z0, Z0
+	VBROADCASTSS scale+48(FP), Z6
+	KMOVW        R8, K1
+
+pg_loop4:
+	CMPQ       SI, $0x04
+	JL         pg_tail
+	KMOVW      DI, K2
+	VPXORD     Z1, Z1, Z1
+	VGATHERDPS (DX)(Z0*4), K2, Z1
+	KMOVW      DI, K2
+	VPXORD     Z2, Z2, Z2
+	VGATHERDPS 4(DX)(Z0*4), K2, Z2
+	KMOVW      DI, K2
+	VPXORD     Z3, Z3, Z3
+	VGATHERDPS 8(DX)(Z0*4), K2, Z3
+	KMOVW      DI, K2
+	VPXORD     Z4, Z4, Z4
+	VGATHERDPS 12(DX)(Z0*4), K2, Z4
+	VMULPS     Z6, Z1, Z1
+	VMOVUPS    Z1, K1, (AX)
+	ADDQ       CX, AX
+	VMULPS     Z6, Z2, Z2
+	VMOVUPS    Z2, K1, (AX)
+	ADDQ       CX, AX
+	VMULPS     Z6, Z3, Z3
+	VMOVUPS    Z3, K1, (AX)
+	ADDQ       CX, AX
+	VMULPS     Z6, Z4, Z4
+	VMOVUPS    Z4, K1, (AX)
+	ADDQ       CX, AX
+	ADDQ       $0x10, DX
+	SUBQ       $0x04, SI
+	JMP        pg_loop4
+
+pg_tail:
+	TESTQ      SI, SI
+	JE         pg_done
+	KMOVW      DI, K2
+	VPXORD     Z5, Z5, Z5
+	VGATHERDPS (DX)(Z0*4), K2, Z5
+	VMULPS     Z6, Z5, Z5
+	VMOVUPS    Z5, K1, (AX)
+	ADDQ       CX, AX
+	ADDQ       $0x04, DX
+	DECQ       SI
+	JMP        pg_tail
+
+pg_done:
+	VZEROUPPER
+	RET
+
+DATA packIota<>+0(SB)/4, $0x00000000
+DATA packIota<>+4(SB)/4, $0x00000001
+DATA packIota<>+8(SB)/4, $0x00000002
+DATA packIota<>+12(SB)/4, $0x00000003
+DATA packIota<>+16(SB)/4, $0x00000004
+DATA packIota<>+20(SB)/4, $0x00000005
+DATA packIota<>+24(SB)/4, $0x00000006
+DATA packIota<>+28(SB)/4, $0x00000007
+DATA packIota<>+32(SB)/4, $0x00000008
+DATA packIota<>+36(SB)/4, $0x00000009
+DATA packIota<>+40(SB)/4, $0x0000000a
+DATA packIota<>+44(SB)/4, $0x0000000b
+DATA packIota<>+48(SB)/4, $0x0000000c
+DATA packIota<>+52(SB)/4, $0x0000000d
+DATA packIota<>+56(SB)/4, $0x0000000e
+DATA packIota<>+60(SB)/4, $0x0000000f
+GLOBL packIota<>(SB), RODATA|NOPTR, $64

@@ -18,3 +18,8 @@ func gemmKernel12x32AVX512(k int, a *float32, b *float32, c *float32, ldc int, b
 //
 //	c[i·ldc+j] = Σ_p a[p·14+i]·b[p·32+j] + beta·c[i·ldc+j]   (beta == 0: c is not read)
 func gemmKernel14x32AVX512(k int, a *float32, b *float32, c *float32, ldc int, beta float32)
+
+// packGatherAVX512 packs up to 16 rows (load mask) of src into k-major groups:
+//
+//	for p < kc, lanes r of store: dst[p·dstStride + r] = scale·src[r·ld + p] if r is in load, else 0
+func packGatherAVX512(dst *float32, dstStride int, src *float32, ld int32, kc int, load uint32, store uint32, scale float32)

@@ -9,3 +9,8 @@ package kernels
 func availableKernels() []*microKernel {
 	return []*microKernel{kernelGo}
 }
+
+// packAlongAsm reports that no assembly packer exists in this build.
+func packAlongAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) bool {
+	return false
+}

@@ -65,6 +65,14 @@ func packB(dst []float32, g *gemmArgs, pc, kc, jc, nc, nr int) {
 //
 //	for p < kc, r < w: dst[p·w + r] = scale·src[r·ld + p] if r < rows, else 0
 func packAlong(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) {
+	if packAlongAsm(dst, w, src, ld, rows, kc, scale) {
+		return
+	}
+	packAlongGo(dst, w, src, ld, rows, kc, scale)
+}
+
+// packAlongGo is packAlong in Go.
+func packAlongGo(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) {
 	dst = dst[:kc*w]
 	if rows < w {
 		clear(dst)

@@ -24,6 +24,7 @@ func main() {
 	microKernel("gemmKernel6x16AVX2", 6, 2, 32, YMM)
 	microKernel("gemmKernel12x32AVX512", 12, 2, 64, ZMM)
 	microKernel("gemmKernel14x32AVX512", 14, 2, 64, ZMM)
+	packGather()
 	Generate()
 }
 
@@ -141,4 +142,74 @@ func mustResolve(c gotypes.Component) *gotypes.Basic {
 		panic(err)
 	}
 	return b
+}
+
+// packGather emits the AVX-512 transposing packer: 16 rows of a matrix
+// stored with k along its rows become k-major groups of 16 lanes.
+func packGather() {
+	TEXT("packGatherAVX512", NOSPLIT, "func(dst *float32, dstStride int, src *float32, ld int32, kc int, load, store uint32, scale float32)")
+	Doc("packGatherAVX512 packs up to 16 rows (load mask) of src into k-major groups:",
+		"",
+		"\tfor p < kc, lanes r of store: dst[p·dstStride + r] = scale·src[r·ld + p] if r is in load, else 0")
+	dst := Load(Param("dst"), GP64())
+	stride := Load(Param("dstStride"), GP64())
+	SHLQ(U8(2), stride)
+	src := Load(Param("src"), GP64())
+	ld := Load(Param("ld"), GP32())
+	kc := Load(Param("kc"), GP64())
+	load := Load(Param("load"), GP32())
+	store := Load(Param("store"), GP32())
+
+	iota := GLOBL("packIota", RODATA|NOPTR)
+	for i := 0; i < 16; i++ {
+		DATA(4*i, U32(i))
+	}
+	zld := ZMM()
+	VPBROADCASTD(ld, zld)
+	idx := ZMM()
+	VPMULLD(iota, zld, idx)
+	zscale := ZMM()
+	VBROADCASTSS(mustResolve(Param("scale")).Addr, zscale)
+	kstore := K()
+	KMOVW(store, kstore)
+
+	const unroll = 4
+	Label("pg_loop4")
+	CMPQ(kc, U8(unroll))
+	JL(LabelRef("pg_tail"))
+	vals := make([]VecVirtual, unroll)
+	for u := range vals {
+		vals[u] = ZMM()
+		kl := K()
+		KMOVW(load, kl)
+		VPXORD(vals[u], vals[u], vals[u])
+		VGATHERDPS(Mem{Base: src, Index: idx, Scale: 4, Disp: 4 * u}, kl, vals[u])
+	}
+	for u := range vals {
+		VMULPS(zscale, vals[u], vals[u])
+		VMOVUPS(vals[u], kstore, Mem{Base: dst})
+		ADDQ(stride, dst)
+	}
+	ADDQ(U8(4*unroll), src)
+	SUBQ(U8(unroll), kc)
+	JMP(LabelRef("pg_loop4"))
+
+	Label("pg_tail")
+	TESTQ(kc, kc)
+	JE(LabelRef("pg_done"))
+	v := ZMM()
+	kl := K()
+	KMOVW(load, kl)
+	VPXORD(v, v, v)
+	VGATHERDPS(Mem{Base: src, Index: idx, Scale: 4}, kl, v)
+	VMULPS(zscale, v, v)
+	VMOVUPS(v, kstore, Mem{Base: dst})
+	ADDQ(stride, dst)
+	ADDQ(U8(4), src)
+	DECQ(kc)
+	JMP(LabelRef("pg_tail"))
+
+	Label("pg_done")
+	VZEROUPPER()
+	RET()
 }

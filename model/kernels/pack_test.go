@@ -1,0 +1,56 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestPackAlong(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, w := range []int{4, 6, 14, 16, 32} {
+		for _, rows := range []int{0, 1, 5, w - 1, w} {
+			for _, kc := range []int{1, 3, 8, 13, 64} {
+				if rows > w {
+					continue
+				}
+				t.Run(fmt.Sprintf("w%d/rows%d/kc%d", w, rows, kc), func(t *testing.T) {
+					ld := kc + 3
+					src := make([]float32, max(1, rows*ld))
+					for i := range src {
+						src[i] = rng.Float32()
+					}
+					got := make([]float32, kc*w+5)
+					for i := range got {
+						got[i] = sentinel
+					}
+					packAlong(got, w, src, ld, rows, kc, 0.5)
+					for p := 0; p < kc; p++ {
+						for r := 0; r < w; r++ {
+							want := float32(0)
+							if r < rows {
+								want = 0.5 * src[r*ld+p]
+							}
+							if g := got[p*w+r]; g != want {
+								t.Fatalf("dst[%d·%d+%d] = %v, want %v", p, w, r, g, want)
+							}
+						}
+					}
+					for i := kc * w; i < len(got); i++ {
+						if got[i] != sentinel {
+							t.Fatalf("wrote past the panel at %d", i)
+						}
+					}
+					// The Go loop agrees.
+					ref := make([]float32, kc*w)
+					packAlongGo(ref, w, src, ld, rows, kc, 0.5)
+					for i := range ref {
+						if ref[i] != got[i] {
+							t.Fatalf("packAlongGo differs at %d: %v vs %v", i, ref[i], got[i])
+						}
+					}
+				})
+			}
+		}
+	}
+}
