@@ -49,7 +49,18 @@ func newPipe(from int) *pipe {
 	}
 }
 
-func (p *pipe) abort()  { p.breakOnce.Do(func() { close(p.broken) }) }
+// abort breaks the pipe and releases the frames still in it.
+func (p *pipe) abort() {
+	p.breakOnce.Do(func() { close(p.broken) })
+	for {
+		select {
+		case f := <-p.ch:
+			f.Release()
+		default:
+			return
+		}
+	}
+}
 func (p *pipe) finish() { p.eofOnce.Do(func() { close(p.eof) }) }
 
 // Connect implements Transport.

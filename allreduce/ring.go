@@ -35,7 +35,7 @@ const PlainBucket = -1
 
 // releaseGrace bounds how long a failed operation waits for the transport
 // to let go of the caller's buffer before returning anyway.
-const releaseGrace = time.Second
+const releaseGrace = 100 * time.Millisecond
 
 // Ring is one member of a ring all-reduce group for one generation. Its
 // operations run one at a time in the order they were started, on a
@@ -65,6 +65,7 @@ type Ring struct {
 
 	sendMu   sync.Mutex
 	sendQ    []*OutFrame
+	sendDone bool // sendLoop has exited
 	sendWake chan struct{} // cap 1
 
 	wg sync.WaitGroup
@@ -376,9 +377,10 @@ func (r *Ring) run(o *op) error {
 		Op:         o.kind.proto(),
 		SenderRank: uint32(r.cfg.Rank),
 	}
+	tmpl := want
 	send := func(step, seg, k int) {
 		off, cnt := s.chunkRange(seg, k)
-		h := want
+		h := tmpl
 		h.Step, h.Offset, h.Count = uint32(step), uint64(off), uint32(cnt)
 		o.pending.Add(1)
 		step0 := step == 0
@@ -517,9 +519,28 @@ func notify(c chan struct{}) {
 
 func (r *Ring) enqueueSend(f *OutFrame) {
 	r.sendMu.Lock()
+	if r.sendDone {
+		r.sendMu.Unlock()
+		f.Release()
+		return
+	}
 	r.sendQ = append(r.sendQ, f)
 	r.sendMu.Unlock()
 	notify(r.sendWake)
+}
+
+// stopSending releases the frames that will never be sent.
+func (r *Ring) stopSending(rest []*OutFrame) {
+	r.sendMu.Lock()
+	r.sendDone = true
+	rest = append(rest, r.sendQ...)
+	r.sendQ = nil
+	r.sendMu.Unlock()
+	for _, f := range rest {
+		if f != nil {
+			f.Release()
+		}
+	}
 }
 
 // sendLoop hands queued frames to the link in order. The queue is
@@ -537,15 +558,14 @@ func (r *Ring) sendLoop() {
 			case <-r.sendWake:
 				continue
 			case <-r.stopped:
+				r.stopSending(nil)
 				return
 			}
 		}
 		for i, f := range batch {
 			if err := r.link.Send(f); err != nil {
 				r.fail(fmt.Errorf("send to right neighbour (rank %d): %w", r.cfg.member().right(), err))
-				for _, g := range batch[i+1:] {
-					g.Release()
-				}
+				r.stopSending(batch[i+1:])
 				return
 			}
 			batch[i] = nil

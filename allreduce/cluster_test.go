@@ -1,0 +1,163 @@
+package allreduce
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// cluster is W ring members of one generation over one kind of transport.
+type cluster struct {
+	rings   []*Ring
+	servers []*grpc.Server // nil for the in-memory transport
+}
+
+// transportKind builds a cluster; tests loop over all kinds.
+type transportKind struct {
+	name string
+	// build connects W members; wrap, if not nil, wraps each member's
+	// transport (to inject faults).
+	build func(t *testing.T, cfg Config, wrap func(rank int, tr Transport) Transport) *cluster
+}
+
+var transportKinds = []transportKind{
+	{name: "inmem", build: buildInmem},
+	{name: "grpc", build: buildGRPC},
+}
+
+func buildInmem(t *testing.T, cfg Config, wrap func(int, Transport) Transport) *cluster {
+	t.Helper()
+	net := NewInmemNetwork()
+	trs := make([]Transport, cfg.WorldSize)
+	for i := range trs {
+		trs[i] = net
+		if wrap != nil {
+			trs[i] = wrap(i, net)
+		}
+	}
+	return connectAll(t, cfg, trs, nil)
+}
+
+func buildGRPC(t *testing.T, cfg Config, wrap func(int, Transport) Transport) *cluster {
+	t.Helper()
+	w := cfg.WorldSize
+	trs := make([]Transport, w)
+	servers := make([]*grpc.Server, w)
+	addrs := make([]string, w)
+	for i := range w {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := NewGRPCTransport()
+		srv := grpc.NewServer(ServerOptions()...)
+		tr.Register(srv)
+		go srv.Serve(lis)
+		servers[i] = srv
+		addrs[i] = lis.Addr().String()
+		trs[i] = tr
+		if wrap != nil {
+			trs[i] = wrap(i, tr)
+		}
+	}
+	cfg.Peers = addrs
+	c := connectAll(t, cfg, trs, servers)
+	return c
+}
+
+// connectAll creates the rings of all ranks concurrently (New blocks until
+// the neighbours connect) and registers their cleanup.
+func connectAll(t *testing.T, cfg Config, trs []Transport, servers []*grpc.Server) *cluster {
+	t.Helper()
+	c := &cluster{rings: make([]*Ring, cfg.WorldSize), servers: servers}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make([]error, cfg.WorldSize)
+	var wg sync.WaitGroup
+	for i := range cfg.WorldSize {
+		wg.Go(func() {
+			rc := cfg
+			rc.Rank = i
+			c.rings[i], errs[i] = New(ctx, trs[i], rc)
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, r := range c.rings {
+			if r != nil {
+				r.Close()
+			}
+		}
+		for _, s := range c.servers {
+			s.Stop()
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: New: %v", i, err)
+		}
+	}
+	return c
+}
+
+// each runs f for every rank concurrently and returns the errors by rank.
+func (c *cluster) each(f func(rank int, r *Ring) error) []error {
+	errs := make([]error, len(c.rings))
+	var wg sync.WaitGroup
+	for i, r := range c.rings {
+		wg.Go(func() { errs[i] = f(i, r) })
+	}
+	wg.Wait()
+	return errs
+}
+
+// wrapTransport lets tests intercept a member's link.
+type wrapTransport struct {
+	Transport
+	wrap func(Link) Link
+}
+
+func (w wrapTransport) Connect(ctx context.Context, m Member) (Link, error) {
+	l, err := w.Transport.Connect(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return w.wrap(l), nil
+}
+
+// hookLink calls onSend before each send and onRecv after each receive.
+type hookLink struct {
+	Link
+	mu     sync.Mutex
+	sends  int
+	recvs  int
+	onSend func(n int, f *OutFrame)
+	onRecv func(n int, f *InFrame)
+}
+
+func (h *hookLink) Send(f *OutFrame) error {
+	if h.onSend != nil {
+		h.mu.Lock()
+		n := h.sends
+		h.sends++
+		h.mu.Unlock()
+		h.onSend(n, f)
+	}
+	return h.Link.Send(f)
+}
+
+func (h *hookLink) Recv(f *InFrame) error {
+	err := h.Link.Recv(f)
+	if err == nil && h.onRecv != nil {
+		h.mu.Lock()
+		n := h.recvs
+		h.recvs++
+		h.mu.Unlock()
+		h.onRecv(n, f)
+	}
+	return err
+}

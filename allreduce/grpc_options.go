@@ -1,0 +1,46 @@
+package allreduce
+
+import (
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Tuning of the peer streams (see GRPC.md in the project notes): both flow
+// control windows large, 1 MiB socket buffers, and message limits well
+// above the chunk size.
+const (
+	windowSize     = 16 << 20
+	ioBufferSize   = 1 << 20
+	maxMessageSize = 256 << 20
+)
+
+// ServerOptions are the options the gRPC server that hosts the peer service
+// must be built with. They apply to the whole server.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.InitialWindowSize(windowSize),
+		grpc.InitialConnWindowSize(windowSize),
+		grpc.ReadBufferSize(ioBufferSize),
+		grpc.WriteBufferSize(ioBufferSize),
+		grpc.MaxRecvMsgSize(maxMessageSize),
+		grpc.MaxSendMsgSize(maxMessageSize),
+	}
+}
+
+// DialOptions are the options GRPCTransport dials neighbours with.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(windowSize),
+		grpc.WithInitialConnWindowSize(windowSize),
+		grpc.WithReadBufferSize(ioBufferSize),
+		grpc.WithWriteBufferSize(ioBufferSize),
+		// A retried stream would keep sent tensors alive, and a ring
+		// stream cannot be replayed anyway.
+		grpc.WithDisableRetry(),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(maxMessageSize),
+			grpc.MaxCallSendMsgSize(maxMessageSize),
+		),
+	}
+}
