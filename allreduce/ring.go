@@ -65,7 +65,7 @@ type Ring struct {
 
 	sendMu   sync.Mutex
 	sendQ    []*OutFrame
-	sendDone bool // sendLoop has exited
+	sendDone bool          // sendLoop has exited
 	sendWake chan struct{} // cap 1
 
 	wg sync.WaitGroup
