@@ -1,7 +1,15 @@
 // Package model is the decoder-only transformer of ringtrain (SPEC
 // sections 2 and 3): configuration, parameters in one flat buffer, the
 // forward and backward passes, AdamW with the cosine schedule and gradient
-// clipping, and safetensors files.
+// clipping, and safetensors files. The arithmetic matches PyTorch
+// (torch_test.go: loss, every gradient and two AdamW steps against
+// scripts/torch_reference.py).
+//
+// # Configuration
+//
+// Config holds vocab_size, context_length, d_model, num_layers, num_heads,
+// d_ff and rope_theta (json and yaml tags with those names). Preset returns
+// "cs336-17m" or "small"; Validate names the offending key.
 //
 // # Parameters
 //
@@ -11,35 +19,50 @@
 // applies (2-D tensors only). The order is token_embeddings, then per layer
 // ln1, ln2, q_proj, k_proj, v_proj, output_proj, ffn.w1, ffn.w3, ffn.w2, then
 // ln_final and lm_head, so an all-reduce can work on Grads in one piece or
-// in offset ranges (later layers' gradients are complete first in Backward).
+// in offset ranges. Backward finishes the gradients from the last tensors
+// (lm_head, ln_final, the last layer) to the first (token_embeddings).
 //
 // # Training step
 //
-//	cfg, _ := model.Preset("small")
-//	m, err := model.New(cfg, B, T)        // activations for batches up to (B, T)
+// See Example for a runnable version.
+//
+//	m, err := model.New(cfg, B, T)        // activations for batches up to (B, T), T ≤ context_length
 //	m.Init(seed)                          // or model.LoadInto(path, cfg, m.Params)
 //	opt := model.NewAdamW(m.Layout(), model.AdamWConfig{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1})
-//	for step := 0; step < maxSteps; step++ {
-//		m.ZeroGrad()
-//		for _, mb := range microBatches {    // gradient accumulation
-//			loss := m.Forward(mb.x, mb.y, b, T) // mean cross-entropy of the micro-batch
-//			m.Backward(float32(b) / float32(globalBatch)) // grads of the global mean loss
-//		}
-//		// (all-reduce m.Grads here: sum over workers)
-//		norm := model.ClipGradNorm(m.Grads, gradClip) // norm before clipping
-//		opt.Step(m.Params, m.Grads, model.LR(step, maxLR, minLR, warmup, maxSteps), step)
-//	}
+//	m.ZeroGrad()
+//	for each micro-batch of b sequences (x, y []int32 of b·T token ids):
+//		loss := m.Forward(x, y, b, T)                 // mean cross-entropy of the micro-batch
+//		m.Backward(float32(b) / float32(globalBatch)) // accumulates grads of the global mean loss
+//	all-reduce (sum) m.Grads over the workers
+//	norm := model.ClipGradNorm(m.Grads, gradClip) // the norm before clipping
+//	opt.Step(m.Params, m.Grads, model.LR(step, maxLR, minLR, warmup, maxSteps), step) // step from 0
 //
 // Forward with targets nil computes only the logits (Model.Logits), for
-// evaluation by hand or generation. Nothing is allocated per step.
+// generation. After Forward with targets, Logits holds the softmax
+// probabilities, and Losses the per-position losses. Nothing but a few
+// small closures is allocated per step. AdamW.StepRange updates a flat
+// index range only, for a worker that owns part of the optimizer state;
+// SumSquares and ScaleGrads help compute a norm over such parts.
+//
+// # Files
+//
+// WriteModel writes a safetensors file with the SPEC names, float32, and
+// the config as decimal strings in __metadata__; ReadModel reads one (or a
+// Hugging Face style sharded set through model.safetensors.index.json) and
+// returns the config and parameters; LoadInto reads into an existing
+// buffer for a known config. Errors name the tensor and wrap ErrFormat.
+// WriteSafetensors, ReadSafetensors, LayoutTensors and FillLayout are the
+// general pieces (the checkpoint package stores optimizer moments with them).
 //
 // # Layers
 //
 // Each layer is a forward/backward pair over flat []float32 with the shapes
-// in its doc comment (llm.c style): encoderForward, rmsnormForward,
-// matmulForward, ropeForward, attentionForward, swigluForward,
+// in its doc comment (llm.c style), usable alone (for example by a KV-cache
+// decoder): encoderForward, rmsnormForward, matmulForward, ropeForward
+// (any start position), attentionForward, swigluForward,
 // crossEntropyForward and their backward twins, which accumulate (+=)
-// except where the doc comment says they overwrite. Matmuls go through
-// kernels.Gemm; attention and element-wise layers split their work over
-// GOMAXPROCS goroutines (attention by batch×head, element-wise by rows).
+// except where the doc comment says they overwrite. Matmuls, including the
+// attention products, go through kernels.Gemm; attention and element-wise
+// layers split their work over GOMAXPROCS goroutines (attention by
+// batch×head, element-wise by rows).
 package model
