@@ -49,3 +49,17 @@ func BenchmarkOpen(b *testing.B) {
 		s.Close()
 	}
 }
+
+// BenchmarkFirstAtLeast measures the vocabulary check alone.
+func BenchmarkFirstAtLeast(b *testing.B) {
+	tok := make([]uint16, 16<<20)
+	for i := range tok {
+		tok[i] = uint16(i % 50257)
+	}
+	b.SetBytes(int64(2 * len(tok)))
+	for b.Loop() {
+		if p, _ := firstAtLeast(tok, 50257); p >= 0 {
+			b.Fatal(p)
+		}
+	}
+}

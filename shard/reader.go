@@ -118,8 +118,8 @@ func Open(path string, vocabSize int, opts ...Option) (*Shard, error) {
 }
 
 // firstAtLeast returns the position and value of the first token ≥ limit,
-// or -1. It scans with a branch-free max per block and only searches a block
-// that holds an offender.
+// or -1. Blocks of 4096 tokens are tested four tokens at a time (anyAtLeast)
+// and only a block that holds an offender is searched one by one.
 func firstAtLeast(tok []uint16, limit int) (int, int) {
 	if limit >= MaxVocab {
 		return -1, 0
@@ -127,11 +127,7 @@ func firstAtLeast(tok []uint16, limit int) (int, int) {
 	const block = 4096
 	for b := 0; b < len(tok); b += block {
 		blk := tok[b:min(b+block, len(tok))]
-		var m uint16
-		for _, t := range blk {
-			m = max(m, t)
-		}
-		if int(m) < limit {
+		if !anyAtLeast(blk, limit) {
 			continue
 		}
 		for i, t := range blk {
@@ -141,6 +137,49 @@ func firstAtLeast(tok []uint16, limit int) (int, int) {
 		}
 	}
 	return -1, 0
+}
+
+// SWAR constants for four 16-bit lanes of a uint64.
+const (
+	lanes1  = 0x0001_0001_0001_0001
+	lanesHi = 0x8000 * lanes1 // bit 15 of each lane
+	lanesLo = 0x7FFF * lanes1 // bits 0..14 of each lane
+)
+
+// anyAtLeast reports whether some token of tok is ≥ limit (1 ≤ limit <
+// MaxVocab), testing four lanes per uint64 without carries between lanes:
+// with n = limit−1 and lo = lane & 0x7FFF, lo + (0x7FFF − n') ≤ 0xFFFE has
+// bit 15 set exactly when lo > n'. For n < 0x8000 a lane exceeds n when that
+// bit or its own bit 15 is set (n' = n); otherwise when both are set
+// (n' = n − 0x8000).
+func anyAtLeast(tok []uint16, limit int) bool {
+	n := uint64(limit - 1)
+	i := 0
+	if len(tok) >= 4 && uintptr(unsafe.Pointer(&tok[0]))%8 == 0 {
+		words := unsafe.Slice((*uint64)(unsafe.Pointer(&tok[0])), len(tok)/4)
+		var acc uint64
+		if n < 0x8000 {
+			add := (0x7FFF - n) * lanes1
+			for _, w := range words {
+				acc |= ((w & lanesLo) + add) | w
+			}
+		} else {
+			add := (0x7FFF - (n - 0x8000)) * lanes1
+			for _, w := range words {
+				acc |= ((w & lanesLo) + add) & w
+			}
+		}
+		if acc&lanesHi != 0 {
+			return true
+		}
+		i = len(words) * 4
+	}
+	for _, t := range tok[i:] {
+		if int(t) >= limit {
+			return true
+		}
+	}
+	return false
 }
 
 // Path returns the file name the shard was opened from.
