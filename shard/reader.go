@@ -98,6 +98,10 @@ func Open(path string, vocabSize int, opts ...Option) (*Shard, error) {
 				return nil, fmt.Errorf("shard %s: mmap: %w", path, err)
 			}
 			s.m = m
+			if int64(len(m)) < off+2*n { // changed since Stat
+				s.Close()
+				return nil, fmt.Errorf("shard %s: %w: file shrank to %d bytes while opening", path, ErrSize, len(m))
+			}
 			s.tokens = unsafe.Slice((*uint16)(unsafe.Pointer(&m[off])), n)
 		} else {
 			buf := make([]byte, 2*n)
