@@ -7,7 +7,7 @@ import (
 
 // TestPermutationGolden pins the documented algorithm: the expected values
 // come from an independent Python implementation of the Permutation doc
-// comment.
+// comment, testdata/permutation.py.
 func TestPermutationGolden(t *testing.T) {
 	tests := []struct {
 		seed, epoch uint64

@@ -265,6 +265,7 @@ func TestPrepareCommand(t *testing.T) {
 	var stdout bytes.Buffer
 	rootCmd.SetOut(&stdout)
 	rootCmd.SetErr(io.Discard)
+	defer rootCmd.SetOut(nil)
 	defer rootCmd.SetErr(nil)
 	rootCmd.SetArgs([]string{"prepare", "--tokenizer", tokDir, "--input", inputs[0], "--out", out,
 		"--val-fraction", "0.2", "--shard-tokens", "50", inputs[1]})
