@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -29,6 +30,7 @@ var benchTrainFlags struct {
 	batch   int
 	seq     int
 	warmup  int
+	profile string
 }
 
 var benchTrainCmd = &cobra.Command{
@@ -104,6 +106,17 @@ with mfu = 6·params·tokens_per_s / (threads × 3.0 GHz × 32 FLOP/cycle).`,
 			step(s)
 			bar.Add(1)
 		}
+		if f.profile != "" {
+			pf, err := os.Create(f.profile)
+			if err != nil {
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			defer pf.Close()
+			if err := pprof.StartCPUProfile(pf); err != nil {
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			defer pprof.StopCPUProfile()
+		}
 		var loss float64
 		start := time.Now()
 		for s := 0; s < f.steps; s++ {
@@ -129,6 +142,7 @@ func init() {
 	fl.IntVar(&benchTrainFlags.steps, "steps", 10, "timed training steps")
 	fl.IntVar(&benchTrainFlags.warmup, "warmup", 1, "untimed warm-up steps before timing")
 	fl.IntVar(&benchTrainFlags.batch, "batch", 8, "sequences per step")
+	fl.StringVar(&benchTrainFlags.profile, "cpuprofile", "", "write a CPU profile of the timed steps to this file")
 	fl.IntVar(&benchTrainFlags.seq, "seq", 0, "tokens per sequence; 0 = the model's context_length")
 	benchCmd.AddCommand(benchTrainCmd)
 }
