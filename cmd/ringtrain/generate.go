@@ -1,0 +1,221 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ringtrain/ringtrain/checkpoint"
+	"github.com/ringtrain/ringtrain/model"
+	"github.com/ringtrain/ringtrain/tokenizer"
+)
+
+var generateFlags struct {
+	checkpoint, tokenizer, prompt string
+	maxTokens                     int
+	temperature, topP             float64
+	topK                          int
+	seed                          uint64
+	noCache                       bool
+}
+
+var generateCmd = &cobra.Command{
+	Use:   "generate --checkpoint PATH --tokenizer DIR --prompt TEXT",
+	Short: "Sample a continuation of a prompt with a KV cache",
+	Long: `Encodes TEXT with the tokenizer of DIR, runs it through the model in one
+batched pass (prefill) that caches every layer's keys and values, then draws
+one token at a time against the cache. The generated text (the prompt is not
+repeated) goes to stdout as it is produced; bytes of a character split over
+tokens are held back until the character is complete, and bytes that can
+never form one are written as U+FFFD, so stdout is valid UTF-8. A newline
+is added at the end when the text does not end with one. Statistics go to
+stderr.
+
+Sampling: --temperature 0 is greedy (the most likely token; --top-k, --top-p
+and --seed do not matter). Otherwise logits are divided by the temperature,
+--top-k keeps the K most likely tokens (0 = all), then --top-p keeps the
+smallest set of the most likely ones whose probability reaches P (1 = all).
+The same --seed gives the same text. Generation stops after --max-tokens
+tokens or at <|endoftext|> if the tokenizer has it (not printed). An empty
+--prompt starts from <|endoftext|>.
+
+Context: the cache holds context_length tokens. A longer prompt keeps its
+last context_length tokens. When the context is full, the window slides:
+the last context_length/2 tokens are run again as a new prefill (at
+positions 0..) and generation goes on, so it never stops for lack of
+context.
+
+--checkpoint accepts a run dir (its newest committed checkpoint), a
+checkpoint dir, or a .safetensors file. --no-cache recomputes the whole
+window for every token (same tokens up to float rounding; for measuring
+what the cache saves).`,
+	Example: `  ringtrain generate --checkpoint runs/shakespeare --tokenizer tok --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 50`,
+	Args:    cobra.NoArgs,
+	RunE:    runGenerate,
+}
+
+func init() {
+	fl := generateCmd.Flags()
+	f := &generateFlags
+	fl.StringVar(&f.checkpoint, "checkpoint", "", "run dir, checkpoint dir or .safetensors file (required)")
+	fl.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer dir with vocab.json and merges.txt (required)")
+	fl.StringVar(&f.prompt, "prompt", "", "text to continue (required; empty starts from <|endoftext|>)")
+	fl.IntVar(&f.maxTokens, "max-tokens", 256, "new tokens at most")
+	fl.Float64Var(&f.temperature, "temperature", 1.0, "softmax temperature; 0 = greedy")
+	fl.IntVar(&f.topK, "top-k", 0, "sample among the K most likely tokens; 0 = all")
+	fl.Float64Var(&f.topP, "top-p", 1.0, "nucleus sampling: the most likely tokens up to probability P; 1 = all")
+	fl.Uint64Var(&f.seed, "seed", 1337, "random seed of the sampler")
+	fl.BoolVar(&f.noCache, "no-cache", false, "recompute the whole context for every token (benchmark baseline)")
+	rootCmd.AddCommand(generateCmd)
+}
+
+func runGenerate(cmd *cobra.Command, args []string) error {
+	f := generateFlags
+	switch {
+	case f.checkpoint == "" || f.tokenizer == "":
+		return fmt.Errorf("--checkpoint and --tokenizer are required")
+	case !cmd.Flags().Changed("prompt"):
+		return fmt.Errorf("--prompt is required (an empty --prompt \"\" starts from %s)", tokenizer.EndOfText)
+	case f.maxTokens < 0:
+		return fmt.Errorf("--max-tokens %d: must be ≥ 0", f.maxTokens)
+	}
+	scfg := model.SamplerConfig{Temperature: f.temperature, TopK: f.topK, TopP: f.topP, Seed: f.seed}
+	if err := scfg.Validate(); err != nil {
+		return fmt.Errorf("--temperature %v --top-k %d --top-p %v: %w", f.temperature, f.topK, f.topP, err)
+	}
+	sampler, err := model.NewSampler(scfg)
+	if err != nil {
+		return err
+	}
+
+	tok, err := tokenizer.Load(f.tokenizer)
+	if err != nil {
+		return fmt.Errorf("--tokenizer %s: %w", f.tokenizer, err)
+	}
+	file, err := checkpoint.Resolve(f.checkpoint)
+	if err != nil {
+		return err
+	}
+	cfg, params, err := model.ReadModel(file)
+	if err != nil {
+		return err
+	}
+	if tok.VocabSize() > cfg.VocabSize {
+		return fmt.Errorf("--tokenizer %s has %d token ids, more than the vocab_size %d of %s", f.tokenizer, tok.VocabSize(), cfg.VocabSize, file)
+	}
+	if tok.VocabSize() < cfg.VocabSize {
+		slog.Warn("the tokenizer knows fewer ids than the model; sampling only those", "tokenizer_vocab", tok.VocabSize(), "model_vocab", cfg.VocabSize)
+	}
+	stop := int32(-1)
+	if id, ok := tok.SpecialID(tokenizer.EndOfText); ok {
+		stop = int32(id)
+	}
+	ids := tok.Encode(f.prompt)
+	if len(ids) == 0 {
+		if stop < 0 {
+			return fmt.Errorf("--prompt is empty and tokenizer %s has no %s to start from", f.tokenizer, tokenizer.EndOfText)
+		}
+		ids = []int{int(stop)}
+	}
+	prompt := make([]int32, len(ids))
+	for i, id := range ids {
+		prompt[i] = int32(id)
+	}
+
+	dec, err := model.NewDecoder(cfg, params, cfg.ContextLength)
+	if err != nil {
+		return err
+	}
+	slog.Info("generate", "model", file, "params", cfg.NumParams(), "context", cfg.ContextLength,
+		"prompt_tokens", len(prompt), "cache", !f.noCache)
+	if len(prompt) > cfg.ContextLength {
+		slog.Warn("prompt longer than the context; keeping its last tokens", "prompt_tokens", len(prompt), "context", cfg.ContextLength)
+	}
+
+	out := newUTF8Writer(cmd.OutOrStdout())
+	st, err := dec.Generate(prompt, model.GenerateConfig{MaxTokens: f.maxTokens, Stop: stop, Vocab: tok.VocabSize(), NoCache: f.noCache},
+		sampler, func(id int32) error {
+			_, err := out.Write(tok.Token(int(id)))
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("write generated text: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("write generated text: %w", err)
+	}
+	slog.Info("generated",
+		"prompt_tokens", st.PromptTokens,
+		"prefill_s", fmt.Sprintf("%.3f", st.Prefill.Seconds()),
+		"prefill_tokens_per_s", fmt.Sprintf("%.1f", float64(st.PromptTokens)/st.Prefill.Seconds()),
+		"new_tokens", st.NewTokens,
+		"decode_s", fmt.Sprintf("%.3f", st.Decode.Seconds()),
+		"decode_tokens_per_s", fmt.Sprintf("%.1f", float64(st.NewTokens)/st.Decode.Seconds()),
+		"stopped_at_endoftext", st.Stopped, "window_slides", st.Slides, "cache", !f.noCache)
+	return nil
+}
+
+// utf8Writer passes bytes on to w as valid UTF-8 as soon as they form whole
+// characters: it holds back the incomplete start of a character at the end
+// of a write until later writes complete it, and replaces bytes that can
+// never form a character with U+FFFD. Close flushes what is held back (as
+// U+FFFD, being incomplete) and ends the text with a newline unless it ends
+// with one already (or is empty).
+type utf8Writer struct {
+	w       io.Writer
+	pending []byte // an incomplete character, at most 3 bytes
+	out     []byte // scratch
+	last    byte   // last byte written
+	wrote   bool   // anything written yet
+}
+
+func newUTF8Writer(w io.Writer) *utf8Writer { return &utf8Writer{w: w} }
+
+// Write always consumes all of b; it reports only w's errors.
+func (u *utf8Writer) Write(b []byte) (int, error) {
+	u.pending = append(u.pending, b...)
+	out := u.out[:0]
+	i := 0
+	for i < len(u.pending) {
+		r, size := utf8.DecodeRune(u.pending[i:])
+		if r == utf8.RuneError && size <= 1 {
+			if !utf8.FullRune(u.pending[i:]) {
+				break // may still become a character
+			}
+			out = utf8.AppendRune(out, utf8.RuneError)
+			i++
+			continue
+		}
+		out = append(out, u.pending[i:i+size]...)
+		i += size
+	}
+	u.pending = u.pending[:copy(u.pending, u.pending[i:])]
+	u.out = out
+	return len(b), u.emit(out)
+}
+
+func (u *utf8Writer) emit(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	u.last, u.wrote = b[len(b)-1], true
+	_, err := u.w.Write(b)
+	return err
+}
+
+// Close writes what is held back and the final newline. It does not close w.
+func (u *utf8Writer) Close() error {
+	if len(u.pending) > 0 {
+		u.pending = u.pending[:0]
+		if err := u.emit([]byte(string(utf8.RuneError))); err != nil {
+			return err
+		}
+	}
+	if u.wrote && u.last != '\n' {
+		return u.emit([]byte{'\n'})
+	}
+	return nil
+}
