@@ -1,0 +1,272 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// attnBlock is the number of query rows processed together. A block of
+// queries meets only the keys up to its last row, so the blocks above the
+// diagonal are never computed; inside the diagonal block the masked scores
+// are zeroed.
+const attnBlock = 64
+
+// CausalAttentionForward computes causal softmax attention for every batch
+// row b and head h, with scale = 1/√dh:
+//
+//	out[b,t,h] = Σ_{s≤t} softmax_s(scale·q[b,t,h]·k[b,s,h]) · v[b,s,h]
+//	lse[b,h,t] = log Σ_{s≤t} exp(scale·q[b,t,h]·k[b,s,h])
+//
+// Head h of a row is its columns h·dh .. (h+1)·dh. Queries go in blocks of
+// attnBlock rows: the scores of a block against the keys up to its diagonal
+// (a strip of at most attnBlock × T, per thread, never the T×T matrix) go
+// through an exact softmax and are multiplied with v. lse is kept for
+// CausalAttentionBackward. Heads run on up to Threads() threads.
+//
+//	out (B, T, rows of stride ldo), lse (B, H, T),
+//	q, k, v (B, T, rows of stride ld)   (packed qkv: q = qkv, k = qkv[d:], v = qkv[2d:], ld = 3d)
+func CausalAttentionForward(out, lse, q, k, v []float32, B, T, H, dh, ld, ldo int) {
+	checkAttention(B, T, H, dh, ld, ldo, q, k, v, out, lse)
+	if B*T*H == 0 {
+		return
+	}
+	j := attnJobs.get()
+	j.a = attnArgs{out: out, lse: lse, q: q, k: k, v: v, B: B, T: T, H: H, dh: dh, ld: ld, ldo: ldo}
+	j.rows = B * H
+	parallel(j, partsFor(B*H, float64(B*H)*float64(T)*float64(T)*float64(dh)/16), &j.wg)
+	j.a = attnArgs{}
+	attnJobs.put(j)
+}
+
+// CausalAttentionBackward accumulates the gradients of q, k and v of
+// CausalAttentionForward (dq += ∂L/∂q and so on), given dout = ∂L/∂out and
+// the out and lse that forward returned. Per query block it recomputes the
+// probabilities from lse (P = exp(scale·q·kᵀ − lse)) and applies
+//
+//	dv += Pᵀ·dout;  dS = P ⊙ (dout·vᵀ − rowsum(dout ⊙ out));  dq += scale·dS·k;  dk += scale·dSᵀ·q
+//
+//	dq, dk, dv, q, k, v (B, T, rows of stride ld), dout, out (B, T, rows of stride ldo), lse (B, H, T)
+func CausalAttentionBackward(dq, dk, dv, dout, q, k, v, out, lse []float32, B, T, H, dh, ld, ldo int) {
+	checkAttention(B, T, H, dh, ld, ldo, q, k, v, out, lse)
+	checkAttention(B, T, H, dh, ld, ldo, dq, dk, dv, dout, lse)
+	if B*T*H == 0 {
+		return
+	}
+	j := attnJobs.get()
+	j.a = attnArgs{out: out, lse: lse, q: q, k: k, v: v, B: B, T: T, H: H, dh: dh, ld: ld, ldo: ldo,
+		dq: dq, dk: dk, dv: dv, dout: dout, backward: true}
+	j.rows = B * H
+	parallel(j, partsFor(B*H, float64(B*H)*float64(T)*float64(T)*float64(dh)/8), &j.wg)
+	j.a = attnArgs{}
+	attnJobs.put(j)
+}
+
+func checkAttention(B, T, H, dh, ld, ldo int, q, k, v, out, lse []float32) {
+	if B < 0 || T < 0 || H < 0 || dh < 0 || ld < H*dh || ldo < H*dh {
+		panic(fmt.Sprintf("kernels: attention: bad sizes B=%d T=%d H=%d dh=%d ld=%d ldo=%d", B, T, H, dh, ld, ldo))
+	}
+	if B*T*H*dh == 0 {
+		return
+	}
+	need := (B*T-1)*ld + H*dh
+	needO := (B*T-1)*ldo + H*dh
+	if len(q) < need || len(k) < need || len(v) < need || len(out) < needO || len(lse) < B*H*T {
+		panic(fmt.Sprintf("kernels: attention: slices too short for B=%d T=%d H=%d dh=%d ld=%d ldo=%d", B, T, H, dh, ld, ldo))
+	}
+}
+
+type attnArgs struct {
+	out, lse, q, k, v    []float32
+	dq, dk, dv, dout     []float32
+	B, T, H, dh, ld, ldo int
+	backward             bool
+}
+
+type attnJob struct {
+	rowsJob
+	a attnArgs
+}
+
+// attnBuf is the scratch of one thread: a strip of scores and one of
+// their gradients.
+type attnBuf struct {
+	s, dp []float32
+}
+
+var (
+	attnJobs = newFreeList[attnJob](8)
+	attnBufs = newFreeList[attnBuf](8)
+)
+
+func (j *attnJob) runPart(i, n int) {
+	lo, hi := splitRange(j.rows, 1, i, n)
+	buf := attnBufs.get()
+	a := &j.a
+	buf.s = grow(buf.s, attnBlock*a.T)
+	if a.backward {
+		buf.dp = grow(buf.dp, attnBlock*a.T)
+	}
+	for bh := lo; bh < hi; bh++ {
+		if a.backward {
+			attnHeadBackward(a, buf, bh/a.H, bh%a.H)
+		} else {
+			attnHeadForward(a, buf, bh/a.H, bh%a.H)
+		}
+	}
+	attnBufs.put(buf)
+}
+
+func attnHeadForward(a *attnArgs, buf *attnBuf, b, h int) {
+	T, dh, ld, ldo := a.T, a.dh, a.ld, a.ldo
+	scale := float32(1 / math.Sqrt(float64(dh)))
+	qh := a.q[b*T*ld+h*dh:]
+	kh := a.k[b*T*ld+h*dh:]
+	vh := a.v[b*T*ld+h*dh:]
+	oh := a.out[b*T*ldo+h*dh:]
+	lse := a.lse[(b*a.H+h)*T : (b*a.H+h+1)*T]
+	for i0 := 0; i0 < T; i0 += attnBlock {
+		i1 := min(i0+attnBlock, T)
+		rows, n := i1-i0, i1
+		s := buf.s[:rows*n]
+		// s = scale·q[i0:i1]·k[0:n]ᵀ
+		gemmSerial(false, true, rows, n, dh, scale, qh[i0*ld:], ld, kh, ld, 0, s, n)
+		for r := 0; r < rows; r++ {
+			t := i0 + r
+			row := s[r*n : r*n+t+1]
+			mx := row[0]
+			for _, x := range row {
+				mx = max(mx, x)
+			}
+			var sum float32
+			for c, x := range row {
+				e := expf(x - mx)
+				row[c] = e
+				sum += e
+			}
+			lse[t] = mx + float32(math.Log(float64(sum)))
+			inv := 1 / sum
+			for c := range row {
+				row[c] *= inv
+			}
+			clear(s[r*n+t+1 : (r+1)*n])
+		}
+		// out[i0:i1] = P·v[0:n]
+		gemmSerial(false, false, rows, dh, n, 1, s, n, vh, ld, 0, oh[i0*ldo:], ldo)
+	}
+}
+
+func attnHeadBackward(a *attnArgs, buf *attnBuf, b, h int) {
+	T, dh, ld, ldo := a.T, a.dh, a.ld, a.ldo
+	scale := float32(1 / math.Sqrt(float64(dh)))
+	off, offO := b*T*ld+h*dh, b*T*ldo+h*dh
+	qh, kh, vh := a.q[off:], a.k[off:], a.v[off:]
+	dqh, dkh, dvh := a.dq[off:], a.dk[off:], a.dv[off:]
+	oh, doh := a.out[offO:], a.dout[offO:]
+	lse := a.lse[(b*a.H+h)*T : (b*a.H+h+1)*T]
+	for i0 := 0; i0 < T; i0 += attnBlock {
+		i1 := min(i0+attnBlock, T)
+		rows, n := i1-i0, i1
+		p := buf.s[:rows*n]
+		dp := buf.dp[:rows*n]
+		// p = exp(scale·q·kᵀ − lse), dp = dout·vᵀ
+		gemmSerial(false, true, rows, n, dh, scale, qh[i0*ld:], ld, kh, ld, 0, p, n)
+		gemmSerial(false, true, rows, n, dh, 1, doh[i0*ldo:], ldo, vh, ld, 0, dp, n)
+		for r := 0; r < rows; r++ {
+			t := i0 + r
+			o := oh[t*ldo : t*ldo+dh]
+			do := doh[t*ldo : t*ldo+dh]
+			var d float32
+			for c, x := range o {
+				d += x * do[c]
+			}
+			pr := p[r*n : r*n+t+1]
+			dr := dp[r*n : r*n+t+1]
+			l := lse[t]
+			for c, x := range pr {
+				e := expf(x - l)
+				pr[c] = e
+				dr[c] = e * (dr[c] - d)
+			}
+			clear(p[r*n+t+1 : (r+1)*n])
+			clear(dp[r*n+t+1 : (r+1)*n])
+		}
+		// dv[0:n] += pᵀ·dout[i0:i1]; dq[i0:i1] += scale·dS·k[0:n]; dk[0:n] += scale·dSᵀ·q[i0:i1]
+		gemmSerial(true, false, n, dh, rows, 1, p, n, doh[i0*ldo:], ldo, 1, dvh, ld)
+		gemmSerial(false, false, rows, dh, n, scale, dp, n, kh, ld, 1, dqh[i0*ld:], ld)
+		gemmSerial(true, false, n, dh, rows, scale, dp, n, qh[i0*ld:], ld, 1, dkh, ld)
+	}
+}
+
+// gemmSerial is Gemm on the calling goroutine only, for kernels that are
+// already split over threads.
+func gemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	g := gemmArgs{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc}
+	if err := g.check(); err != nil {
+		panic(err)
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleMatrix(m, n, beta, c, ldc)
+		return
+	}
+	gemmWith(activeKernel, 1, &g)
+}
+
+// causalAttentionRef is the reference of CausalAttentionForward, with the
+// full score row, in float64:
+//
+//	for b, h, t: p_s = exp(scale·q_t·k_s) / Σ_{s'≤t} exp(scale·q_t·k_s'), s ≤ t; out_t = Σ_s p_s·v_s
+func causalAttentionRef(out, lse, q, k, v []float32, B, T, H, dh, ld, ldo int) {
+	o64, l64 := causalAttentionRef64(q, k, v, B, T, H, dh, ld)
+	for bt := 0; bt < B*T; bt++ {
+		for c := 0; c < H*dh; c++ {
+			out[bt*ldo+c] = float32(o64[bt*H*dh+c])
+		}
+	}
+	for i, x := range l64 {
+		lse[i] = float32(x)
+	}
+}
+
+// causalAttentionRef64 returns out (B, T, H·dh) and lse (B, H, T) in float64.
+func causalAttentionRef64(q, k, v []float32, B, T, H, dh, ld int) (out, lse []float64) {
+	d := H * dh
+	out = make([]float64, B*T*d)
+	lse = make([]float64, B*H*T)
+	scale := 1 / math.Sqrt(float64(dh))
+	sc := make([]float64, T)
+	for b := 0; b < B; b++ {
+		for h := 0; h < H; h++ {
+			for t := 0; t < T; t++ {
+				qt := q[(b*T+t)*ld+h*dh:][:dh]
+				mx := math.Inf(-1)
+				for s := 0; s <= t; s++ {
+					ks := k[(b*T+s)*ld+h*dh:][:dh]
+					var dot float64
+					for c := range qt {
+						dot += float64(qt[c]) * float64(ks[c])
+					}
+					sc[s] = dot * scale
+					mx = math.Max(mx, sc[s])
+				}
+				var sum float64
+				for s := 0; s <= t; s++ {
+					sc[s] = math.Exp(sc[s] - mx)
+					sum += sc[s]
+				}
+				lse[(b*H+h)*T+t] = mx + math.Log(sum)
+				o := out[(b*T+t)*d+h*dh:][:dh]
+				for s := 0; s <= t; s++ {
+					w := sc[s] / sum
+					vs := v[(b*T+s)*ld+h*dh:][:dh]
+					for c := range o {
+						o[c] += w * float64(vs[c])
+					}
+				}
+			}
+		}
+	}
+	return out, lse
+}
