@@ -21,7 +21,7 @@ type transportKind struct {
 	name string
 	// build connects W members; wrap, if not nil, wraps each member's
 	// transport (to inject faults).
-	build func(t *testing.T, cfg Config, wrap func(rank int, tr Transport) Transport) *cluster
+	build func(t testing.TB, cfg Config, wrap func(rank int, tr Transport) Transport) *cluster
 }
 
 var transportKinds = []transportKind{
@@ -29,7 +29,7 @@ var transportKinds = []transportKind{
 	{name: "grpc", build: buildGRPC},
 }
 
-func buildInmem(t *testing.T, cfg Config, wrap func(int, Transport) Transport) *cluster {
+func buildInmem(t testing.TB, cfg Config, wrap func(int, Transport) Transport) *cluster {
 	t.Helper()
 	net := NewInmemNetwork()
 	trs := make([]Transport, cfg.WorldSize)
@@ -42,7 +42,7 @@ func buildInmem(t *testing.T, cfg Config, wrap func(int, Transport) Transport) *
 	return connectAll(t, cfg, trs, nil)
 }
 
-func buildGRPC(t *testing.T, cfg Config, wrap func(int, Transport) Transport) *cluster {
+func buildGRPC(t testing.TB, cfg Config, wrap func(int, Transport) Transport) *cluster {
 	t.Helper()
 	w := cfg.WorldSize
 	trs := make([]Transport, w)
@@ -71,7 +71,7 @@ func buildGRPC(t *testing.T, cfg Config, wrap func(int, Transport) Transport) *c
 
 // connectAll creates the rings of all ranks concurrently (New blocks until
 // the neighbours connect) and registers their cleanup.
-func connectAll(t *testing.T, cfg Config, trs []Transport, servers []*grpc.Server) *cluster {
+func connectAll(t testing.TB, cfg Config, trs []Transport, servers []*grpc.Server) *cluster {
 	t.Helper()
 	c := &cluster{rings: make([]*Ring, cfg.WorldSize), servers: servers}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -1,0 +1,35 @@
+package allreduce
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// BenchmarkAllReduce measures the ring over each transport; bytes/s is
+// the algorithm bandwidth (buffer bytes per all-reduce time).
+func BenchmarkAllReduce(b *testing.B) {
+	for _, kind := range transportKinds {
+		for _, w := range []int{2, 4} {
+			for _, size := range []int{1 << 20, 64 << 20} {
+				b.Run(fmt.Sprintf("%s/W=%d/%dMiB", kind.name, w, size>>20), func(b *testing.B) {
+					c := kind.build(b, Config{Generation: 1, WorldSize: w}, nil)
+					bufs := make([][]float32, w)
+					for r := range bufs {
+						bufs[r] = make([]float32, size/4)
+					}
+					ctx := context.Background()
+					b.SetBytes(int64(size))
+					b.ResetTimer()
+					for range b.N {
+						for rank, err := range c.each(func(rank int, r *Ring) error { return r.AllReduce(ctx, bufs[rank]) }) {
+							if err != nil {
+								b.Fatalf("rank %d: %v", rank, err)
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
