@@ -1,0 +1,25 @@
+package worker
+
+import (
+	"context"
+
+	"github.com/ringtrain/ringtrain/allreduce"
+)
+
+// AllreduceRings joins rings of package allreduce over a transport (the
+// gRPC one in a cluster, the in-memory one in tests).
+type AllreduceRings struct {
+	Transport allreduce.Transport
+}
+
+var (
+	_ Rings = AllreduceRings{}
+	_ Ring  = (*allreduce.Ring)(nil)
+)
+
+// Join implements Rings.
+func (a AllreduceRings) Join(ctx context.Context, generation int64, rank int, addrs []string) (Ring, error) {
+	return allreduce.New(ctx, a.Transport, allreduce.Config{
+		Generation: uint64(generation), Rank: rank, WorldSize: len(addrs), Peers: addrs,
+	})
+}
