@@ -38,8 +38,8 @@
 //	opt.Step(m.Params, m.Grads, model.LR(step, maxLR, minLR, warmup, maxSteps), step) // step from 0
 //
 // Forward with targets nil computes only the logits (Model.Logits), for
-// generation. After Forward with targets, Logits holds the softmax
-// probabilities, and Losses the per-position losses. Nothing but a few
+// generation. After Forward with targets, Logits holds the gradient of the
+// mean loss with respect to the logits, and Losses the per-position losses. Nothing but a few
 // small closures is allocated per step. AdamW.StepRange updates a flat
 // index range only, for a worker that owns part of the optimizer state;
 // SumSquares and ScaleGrads help compute a norm over such parts.
@@ -57,12 +57,15 @@
 // # Layers
 //
 // Each layer is a forward/backward pair over flat []float32 with the shapes
-// in its doc comment (llm.c style), usable alone (for example by a KV-cache
-// decoder): encoderForward, rmsnormForward, matmulForward, ropeForward
-// (any start position), attentionForward, swigluForward,
-// crossEntropyForward and their backward twins, which accumulate (+=)
-// except where the doc comment says they overwrite. Matmuls, including the
-// attention products, go through kernels.Gemm; attention and element-wise
-// layers split their work over GOMAXPROCS goroutines (attention by
-// batch×head, element-wise by rows).
+// in its doc comment (llm.c style), usable alone (the KV-cache Decoder
+// does): encoderForward, rmsnormForward, matmulForward, ropeForward (any
+// start position), swigluForward and their backward twins, which
+// accumulate (+=) except where the doc comment says they overwrite.
+// The training step runs linear maps through kernels.Gemm, causal attention
+// through kernels.CausalAttentionForward/Backward (query blocks, only a
+// (B, H, T) log-sum-exp cached, no T×T matrix) after ropeQK, and the loss
+// through kernels.SoftmaxCrossEntropy. attentionForward/Backward and
+// crossEntropyForward/Backward are the plain reference versions, checked by
+// finite differences, against which the kernel path is tested.
+// Element-wise layers split their rows over GOMAXPROCS goroutines.
 package model

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/ringtrain/ringtrain/model/kernels"
 )
 
 // Model is a transformer with its parameters, gradients and the activation
@@ -28,11 +30,11 @@ type Model struct {
 	layers  []layerActs
 	lnf     []float32 // (B, T, C)
 	lnfRstd []float32 // (B, T)
-	logits  []float32 // (B, T, V): logits, or probabilities after a forward with targets
+	logits  []float32 // (B, T, V): logits, or ∂(mean loss)/∂logits after a forward with targets
 	losses  []float32 // (B, T)
 
 	// backward scratch, shared by all layers
-	dres, dln, datty, dswi, dqkv, dh13, datt []float32
+	dres, dln, datty, dswi, dqkv, dh13 []float32
 
 	// the last forward pass
 	b, t    int
@@ -45,7 +47,7 @@ type Model struct {
 type layerActs struct {
 	ln1, ln1Rstd []float32 // (B, T, C), (B, T)
 	qkv          []float32 // (B, T, 3C), q and k after RoPE
-	att          []float32 // (B, NH, T, T) softmax
+	lse          []float32 // (B, NH, T) log-sum-exp of each attention row
 	atty         []float32 // (B, T, C) attention output before output_proj
 	res2         []float32 // (B, T, C) z = x + MHA(...)
 	ln2, ln2Rstd []float32 // (B, T, C), (B, T)
@@ -80,8 +82,8 @@ func New(cfg Config, B, T int) (*Model, error) {
 	ropeTable(m.cos, m.sin, T, HS, cfg.RopeTheta)
 
 	// one allocation for all activations, pointed into like llm.c does
-	perLayer := 5*BT*C + 2*BT + 3*BT*C + B*NH*T*T + 3*BT*F
-	total := BT*C + L*perLayer + BT*C + BT + BT*V + BT + 3*BT*C + BT*F + 3*BT*C + 2*BT*F + B*NH*T*T
+	perLayer := 5*BT*C + 2*BT + 3*BT*C + B*NH*T + 3*BT*F
+	total := BT*C + L*perLayer + BT*C + BT + BT*V + BT + 3*BT*C + BT*F + 3*BT*C + 2*BT*F
 	buf := make([]float32, total)
 	take := func(k int) []float32 {
 		s := buf[:k:k]
@@ -92,7 +94,7 @@ func New(cfg Config, B, T int) (*Model, error) {
 	m.layers = make([]layerActs, L)
 	for l := range m.layers {
 		m.layers[l] = layerActs{
-			ln1: take(BT * C), ln1Rstd: take(BT), qkv: take(3 * BT * C), att: take(B * NH * T * T),
+			ln1: take(BT * C), ln1Rstd: take(BT), qkv: take(3 * BT * C), lse: take(B * NH * T),
 			atty: take(BT * C), res2: take(BT * C), ln2: take(BT * C), ln2Rstd: take(BT),
 			h13: take(2 * BT * F), swi: take(BT * F), res3: take(BT * C),
 		}
@@ -105,7 +107,6 @@ func New(cfg Config, B, T int) (*Model, error) {
 	m.dswi = take(BT * F)
 	m.dqkv = take(3 * BT * C)
 	m.dh13 = take(2 * BT * F)
-	m.datt = take(B * NH * T * T)
 	m.targets = make([]int32, BT)
 	m.inputs = make([]int32, BT)
 	return m, nil
@@ -146,8 +147,9 @@ func (m *Model) Init(seed uint64) {
 func (m *Model) ZeroGrad() { clear(m.Grads) }
 
 // Logits returns the output of the last Forward, (B·T, V) row-major: the
-// logits after Forward without targets, the softmax probabilities after
-// Forward with targets, and garbage after Backward.
+// logits after Forward without targets; after Forward with targets the
+// gradient of the mean loss with respect to the logits,
+// (softmax − onehot(target))/(B·T).
 func (m *Model) Logits() []float32 { return m.logits[:m.b*m.t*m.Config.VocabSize] }
 
 // Losses returns the per-position cross-entropy of the last Forward with
@@ -184,7 +186,8 @@ func (m *Model) Forward(inputs, targets []int32, B, T int) float64 {
 		a, w := &m.layers[l], &m.p.layers[l]
 		rmsnormForward(a.ln1, a.ln1Rstd, x, w.ln1, BT, C)
 		matmulForward(a.qkv, a.ln1, w.qkv, BT, C, 3*C)
-		attentionForward(a.atty, a.att, a.qkv, m.cos, m.sin, B, T, C, NH)
+		ropeQK(a.qkv, m.cos, m.sin, B, T, C, NH, ropeForward)
+		kernels.CausalAttentionForward(a.atty, a.lse, a.qkv, a.qkv[C:], a.qkv[2*C:], B, T, NH, C/NH, 3*C, C)
 		copy(a.res2[:BT*C], x[:BT*C])
 		matmulForwardAdd(a.res2, a.atty, w.wo, BT, C, C)
 		rmsnormForward(a.ln2, a.ln2Rstd, a.res2, w.ln2, BT, C)
@@ -199,7 +202,8 @@ func (m *Model) Forward(inputs, targets []int32, B, T int) float64 {
 	if !m.hasLoss {
 		return 0
 	}
-	crossEntropyForward(m.losses, m.logits, m.targets, BT, V)
+	// losses, and the logits replaced by the gradient of the mean loss
+	kernels.SoftmaxCrossEntropy(m.losses, m.logits, m.targets, BT, V, 1/float32(BT))
 	var sum float64
 	for _, l := range m.losses[:BT] {
 		sum += float64(l)
@@ -224,20 +228,20 @@ func (m *Model) Backward(scale float32) {
 	if !m.hasLoss {
 		panic("model: Backward without a Forward with targets")
 	}
-	m.hasLoss = false // the probabilities are consumed below
+	m.hasLoss = false // the logit gradients are consumed below
 	cfg := m.Config
 	C, V, F, NH := cfg.DModel, cfg.VocabSize, cfg.DFF, cfg.NumHeads
 	B, T := m.b, m.t
 	BT := B * T
 
-	crossEntropyBackward(m.logits, m.targets, scale/float32(BT), BT, V)
+	// m.logits holds ∂(mean loss)/∂logits; scale enters as the Gemm alpha
 	dlnf := m.dln[:BT*C]
 	clear(dlnf)
 	last := m.encoded
 	if len(m.layers) > 0 {
 		last = m.layers[len(m.layers)-1].res3
 	}
-	matmulBackward(dlnf, m.g.lmHead, m.logits, m.lnf, m.p.lmHead, BT, C, V)
+	matmulBackwardScaled(dlnf, m.g.lmHead, m.logits, m.lnf, m.p.lmHead, BT, C, V, scale)
 	dres := m.dres[:BT*C]
 	clear(dres)
 	rmsnormBackward(dres, m.g.lnf, dlnf, last, m.p.lnf, m.lnfRstd, BT, C)
@@ -261,7 +265,10 @@ func (m *Model) Backward(scale float32) {
 		datty := m.datty[:BT*C]
 		clear(datty)
 		matmulBackward(datty, g.wo, dres, a.atty, w.wo, BT, C, C)
-		attentionBackward(m.dqkv, m.datt, datty, a.qkv, a.att, m.cos, m.sin, B, T, C, NH)
+		dqkv := m.dqkv[:3*BT*C]
+		clear(dqkv)
+		kernels.CausalAttentionBackward(dqkv, dqkv[C:], dqkv[2*C:], datty, a.qkv, a.qkv[C:], a.qkv[2*C:], a.atty, a.lse, B, T, NH, C/NH, 3*C, C)
+		ropeQK(dqkv, m.cos, m.sin, B, T, C, NH, ropeBackward)
 		clear(dln)
 		matmulBackward(dln, g.qkv, m.dqkv, a.ln1, w.qkv, BT, C, 3*C)
 		rmsnormBackward(dres, g.ln1, dln, x, w.ln1, a.ln1Rstd, BT, C)

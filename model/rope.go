@@ -54,3 +54,20 @@ func ropeBackward(dx []float32, stride, T, HS, pos0 int, cos, sin []float32) {
 		}
 	}
 }
+
+// ropeQK applies rot (ropeForward or ropeBackward) to the q and k parts of
+// every head of packed q | k | v rows, positions 0..T−1, in parallel over
+// batch×head.
+//
+//	qkv (B, T, 3C), cos, sin (≥T, HS/2)
+func ropeQK(qkv, cos, sin []float32, B, T, C, NH int, rot func(x []float32, stride, T, HS, pos0 int, cos, sin []float32)) {
+	HS := C / NH
+	parallelFor(B*NH, func(lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/NH, bh%NH
+			q := qkv[b*T*3*C+h*HS:]
+			rot(q, 3*C, T, HS, 0, cos, sin)
+			rot(q[C:], 3*C, T, HS, 0, cos, sin)
+		}
+	})
+}
