@@ -20,3 +20,24 @@ func partsFor(rows int, work float64) int {
 	}
 	return max(1, min(Threads(), rows))
 }
+
+// job is a kernel call with arguments A whose part i of n is fn(&args, i, n).
+// fn is a top-level function, not a closure, so that a call does not
+// allocate; jobs are recycled through a free list per kernel.
+type job[A any] struct {
+	rowsJob
+	args A
+	fn   func(a *A, i, n int)
+}
+
+func (j *job[A]) runPart(i, n int) { j.fn(&j.args, i, n) }
+
+// run splits a call over parts (from partsFor) and waits for it.
+func run[A any](list freeList[job[A]], args A, parts int, fn func(a *A, i, n int)) {
+	j := list.get()
+	j.args, j.fn = args, fn
+	parallel(j, parts, &j.wg)
+	var zero A
+	j.args = zero // drop references to the caller's slices
+	list.put(j)
+}
