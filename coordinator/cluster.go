@@ -53,6 +53,7 @@ type Generation struct {
 	ID          int64          `json:"id"`
 	Job         *job.Job       `json:"job"`
 	JobFile     string         `json:"job_file"`
+	JobText     string         `json:"job_text"` // the job file as given, for state.json
 	RunDir      string         `json:"run_dir"`
 	Coordinator string         `json:"coordinator"` // gRPC address for reports
 	Members     []RankedMember `json:"members"`     // by rank

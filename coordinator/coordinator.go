@@ -34,6 +34,7 @@ type Config struct {
 	Prefix  string   // etcd key prefix of the cluster; DefaultPrefix if empty
 	Job     *job.Job // data paths are made absolute against the current directory
 	JobFile string
+	JobText string // the job file as given (for checkpoints' state.json)
 	RunDir  string
 	// Advertise is the gRPC address the workers report to.
 	Advertise string
@@ -230,7 +231,7 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 			case Finish:
 				finished = true
 				g := m.Generation()
-				final := &Generation{Job: j, JobFile: c.cfg.JobFile, RunDir: c.cfg.RunDir, Coordinator: c.cfg.Advertise, Done: true}
+				final := &Generation{Job: j, JobFile: c.cfg.JobFile, JobText: c.cfg.JobText, RunDir: c.cfg.RunDir, Coordinator: c.cfg.Advertise, Done: true}
 				if g != nil {
 					final = c.generation(*g)
 					final.Done = true
@@ -280,7 +281,7 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 // generation completes a plan into the generation the workers read.
 func (c *Coordinator) generation(p GenerationPlan) *Generation {
 	g := &Generation{
-		ID: p.ID, Job: c.cfg.Job, JobFile: c.cfg.JobFile, RunDir: c.cfg.RunDir,
+		ID: p.ID, Job: c.cfg.Job, JobFile: c.cfg.JobFile, JobText: c.cfg.JobText, RunDir: c.cfg.RunDir,
 		Coordinator: c.cfg.Advertise, Members: p.Members, StartStep: p.StartStep,
 	}
 	if p.ResumeStep >= 0 {

@@ -18,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/ringtrain/ringtrain/allreduce"
 	"github.com/ringtrain/ringtrain/coordinator"
 	"github.com/ringtrain/ringtrain/job"
 )
@@ -69,7 +70,7 @@ func runToyCluster(t *testing.T, cli *clientv3.Client, j *job.Job, runDir string
 	go srv.Serve(lis)
 	defer coordinator.StopGRPC(srv, time.Second)
 
-	rings := newMemRings()
+	rings := AllreduceRings{Transport: allreduce.NewInmemNetwork()}
 	wctx, wcancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for i := range w {

@@ -62,6 +62,7 @@ type Trainer interface {
 type TrainerConfig struct {
 	Job       *job.Job
 	JobFile   string
+	JobText   string // the job file as given
 	RunDir    string
 	Rank      int
 	World     int
@@ -367,7 +368,7 @@ func (w *Worker) runGeneration(ctx context.Context, g *coordinator.Generation, r
 	}
 	j := g.Job
 	log.Info("joining generation", "start_step", g.StartStep, "resume", g.Resume)
-	tr, err := w.cfg.Trainer(ctx, TrainerConfig{Job: j, JobFile: g.JobFile, RunDir: g.RunDir, Rank: rank,
+	tr, err := w.cfg.Trainer(ctx, TrainerConfig{Job: j, JobFile: g.JobFile, JobText: g.JobText, RunDir: g.RunDir, Rank: rank,
 		World: len(g.Members), StartStep: g.StartStep, Resume: g.Resume})
 	if err != nil {
 		return fmt.Errorf("start trainer: %w", err)

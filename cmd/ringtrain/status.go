@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	pb "github.com/ringtrain/ringtrain/proto"
+)
+
+var statusFlags struct {
+	coordinator string
+	json        bool
+	timeout     time.Duration
+}
+
+var statusCmd = &cobra.Command{
+	Use:   "status",
+	Short: "Print a job's status once",
+	Long: `Asks the coordinator at --coordinator for its job's status and prints it as a
+table, or with --json as one JSON object with the fields phase, step,
+max_steps, loss, val_loss, tokens_per_s, eta_s, generation, world_size,
+last_checkpoint_step, error and workers (name, rank, address, state, step,
+step_time_s, tokens_per_s, last_heartbeat_unix_ms).`,
+	Args: cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, args []string) error {
+		ctx, cancel := context.WithTimeout(cmd.Context(), statusFlags.timeout)
+		defer cancel()
+		cli, closeFn, err := dialCoordinator(statusFlags.coordinator)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		st, err := cli.JobStatus(ctx, &pb.JobStatusRequest{})
+		if err != nil {
+			return fmt.Errorf("status from coordinator %s: %w", statusFlags.coordinator, err)
+		}
+		out := cmd.OutOrStdout()
+		if statusFlags.json {
+			b, err := statusJSON(st)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(out, string(b))
+			return err
+		}
+		return printStatus(out, st)
+	},
+}
+
+func init() {
+	f := statusCmd.Flags()
+	f.StringVar(&statusFlags.coordinator, "coordinator", "127.0.0.1:7070", "coordinator gRPC address")
+	f.BoolVar(&statusFlags.json, "json", false, "print one JSON object")
+	f.DurationVar(&statusFlags.timeout, "timeout", 10*time.Second, "give up after this long")
+	rootCmd.AddCommand(statusCmd)
+}
+
+func dialCoordinator(addr string) (pb.CoordinatorClient, func(), error) {
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("--coordinator %s: %w", addr, err)
+	}
+	return pb.NewCoordinatorClient(cc), func() { cc.Close() }, nil
+}
+
+// statusJSON renders the status with the proto's field names, zero values
+// included.
+func statusJSON(st *pb.JobStatusResponse) ([]byte, error) {
+	return protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(st)
+}
+
+func printStatus(w io.Writer, st *pb.JobStatusResponse) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "job\t%s\n", st.GetJob())
+	fmt.Fprintf(tw, "phase\t%s\n", st.GetPhase())
+	fmt.Fprintf(tw, "step\t%d / %d\n", st.GetStep(), st.GetMaxSteps())
+	fmt.Fprintf(tw, "loss\t%.4f\n", st.GetLoss())
+	if st.GetValLoss() != 0 {
+		fmt.Fprintf(tw, "val loss\t%.4f\n", st.GetValLoss())
+	}
+	fmt.Fprintf(tw, "tokens/s\t%.0f\n", st.GetTokensPerS())
+	if st.GetEtaS() > 0 {
+		fmt.Fprintf(tw, "eta\t%s\n", fmtDuration(st.GetEtaS()))
+	}
+	fmt.Fprintf(tw, "generation\t%d (world %d)\n", st.GetGeneration(), st.GetWorldSize())
+	if st.GetLastCheckpointStep() >= 0 {
+		fmt.Fprintf(tw, "checkpoint\tstep %d\n", st.GetLastCheckpointStep())
+	} else {
+		fmt.Fprintf(tw, "checkpoint\tnone\n")
+	}
+	fmt.Fprintf(tw, "run dir\t%s\n", st.GetRunDir())
+	if st.GetError() != "" {
+		fmt.Fprintf(tw, "note\t%s\n", st.GetError())
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tRANK\tADDRESS\tSTATE\tSTEP\tSTEP TIME\tTOKENS/S\tHEARTBEAT")
+	now := time.UnixMilli(st.GetTimeUnixMs())
+	for _, wk := range st.GetWorkers() {
+		rank := fmt.Sprint(wk.GetRank())
+		if wk.GetRank() < 0 {
+			rank = "-"
+		}
+		hb := "-"
+		if ms := wk.GetLastHeartbeatUnixMs(); ms > 0 {
+			hb = fmtDuration(now.Sub(time.UnixMilli(ms)).Seconds()) + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%.0f\t%s\n", wk.GetName(), rank, wk.GetAddress(), wk.GetState(),
+			wk.GetStep(), fmtDuration(wk.GetStepTimeS()), wk.GetTokensPerS(), hb)
+	}
+	return tw.Flush()
+}
+
+// fmtDuration prints seconds compactly: 850ms, 12.3s, 4m05s, 2h03m.
+func fmtDuration(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// progressLine is the one-line summary of watch and local.
+func progressLine(st *pb.JobStatusResponse) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s step %d/%d", st.GetPhase(), st.GetStep(), st.GetMaxSteps())
+	if st.GetStep() > 0 {
+		fmt.Fprintf(&b, " loss %.4f", st.GetLoss())
+	}
+	if st.GetValLoss() != 0 {
+		fmt.Fprintf(&b, " val %.4f", st.GetValLoss())
+	}
+	if st.GetTokensPerS() > 0 {
+		fmt.Fprintf(&b, " %.0f tok/s", st.GetTokensPerS())
+	}
+	if st.GetEtaS() > 0 {
+		fmt.Fprintf(&b, " ETA %s", fmtDuration(st.GetEtaS()))
+	}
+	fmt.Fprintf(&b, " W=%d", st.GetWorldSize())
+	if st.GetError() != "" {
+		fmt.Fprintf(&b, " (%s)", st.GetError())
+	}
+	return b.String()
+}
