@@ -50,6 +50,9 @@ func (o *AdamW) StepRange(params, grads []float32, lo, hi int, lr float64, step 
 	if len(params) != len(o.M) || len(grads) != len(o.M) {
 		panic(fmt.Sprintf("model: AdamW over %d values got %d params and %d grads", len(o.M), len(params), len(grads)))
 	}
+	if lo < 0 || lo > hi || hi > len(o.M) {
+		panic(fmt.Sprintf("model: AdamW range [%d, %d) outside [0, %d)", lo, hi, len(o.M)))
+	}
 	bc1 := 1 - math.Pow(o.Beta1, float64(step+1))
 	bc2 := 1 - math.Pow(o.Beta2, float64(step+1))
 	k := adamConsts{
@@ -57,19 +60,21 @@ func (o *AdamW) StepRange(params, grads []float32, lo, hi int, lr float64, step 
 		b2: float32(o.Beta2), ob2: float32(1 - o.Beta2),
 		stepSize: float32(lr / bc1), bc2sqrt: float32(math.Sqrt(bc2)), eps: float32(o.Eps),
 	}
-	for _, p := range o.layout {
-		s, e := max(lo, p.Offset), min(hi, p.Offset+p.Size)
-		if s >= e {
-			continue
+	wd := float32(1 - lr*o.WeightDecay)
+	parallelFor(hi-lo, func(a, b int) {
+		a, b = lo+a, lo+b
+		for _, p := range o.layout {
+			s, e := max(a, p.Offset), min(b, p.Offset+p.Size)
+			if s >= e {
+				continue
+			}
+			decay := float32(1)
+			if p.Decay {
+				decay = wd
+			}
+			adamUpdate(params[s:e], grads[s:e], o.M[s:e], o.V[s:e], decay, k)
 		}
-		decay := float32(1)
-		if p.Decay {
-			decay = float32(1 - lr*o.WeightDecay)
-		}
-		parallelFor(e-s, func(a, b int) {
-			adamUpdate(params[s+a:s+b], grads[s+a:s+b], o.M[s+a:s+b], o.V[s+a:s+b], decay, k)
-		})
-	}
+	})
 }
 
 type adamConsts struct {
