@@ -8,7 +8,7 @@ import (
 )
 
 func TestInit(t *testing.T) {
-	cfg, _ := Preset("small")
+	cfg := Config{VocabSize: 512, ContextLength: 4, DModel: 64, NumLayers: 1, NumHeads: 4, DFF: 160, RopeTheta: 10000}
 	a, _ := New(cfg, 1, 1)
 	b, _ := New(cfg, 1, 1)
 	a.Init(3)
