@@ -80,7 +80,7 @@ func (c *chunker) next() ([]byte, error) {
 				copy(nb, c.buf)
 				c.buf = nb
 			}
-			n, err := c.r.Read(c.buf[len(c.buf):cap(c.buf)])
+			n, err := c.r.Read(c.buf[len(c.buf):want])
 			c.buf = c.buf[:len(c.buf)+n]
 			c.read += int64(n)
 			if errors.Is(err, io.EOF) {

@@ -34,11 +34,16 @@ func (t *Tokenizer) putEncoder(e *encoder) { t.encoders.Put(e) }
 // into GPT-2 pre-tokens and each pre-token is encoded by applying merges in
 // priority order. Any byte string is accepted, valid UTF-8 or not.
 func (t *Tokenizer) Encode(text string) []int {
-	return t.AppendEncode(nil, unsafe.Slice(unsafe.StringData(text), len(text)))
+	return t.EncodeBytes(unsafe.Slice(unsafe.StringData(text), len(text)))
 }
 
 // EncodeBytes is Encode for a byte slice.
-func (t *Tokenizer) EncodeBytes(text []byte) []int { return t.AppendEncode(nil, text) }
+func (t *Tokenizer) EncodeBytes(text []byte) []int {
+	if len(text) == 0 {
+		return nil
+	}
+	return t.AppendEncode(make([]int, 0, len(text)/3+1), text)
+}
 
 // AppendEncode appends the token ids of text to dst.
 func (t *Tokenizer) AppendEncode(dst []int, text []byte) []int {
@@ -61,6 +66,9 @@ func (t *Tokenizer) AppendEncode(dst []int, text []byte) []int {
 
 // appendPiece appends the ids of one pre-token, through the cache.
 func (e *encoder) appendPiece(dst []int, piece []byte) []int {
+	if len(piece) == 1 {
+		return append(dst, int(e.t.byteID[piece[0]]))
+	}
 	if ids, ok := e.cache[string(piece)]; ok {
 		return append(dst, ids...)
 	}

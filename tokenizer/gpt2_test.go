@@ -330,3 +330,19 @@ func TestDecodeErrors(t *testing.T) {
 		t.Logf("first id of %v decodes to valid UTF-8 %q", ids, b)
 	}
 }
+
+func FuzzEncodeMatchesReference(f *testing.F) {
+	for _, s := range roundTripSeeds {
+		f.Add(s)
+	}
+	tok := loadGPT2(f)
+	ref := loadGPT2Ref(f)
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return // the reference engine only sees runes
+		}
+		if got, want := tok.Encode(s), ref.encode(t, s, true, false); !slices.Equal(got, want) {
+			t.Fatalf("Encode(%q) = %v, reference %v", s, got, want)
+		}
+	})
+}

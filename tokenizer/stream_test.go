@@ -3,11 +3,13 @@ package tokenizer
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 )
@@ -128,5 +130,65 @@ func TestCountPreTokensChunkInvariant(t *testing.T) {
 		if _, ok := want[EndOfText]; ok {
 			t.Errorf("%s: the special token was counted", name)
 		}
+	}
+}
+
+// Chunks stay within the chunk size when the text has boundaries, and grow
+// only as needed when it has none.
+func TestChunkerBounded(t *testing.T) {
+	texts := streamTexts(t)
+	for _, tc := range []struct {
+		name    string
+		size    int
+		maxSeen int
+	}{
+		{"shakespeare-prefix", 1000, 1000},
+		{"mixed", 512, 512},
+		{"specials", 100, 100},
+		{"long-word", 1000, 30000},
+	} {
+		ch := newChunker(bytes.NewReader(texts[tc.name]), newSpecialMatcher([]string{EndOfText}), tc.size)
+		var all []byte
+		for {
+			b, err := ch.next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) == 0 || len(b) > tc.maxSeen {
+				t.Errorf("%s: chunk of %d bytes (size %d)", tc.name, len(b), tc.size)
+			}
+			all = append(all, b...)
+		}
+		if !bytes.Equal(all, texts[tc.name]) {
+			t.Errorf("%s: chunks do not add up to the text", tc.name)
+		}
+	}
+}
+
+func TestEncodeConcurrent(t *testing.T) {
+	tok := loadGPT2(t)
+	texts := streamTexts(t)
+	want := map[string][]int{}
+	for name, text := range texts {
+		want[name] = tok.EncodeBytes(text)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 4*len(texts))
+	for g := range 4 {
+		wg.Go(func() {
+			for name, text := range texts {
+				if got := tok.EncodeBytes(text); !slices.Equal(got, want[name]) {
+					errs <- fmt.Sprintf("goroutine %d, %s: ids differ", g, name)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

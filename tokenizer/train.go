@@ -136,7 +136,10 @@ func TrainCounts(counts Counts, cfg TrainConfig) (*Tokenizer, error) {
 	want := cfg.VocabSize - len(tr.vocab)
 	var merges [][2][]byte
 	for k := range want {
-		a, b, ok := tr.step()
+		a, b, ok, err := tr.step()
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			break // every pre-token is a single token
 		}
@@ -289,11 +292,12 @@ func (tr *trainer) inc(p uint64, c int64, w int32) {
 	}
 }
 
-// step makes one merge and returns the pair it merged.
-func (tr *trainer) step() (a, b int32, ok bool) {
+// step makes one merge and returns the pair it merged; ok is false when no
+// pair is left.
+func (tr *trainer) step() (a, b int32, ok bool, err error) {
 	p, ok := tr.best()
 	if !ok {
-		return 0, 0, false
+		return 0, 0, false, nil
 	}
 	a, b = int32(p>>32), int32(uint32(p))
 	merged := append(append([]byte{}, tr.vocab[a]...), tr.vocab[b]...)
@@ -302,7 +306,7 @@ func (tr *trainer) step() (a, b int32, ok bool) {
 	// Tokens are unique by construction (no adjacent a,b survives the merge
 	// of (a,b)); keep the set to catch a violation rather than corrupt vocab.json.
 	if tr.ids[string(merged)] {
-		panic(fmt.Sprintf("tokenizer: BPE training produced the token %q twice", merged))
+		return 0, 0, false, fmt.Errorf("BPE training produced the token %q twice (merge %d)", merged, tr.steps)
 	}
 	tr.ids[string(merged)] = true
 	step := tr.steps
@@ -323,7 +327,7 @@ func (tr *trainer) step() (a, b int32, ok bool) {
 			heap.Push(h, pairEntry{c, q})
 		}
 	}
-	return a, b, true
+	return a, b, true, nil
 }
 
 // mergeWord replaces each (a,b) in word w, left to right, by n and updates
