@@ -12,8 +12,9 @@ import (
 // text is read in chunks cut at safe boundaries (never inside a special token
 // or a pre-token), so the concatenation of the ids equals Encode of the
 // whole text, while memory stays bounded by a few chunks. Chunks are encoded
-// in parallel on GOMAXPROCS goroutines. fn must not keep ids after it
-// returns; an error from fn stops the stream and is returned.
+// in parallel on GOMAXPROCS goroutines. Each ids slice is fresh: fn may keep
+// it. An error from fn stops the stream and is returned; so is a read error.
+// For progress by bytes, wrap r in a counting reader.
 func (t *Tokenizer) EncodeStream(r io.Reader, fn func(ids []int) error) error {
 	workers := runtime.GOMAXPROCS(0)
 	ch := newChunker(r, t.sm, t.chunkSize)
