@@ -39,6 +39,8 @@ type Decoder struct {
 	swi    []float32 // (MaxT, F)
 	lnf    []float32 // (C)
 	logits []float32 // (V) of the last position
+
+	mv matvecJobs // scratch of the one-row matmuls
 }
 
 // NewDecoder makes a decoder for cfg that reads its weights from params
@@ -139,7 +141,7 @@ func (d *Decoder) Step(tok int32) []float32 {
 	for l := range d.p.layers {
 		w := &d.p.layers[l]
 		rmsnormRow(ln, x, w.ln1)
-		matmulForward(qkv, ln, w.qkv, 1, C, 3*C)
+		matvec(&d.mv, qkv, ln, w.qkv, C, 3*C, false)
 		q, k := qkv[:C], qkv[C:2*C]
 		for h := range NH {
 			ropeForward(q[h*HS:], HS, 1, HS, pos, d.cos, d.sin)
@@ -156,11 +158,11 @@ func (d *Decoder) Step(tok int32) []float32 {
 			causalSoftmax(s, pos)
 			kernels.Gemm(false, false, 1, HS, n, 1, s, n, vh, HS, 0, atty[h*HS:], HS)
 		}
-		matmulForwardAdd(x, atty, w.wo, 1, C, C)
+		matvec(&d.mv, x, atty, w.wo, C, C, true)
 		rmsnormRow(ln, x, w.ln2)
-		matmulForward(h13, ln, w.w13, 1, C, 2*F)
+		matvec(&d.mv, h13, ln, w.w13, C, 2*F, false)
 		swigluRow(swi, h13)
-		matmulForwardAdd(x, swi, w.w2, 1, F, C)
+		matvec(&d.mv, x, swi, w.w2, F, C, true)
 	}
 	d.n++
 	return d.head(x)
@@ -187,7 +189,7 @@ func (d *Decoder) store(l, pos, T int) {
 func (d *Decoder) head(x []float32) []float32 {
 	C, V := d.Config.DModel, d.Config.VocabSize
 	rmsnormRow(d.lnf, x, d.p.lnf)
-	matmulForward(d.logits, d.lnf, d.p.lmHead, 1, C, V)
+	matvec(&d.mv, d.logits, d.lnf, d.p.lmHead, C, V, false)
 	return d.logits
 }
 
