@@ -17,7 +17,7 @@ type EtcdConfig struct {
 	AdvertiseClient string // URL; empty: the listen URL
 	ListenPeer      string // URL; empty: a free loopback port
 	Name            string // default "ringtrain"
-	LogLevel        string // etcd's zap level, default "error"
+	LogLevel        string // etcd's zap level, default "panic" (errors reach Err)
 }
 
 // Etcd is a running embedded etcd server.
@@ -37,7 +37,7 @@ func StartEtcd(c EtcdConfig) (*Etcd, error) {
 	}
 	cfg.LogLevel = c.LogLevel
 	if cfg.LogLevel == "" {
-		cfg.LogLevel = zapcore.ErrorLevel.String()
+		cfg.LogLevel = zapcore.PanicLevel.String()
 	}
 	listen, err := urlOrFree(c.ListenClient)
 	if err != nil {

@@ -269,14 +269,10 @@ func (w *Worker) register(ctx context.Context, key, val string, lease clientv3.L
 	}
 }
 
-// watchGenerations sends every new generation value on out (newest wins),
-// and a zero Generation when the key is deleted.
+// watchGenerations sends every generation value on out, in order, and a
+// zero Generation when the key is deleted (its coordinator is gone).
 func (w *Worker) watchGenerations(ctx context.Context, out chan *coordinator.Generation) error {
 	send := func(g *coordinator.Generation) {
-		select {
-		case <-out:
-		default:
-		}
 		select {
 		case out <- g:
 		case <-ctx.Done():

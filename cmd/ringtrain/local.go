@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ringtrain/ringtrain/coordinator"
+	"github.com/ringtrain/ringtrain/job"
+)
+
+var localFlags struct {
+	jobFile, runDir, metrics string
+	workers, steps           int
+}
+
+var localCmd = &cobra.Command{
+	Use:   "local",
+	Short: "Run a job on this machine: embedded etcd, a coordinator and N workers over loopback gRPC",
+	Long: `Runs the whole cluster in this process: an embedded etcd (data in RUN/etcd, on
+free loopback ports), a coordinator and --workers workers, each with its own
+gRPC server on loopback, exactly as separate machines would talk. Progress is
+shown on stderr; the run dir keeps metrics.jsonl and the checkpoints.
+Run again on the same run dir to resume from its newest committed checkpoint.
+--steps overrides train.max_steps; --workers sets workers.min and max.`,
+	Args: cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, args []string) error {
+		f := localFlags
+		if f.jobFile == "" {
+			return fmt.Errorf("--job: required")
+		}
+		if f.workers < 1 {
+			return fmt.Errorf("--workers %d: must be at least 1", f.workers)
+		}
+		text, err := os.ReadFile(f.jobFile)
+		if err != nil {
+			return fmt.Errorf("job file: %w", err)
+		}
+		j, err := job.Parse(text, f.jobFile)
+		if err != nil {
+			return err
+		}
+		if f.steps < 0 {
+			return fmt.Errorf("--steps %d: must not be negative", f.steps)
+		}
+		if f.steps > 0 {
+			j.Train.MaxSteps = f.steps
+		}
+		j.Workers.Min, j.Workers.Max = f.workers, f.workers
+		if err := j.Validate(f.workers); err != nil {
+			return fmt.Errorf("--workers %d: %w", f.workers, err)
+		}
+		runDir := f.runDir
+		if runDir == "" {
+			runDir = filepath.Join("runs", j.Name)
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return runLocal(ctx, j, f.jobFile, string(text), runDir, f.workers, f.metrics)
+	},
+}
+
+func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, n int, metrics string) error {
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return fmt.Errorf("--run-dir: %w", err)
+	}
+	// Membership is per process: a previous run's etcd state (leases of
+	// workers that are gone) must not leak into this one.
+	etcdDir := filepath.Join(runDir, "etcd")
+	if err := os.RemoveAll(etcdDir); err != nil {
+		return fmt.Errorf("clear %s: %w", etcdDir, err)
+	}
+	e, err := coordinator.StartEtcd(coordinator.EtcdConfig{DataDir: etcdDir})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	cli, err := newEtcdClient(e.ClientURL)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	slog.Debug("embedded etcd", "client", e.ClientURL, "data_dir", etcdDir)
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	c, err := coordinator.New(coordinator.Config{
+		Etcd: cli, Job: j, JobFile: jobFile, JobText: jobText, RunDir: runDir,
+		Advertise: lis.Addr().String(), Settle: 200 * time.Millisecond, Checkpoints: coordinator.FSCheckpoints{},
+	})
+	if err != nil {
+		lis.Close()
+		return err
+	}
+
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer wcancel()
+	werrs := make(chan error, n)
+	for i := range n {
+		wl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		name := fmt.Sprintf("local-%d", i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := runWorker(wctx, cli, wl, coordinator.DefaultPrefix, name, wl.Addr().String(), 5*time.Second, true, nil)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				werrs <- fmt.Errorf("worker %s: %w", name, err)
+				wcancel()
+			}
+		}()
+	}
+	err = serveCoordinator(wctx, c, lis, metrics, localProgress)
+	if err != nil {
+		select {
+		case werr := <-werrs:
+			return werr
+		default:
+		}
+		return err
+	}
+	st := c.Status()
+	fmt.Fprintf(os.Stderr, "done: %d steps, loss %.4f, run dir %s\n", st.Step, st.Loss, c.RunDir())
+	return nil
+}
+
+// localProgress shows a live line on stderr (a line every few seconds when
+// stderr is not a terminal).
+func localProgress(ctx context.Context, c *coordinator.Coordinator) {
+	every := 250 * time.Millisecond
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		every = 5 * time.Second
+	}
+	live := newLiveLine(os.Stderr)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			live.show(progressLine(coordinator.StatusProto(c.Status(), c.RunDir())))
+			live.done()
+			return
+		case <-t.C:
+			live.show(progressLine(coordinator.StatusProto(c.Status(), c.RunDir())))
+		}
+	}
+}
+
+func init() {
+	f := localCmd.Flags()
+	f.StringVar(&localFlags.jobFile, "job", "", "job file (YAML or JSON; required)")
+	f.IntVar(&localFlags.workers, "workers", 1, "number of workers")
+	f.StringVar(&localFlags.runDir, "run-dir", "", "run directory (default runs/<job name>)")
+	f.IntVar(&localFlags.steps, "steps", 0, "override train.max_steps (0: the job's)")
+	f.StringVar(&localFlags.metrics, "metrics-listen", "", "HTTP address for Prometheus /metrics (empty: off)")
+	rootCmd.AddCommand(localCmd)
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ringtrain/ringtrain/allreduce"
+	"github.com/ringtrain/ringtrain/coordinator"
+	"github.com/ringtrain/ringtrain/worker"
+)
+
+var workerFlags struct {
+	etcd, listen, advertise, name, prefix string
+	ttl                                   time.Duration
+	exitWhenDone                          bool
+}
+
+var workerCmd = &cobra.Command{
+	Use:   "worker",
+	Short: "Run one worker; it joins whatever job the coordinator runs",
+	Long: `Runs one training worker: it registers in etcd (name and --advertise address,
+under a lease renewed every --ttl/3), waits for the coordinator's generations
+and trains its rank of each generation it is a member of, talking to its ring
+neighbours over gRPC on --listen. Data and run dir paths of the job must be
+reachable from this machine (a shared filesystem). Runs until interrupted,
+or with --exit-when-done until the job it took part in is over.`,
+	Args: cobra.NoArgs,
+	RunE: func(cmd *cobra.Command, args []string) error {
+		f := workerFlags
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		cli, err := newEtcdClient(f.etcd)
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		lis, err := net.Listen("tcp", f.listen)
+		if err != nil {
+			return fmt.Errorf("--listen %s: %w", f.listen, err)
+		}
+		adv := f.advertise
+		if adv == "" {
+			adv = advertiseOf(lis.Addr())
+		}
+		name := f.name
+		if name == "" {
+			host, _ := os.Hostname()
+			_, port, _ := net.SplitHostPort(lis.Addr().String())
+			name = fmt.Sprintf("%s-%s", host, port)
+		}
+		err = runWorker(ctx, cli, lis, f.prefix, name, adv, f.ttl, f.exitWhenDone, nil)
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			slog.Info("worker stopped", "name", name)
+			return nil
+		}
+		return err
+	},
+}
+
+// runWorker serves the all-reduce peer service on lis and runs one worker
+// until ctx ends (or the job ends, with exitWhenDone).
+func runWorker(ctx context.Context, cli *clientv3.Client, lis net.Listener, prefix, name, adv string, ttl time.Duration, exitWhenDone bool, log *slog.Logger) error {
+	tr := allreduce.NewGRPCTransport()
+	srv := worker.NewGRPCServer(tr)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	defer func() {
+		coordinator.StopGRPC(srv, 2*time.Second)
+		<-served
+	}()
+	w, err := worker.New(worker.Config{
+		Etcd: cli, Prefix: prefix, Name: name, Advertise: adv, TTL: ttl,
+		Trainer: worker.TrainerPackage, Rings: worker.AllreduceRings{Transport: tr},
+		ExitWhenDone: exitWhenDone, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+func init() {
+	f := workerCmd.Flags()
+	f.StringVar(&workerFlags.etcd, "etcd", "http://127.0.0.1:2379", "etcd endpoints, comma-separated")
+	f.StringVar(&workerFlags.listen, "listen", ":7071", "gRPC address for the all-reduce peers")
+	f.StringVar(&workerFlags.advertise, "advertise", "", "host:port peers reach --listen on (default: hostname and the listen port)")
+	f.StringVar(&workerFlags.name, "name", "", "worker name, unique in the cluster (default: hostname-port)")
+	f.StringVar(&workerFlags.prefix, "prefix", coordinator.DefaultPrefix, "etcd key prefix of the cluster")
+	f.DurationVar(&workerFlags.ttl, "ttl", 5*time.Second, "registration lease TTL: a dead worker is noticed after this long")
+	f.BoolVar(&workerFlags.exitWhenDone, "exit-when-done", false, "exit once a job this worker trained is over (0 if done, 1 if failed)")
+	rootCmd.AddCommand(workerCmd)
+}
