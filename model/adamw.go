@@ -60,21 +60,35 @@ func (o *AdamW) StepRange(params, grads []float32, lo, hi int, lr float64, step 
 		b2: float32(o.Beta2), ob2: float32(1 - o.Beta2),
 		stepSize: float32(lr / bc1), bc2sqrt: float32(math.Sqrt(bc2)), eps: float32(o.Eps),
 	}
-	wd := float32(1 - lr*o.WeightDecay)
-	parallelFor(hi-lo, func(a, b int) {
-		a, b = lo+a, lo+b
-		for _, p := range o.layout {
-			s, e := max(a, p.Offset), min(b, p.Offset+p.Size)
-			if s >= e {
-				continue
-			}
-			decay := float32(1)
-			if p.Decay {
-				decay = wd
-			}
-			adamUpdate(params[s:e], grads[s:e], o.M[s:e], o.V[s:e], decay, k)
+	adamJobs.run(hi-lo, adamArgs{o: o, params: params, grads: grads, lo: lo,
+		wd: float32(1 - lr*o.WeightDecay), k: k}, adamPart)
+}
+
+type adamArgs struct {
+	o             *AdamW
+	params, grads []float32
+	lo            int
+	wd            float32
+	k             adamConsts
+}
+
+var adamJobs jobPool[adamArgs]
+
+// adamPart updates flat indices [a.lo+a0, a.lo+a1), tensor by tensor.
+func adamPart(a *adamArgs, a0, a1 int) {
+	a0, a1 = a.lo+a0, a.lo+a1
+	o := a.o
+	for _, p := range o.layout {
+		s, e := max(a0, p.Offset), min(a1, p.Offset+p.Size)
+		if s >= e {
+			continue
 		}
-	})
+		decay := float32(1)
+		if p.Decay {
+			decay = a.wd
+		}
+		adamUpdate(a.params[s:e], a.grads[s:e], o.M[s:e], o.V[s:e], decay, a.k)
+	}
 }
 
 type adamConsts struct {
@@ -133,9 +147,19 @@ func ClipGradNorm(grads []float32, maxNorm float64) float64 {
 
 // ScaleGrads multiplies every gradient by s.
 func ScaleGrads(grads []float32, s float32) {
-	parallelFor(len(grads), func(lo, hi int) {
-		for i := range grads[lo:hi] {
-			grads[lo+i] *= s
-		}
-	})
+	scaleJobs.run(len(grads), scaleArgs{x: grads, s: s}, scalePart)
+}
+
+type scaleArgs struct {
+	x []float32
+	s float32
+}
+
+var scaleJobs jobPool[scaleArgs]
+
+func scalePart(a *scaleArgs, lo, hi int) {
+	x := a.x[lo:hi]
+	for i := range x {
+		x[i] *= a.s
+	}
 }

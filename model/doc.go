@@ -39,10 +39,12 @@
 //
 // Forward with targets nil computes only the logits (Model.Logits), for
 // generation. After Forward with targets, Logits holds the gradient of the
-// mean loss with respect to the logits, and Losses the per-position losses. Nothing but a few
-// small closures is allocated per step. AdamW.StepRange updates a flat
-// index range only, for a worker that owns part of the optimizer state;
-// SumSquares and ScaleGrads help compute a norm over such parts.
+// mean loss with respect to the logits, and Losses the per-position
+// losses. A warm training step allocates nothing (TestTrainStepAllocs):
+// activations are preallocated and parallel work runs as pooled jobs on
+// persistent workers. AdamW.StepRange updates a flat index range only, for
+// a worker that owns part of the optimizer state; SumSquares and ScaleGrads
+// help compute a norm over such parts.
 //
 // # Files
 //

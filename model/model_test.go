@@ -150,3 +150,34 @@ func TestForwardPanics(t *testing.T) {
 		t.Fatal("New with T > context_length succeeded")
 	}
 }
+
+// A training step (forward, backward, clipping, AdamW) allocates nothing once
+// warm: activations are preallocated and parallel work goes through pooled
+// jobs on persistent workers.
+func TestTrainStepAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
+	cfg := Config{VocabSize: 64, ContextLength: 16, DModel: 32, NumLayers: 2, NumHeads: 4, DFF: 48, RopeTheta: 10000}
+	const B, T = 2, 16
+	m, _ := New(cfg, B, T)
+	m.Init(1)
+	opt := NewAdamW(m.Layout(), AdamWConfig{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1})
+	rng := rand.New(rand.NewPCG(41, 42))
+	x, y := randTokens(rng, B*T, cfg.VocabSize), randTokens(rng, B*T, cfg.VocabSize)
+	s := 0
+	step := func() {
+		m.ZeroGrad()
+		m.Forward(x, y, B, T)
+		m.Backward(1)
+		ClipGradNorm(m.Grads, 1)
+		opt.Step(m.Params, m.Grads, 1e-3, s)
+		s++
+	}
+	for range 3 {
+		step() // warm the pools
+	}
+	if n := testing.AllocsPerRun(20, step); n > 0 {
+		t.Fatalf("%.1f allocations per training step", n)
+	}
+}
