@@ -136,7 +136,7 @@ type hookLink struct {
 	sends  int
 	recvs  int
 	onSend func(n int, f *OutFrame)
-	onRecv func(n int, f *InFrame)
+	onRecv func(n int)
 }
 
 func (h *hookLink) Send(f *OutFrame) error {
@@ -150,14 +150,14 @@ func (h *hookLink) Send(f *OutFrame) error {
 	return h.Link.Send(f)
 }
 
-func (h *hookLink) Recv(f *InFrame) error {
-	err := h.Link.Recv(f)
+func (h *hookLink) Recv(s Sink) error {
+	err := h.Link.Recv(s)
 	if err == nil && h.onRecv != nil {
 		h.mu.Lock()
 		n := h.recvs
 		h.recvs++
 		h.mu.Unlock()
-		h.onRecv(n, f)
+		h.onRecv(n)
 	}
 	return err
 }

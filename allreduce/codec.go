@@ -23,7 +23,11 @@ const (
 	fieldHello  = 1
 	fieldHeader = 2
 	fieldData   = 3
+	fieldPad    = 15
 )
+
+// grpcMsgHeader is the length of gRPC's per-message prefix on the wire.
+const grpcMsgHeader = 5
 
 // rawCodec encodes pb.RingFrame without copying tensor data: Marshal of a
 // *wireOut returns the frame's protobuf prefix followed by a view of the
@@ -41,13 +45,13 @@ type wireOut struct {
 	marshaled bool // Marshal ran: grpc owns data's reference
 }
 
-// wireIn receives a frame.
+// wireIn receives a frame: a hello, or a chunk handed to sink.
 type wireIn struct {
 	hello     *pb.RingHello // set if the frame carried one
 	hasHeader bool
 	header    Header
-	dst       []byte // receive buffer
-	n         int    // bytes of data stored in dst
+	sink      Sink
+	sinkErr   error // what sink.Header returned
 
 	ph      pb.ChunkHeader // reused
 	scratch []byte
@@ -75,8 +79,16 @@ func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 		if m.data == nil || m.data.Len() == 0 {
 			return mem.BufferSlice{mem.SliceBuffer(prefix)}, nil
 		}
+		// Pad so that the data starts 8-byte aligned relative to the
+		// gRPC message (and hence in the receiver's frame buffers).
+		n := uint64(m.data.Len())
+		end := grpcMsgHeader + len(prefix) + 2 + protowire.SizeTag(fieldData) + protowire.SizeVarint(n)
+		pad := mod(-end, 8)
+		prefix = protowire.AppendTag(prefix, fieldPad, protowire.BytesType)
+		prefix = protowire.AppendVarint(prefix, uint64(pad))
+		prefix = append(prefix, make([]byte, pad)...)
 		prefix = protowire.AppendTag(prefix, fieldData, protowire.BytesType)
-		prefix = protowire.AppendVarint(prefix, uint64(m.data.Len()))
+		prefix = protowire.AppendVarint(prefix, n)
 		return mem.BufferSlice{mem.SliceBuffer(prefix), m.data}, nil
 	case proto.Message:
 		b, err := proto.Marshal(m)
@@ -109,37 +121,42 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 func (w *wireIn) unmarshal(data mem.BufferSlice) error {
-	w.hello, w.hasHeader, w.n = nil, false, 0
-	r := data.Reader()
-	defer r.Close()
+	w.hello, w.hasHeader, w.sinkErr = nil, false, nil
+	c := cursor{bufs: data}
+	sawData := false
 	for {
-		tag, err := readVarint(r)
+		tag, err := c.varint()
 		if errors.Is(err, io.EOF) {
-			return nil
+			break
 		}
 		if err != nil {
 			return fmt.Errorf("ringraw codec: frame: %w", err)
 		}
 		num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
 		if typ != protowire.BytesType {
-			if err := skipField(r, typ); err != nil {
+			if err := c.skipField(typ); err != nil {
 				return fmt.Errorf("ringraw codec: field %d: %w", num, err)
 			}
 			continue
 		}
-		size, err := readVarint(r)
+		size, err := c.varint()
 		if err != nil {
 			return fmt.Errorf("ringraw codec: field %d: %w", num, err)
 		}
+		if size > uint64(c.remaining()) {
+			return fmt.Errorf("ringraw codec: field %d: %d bytes, %d left: %w", num, size, c.remaining(), io.ErrUnexpectedEOF)
+		}
 		switch num {
 		case fieldData:
-			if size > uint64(len(w.dst)) {
-				return fmt.Errorf("ringraw codec: chunk of %d bytes exceeds the %d-byte receive buffer", size, len(w.dst))
+			if !w.hasHeader || w.sink == nil {
+				return fmt.Errorf("%w: data without a header", ErrProtocol)
 			}
-			if _, err := io.ReadFull(r, w.dst[:size]); err != nil {
-				return fmt.Errorf("ringraw codec: data: %w", err)
+			sawData = true
+			if err := w.sink.Header(w.header, int(size)); err != nil {
+				w.sinkErr = err
+				return err
 			}
-			w.n = int(size)
+			c.pieces(int(size), w.sink.Data)
 		case fieldHello, fieldHeader:
 			if size > 1<<16 {
 				return fmt.Errorf("ringraw codec: field %d of %d bytes", num, size)
@@ -148,9 +165,7 @@ func (w *wireIn) unmarshal(data mem.BufferSlice) error {
 				w.scratch = make([]byte, size)
 			}
 			b := w.scratch[:size]
-			if _, err := io.ReadFull(r, b); err != nil {
-				return fmt.Errorf("ringraw codec: field %d: %w", num, err)
-			}
+			c.read(b)
 			if num == fieldHello {
 				w.hello = new(pb.RingHello)
 				if err := proto.Unmarshal(b, w.hello); err != nil {
@@ -163,23 +178,55 @@ func (w *wireIn) unmarshal(data mem.BufferSlice) error {
 				w.header, w.hasHeader = headerFromProto(&w.ph), true
 			}
 		default:
-			if _, err := r.Discard(int(size)); err != nil {
-				return fmt.Errorf("ringraw codec: field %d: %w", num, err)
-			}
+			c.skip(int(size))
 		}
 	}
+	if w.hasHeader && !sawData && w.sink != nil {
+		if err := w.sink.Header(w.header, 0); err != nil {
+			w.sinkErr = err
+			return err
+		}
+	}
+	return nil
 }
 
-func readVarint(r *mem.Reader) (uint64, error) {
+// cursor walks a mem.BufferSlice without copying it.
+type cursor struct {
+	bufs mem.BufferSlice
+	i    int    // next buffer
+	b    []byte // rest of the current buffer
+}
+
+func (c *cursor) fill() bool {
+	for len(c.b) == 0 {
+		if c.i >= len(c.bufs) {
+			return false
+		}
+		c.b = c.bufs[c.i].ReadOnlyData()
+		c.i++
+	}
+	return true
+}
+
+func (c *cursor) remaining() int {
+	n := len(c.b)
+	for _, b := range c.bufs[c.i:] {
+		n += b.Len()
+	}
+	return n
+}
+
+func (c *cursor) varint() (uint64, error) {
 	var x uint64
 	for shift := uint(0); shift < 64; shift += 7 {
-		b, err := r.ReadByte()
-		if err != nil {
-			if shift > 0 && errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
+		if !c.fill() {
+			if shift > 0 {
+				return 0, io.ErrUnexpectedEOF
 			}
-			return 0, err
+			return 0, io.EOF
 		}
+		b := c.b[0]
+		c.b = c.b[1:]
 		x |= uint64(b&0x7f) << shift
 		if b < 0x80 {
 			return x, nil
@@ -188,21 +235,40 @@ func readVarint(r *mem.Reader) (uint64, error) {
 	return 0, errors.New("varint overflows 64 bits")
 }
 
-func skipField(r *mem.Reader, typ protowire.Type) error {
-	var n int
+// pieces hands the next n bytes (n ≤ remaining) to f, buffer by buffer.
+func (c *cursor) pieces(n int, f func([]byte)) {
+	for n > 0 && c.fill() {
+		k := min(n, len(c.b))
+		f(c.b[:k])
+		c.b = c.b[k:]
+		n -= k
+	}
+}
+
+func (c *cursor) read(dst []byte) {
+	c.pieces(len(dst), func(p []byte) { dst = dst[copy(dst, p):] })
+}
+
+func (c *cursor) skip(n int) { c.pieces(n, func([]byte) {}) }
+
+func (c *cursor) skipField(typ protowire.Type) error {
 	switch typ {
 	case protowire.VarintType:
-		_, err := readVarint(r)
+		_, err := c.varint()
 		return err
-	case protowire.Fixed32Type:
-		n = 4
-	case protowire.Fixed64Type:
-		n = 8
+	case protowire.Fixed32Type, protowire.Fixed64Type:
+		n := 4
+		if typ == protowire.Fixed64Type {
+			n = 8
+		}
+		if c.remaining() < n {
+			return io.ErrUnexpectedEOF
+		}
+		c.skip(n)
+		return nil
 	default:
 		return fmt.Errorf("unsupported wire type %d", typ)
 	}
-	_, err := r.Discard(n)
-	return err
 }
 
 // releasePool turns grpc's release of a sent buffer into a callback.

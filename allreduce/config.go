@@ -8,7 +8,6 @@ import (
 // Defaults of Config.
 const (
 	DefaultChunkBytes   = 1 << 20  // 1 MiB: the measured sweet spot for grpc-go on loopback
-	DefaultRecvBuffers  = 4        // chunks read ahead from the left neighbour
 	DefaultBucketBytes  = 25 << 20 // PyTorch DDP's bucket_cap_mb
 	DefaultCloseTimeout = 5 * time.Second
 	minChunkBytes       = 64
@@ -29,8 +28,6 @@ type Config struct {
 	// ChunkBytes is the size of the pipelined chunks (default 1 MiB);
 	// rounded down to a multiple of 8.
 	ChunkBytes int
-	// RecvBuffers is how many chunks are read ahead (default 4).
-	RecvBuffers int
 	// CloseTimeout bounds a graceful Close (default 5 s).
 	CloseTimeout time.Duration
 }
@@ -40,9 +37,6 @@ func (c *Config) setDefaults() {
 		c.ChunkBytes = DefaultChunkBytes
 	}
 	c.ChunkBytes &^= 7
-	if c.RecvBuffers == 0 {
-		c.RecvBuffers = DefaultRecvBuffers
-	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = DefaultCloseTimeout
 	}
@@ -59,8 +53,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("allreduce config: Peers has %d addresses, want WorldSize %d", len(c.Peers), c.WorldSize)
 	case c.ChunkBytes != 0 && c.ChunkBytes < minChunkBytes:
 		return fmt.Errorf("allreduce config: ChunkBytes %d: must be ≥ %d", c.ChunkBytes, minChunkBytes)
-	case c.RecvBuffers < 0:
-		return fmt.Errorf("allreduce config: RecvBuffers %d: must be ≥ 1", c.RecvBuffers)
 	case c.CloseTimeout < 0:
 		return fmt.Errorf("allreduce config: CloseTimeout %v: must be ≥ 0", c.CloseTimeout)
 	}

@@ -3,6 +3,7 @@ package allreduce
 import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
 )
 
 // Tuning of the peer streams (see GRPC.md in the project notes): both flow
@@ -24,6 +25,7 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.WriteBufferSize(ioBufferSize),
 		grpc.MaxRecvMsgSize(maxMessageSize),
 		grpc.MaxSendMsgSize(maxMessageSize),
+		experimental.BufferPool(peerBufferPool),
 	}
 }
 
@@ -38,6 +40,7 @@ func DialOptions() []grpc.DialOption {
 		// A retried stream would keep sent tensors alive, and a ring
 		// stream cannot be replayed anyway.
 		grpc.WithDisableRetry(),
+		experimental.WithBufferPool(peerBufferPool),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(maxMessageSize),
 			grpc.MaxCallSendMsgSize(maxMessageSize),

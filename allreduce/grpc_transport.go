@@ -319,9 +319,12 @@ func (l *grpcLink) Send(f *OutFrame) error {
 	return nil
 }
 
-func (l *grpcLink) Recv(f *InFrame) error {
-	l.recv.dst = f.Data
+func (l *grpcLink) Recv(s Sink) error {
+	l.recv.sink, l.recv.sinkErr = s, nil
 	err := l.in.stream.RecvMsg(&l.recv)
+	if l.recv.sinkErr != nil {
+		return l.recv.sinkErr
+	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			l.in.finish(nil) // acknowledge the left neighbour's graceful close
@@ -333,7 +336,6 @@ func (l *grpcLink) Recv(f *InFrame) error {
 	if !l.recv.hasHeader {
 		return fmt.Errorf("%w: frame without a header", ErrProtocol)
 	}
-	f.Header, f.N = l.recv.header, l.recv.n
 	return nil
 }
 

@@ -119,7 +119,7 @@ func (l *inmemLink) Send(f *OutFrame) error {
 	}
 }
 
-func (l *inmemLink) Recv(f *InFrame) error {
+func (l *inmemLink) Recv(s Sink) error {
 	var g *OutFrame
 	select {
 	case g = <-l.in.ch:
@@ -132,13 +132,13 @@ func (l *inmemLink) Recv(f *InFrame) error {
 			return io.EOF
 		}
 	}
-	if len(g.Data) > len(f.Data) {
-		g.Release()
-		return fmt.Errorf("inmem: frame of %d bytes exceeds the %d-byte buffer", len(g.Data), len(f.Data))
+	defer g.Release()
+	if err := s.Header(g.Header, len(g.Data)); err != nil {
+		return err
 	}
-	f.Header = g.Header
-	f.N = copy(f.Data, g.Data)
-	g.Release()
+	if len(g.Data) > 0 {
+		s.Data(g.Data)
+	}
 	return nil
 }
 

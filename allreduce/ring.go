@@ -59,9 +59,11 @@ type Ring struct {
 	stopped  chan struct{} // closed once the ring failed or closed
 	err      error         // why; set before stopped is closed
 
-	free    chan *InFrame // receive buffers not in use
-	recvCh  chan *InFrame // received frames in order
-	recvErr error         // set before recvCh is closed
+	sink    chunkSink      // the operation loop's expectation, reused
+	expect  chan *chunkSink // operation loop → recvLoop: the next chunk
+	got     chan error      // recvLoop → operation loop: that chunk's result
+	recvErr error           // why recvLoop exited; set before recvExit closes
+	recvOut chan struct{}   // closed when recvLoop exits
 
 	sendMu   sync.Mutex
 	sendQ    []*OutFrame
@@ -85,6 +87,9 @@ func New(ctx context.Context, t Transport, cfg Config) (*Ring, error) {
 		wake:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 		sendWake: make(chan struct{}, 1),
+		expect:   make(chan *chunkSink),
+		got:      make(chan error, 1),
+		recvOut:  make(chan struct{}),
 	}
 	if cfg.WorldSize > 1 {
 		m := cfg.member()
@@ -93,16 +98,9 @@ func New(ctx context.Context, t Transport, cfg Config) (*Ring, error) {
 			return nil, fmt.Errorf("allreduce: generation %d rank %d/%d: connect: %w", cfg.Generation, cfg.Rank, cfg.WorldSize, err)
 		}
 		r.link = link
-		r.free = make(chan *InFrame, cfg.RecvBuffers)
-		r.recvCh = make(chan *InFrame, cfg.RecvBuffers)
-		for range cfg.RecvBuffers {
-			// []float64 backing keeps the buffer 8-byte aligned.
-			b := make([]float64, cfg.ChunkBytes/8)
-			r.free <- &InFrame{Data: unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b)*8)}
-		}
 		r.wg.Add(2)
-		go r.recvLoop()
 		go r.sendLoop()
+		go r.recvLoop()
 	}
 	r.wg.Add(1)
 	go r.execLoop()
@@ -396,13 +394,30 @@ func (r *Ring) run(o *op) error {
 			}
 		}})
 	}
+	// Receives block in the transport; the context's end breaks the ring,
+	// which unblocks them.
+	stop := context.AfterFunc(o.ctx, func() {
+		r.fail(fmt.Errorf("op %d (bucket %d): %w", o.seq, o.bucket, o.ctx.Err()))
+	})
+	defer stop()
+
 	seg0 := s.sendSeg(0)
 	for k := range s.chunks(seg0) {
 		send(0, seg0, k)
 	}
 	want.SenderRank = uint32(mod(r.cfg.Rank-1, w))
+	sk := &r.sink
+	sk.elemSize = o.elemSize()
+	sk.scale32, sk.scale64 = 1/float32(w), 1/float64(w)
 	for step := range s.steps() {
 		seg := s.recvSeg(step)
+		sk.mode = modeAdd
+		switch {
+		case !s.reducing(step):
+			sk.mode = modeCopy
+		case s.final(step) && o.kind == Mean:
+			sk.mode = modeAddScale
+		}
 		if step == w-1 {
 			// The all-gather overwrites the segment sent at step 0.
 			if err := r.awaitPending(o, &o.pending0); err != nil {
@@ -411,89 +426,24 @@ func (r *Ring) run(o *op) error {
 		}
 		for k := range s.chunks(seg) {
 			off, cnt := s.chunkRange(seg, k)
-			f, err := r.recv(o)
-			if err != nil {
+			sk.want = want
+			sk.want.Step, sk.want.Offset, sk.want.Count = uint32(step), uint64(off), uint32(cnt)
+			sk.pos, sk.nc, sk.err = 0, 0, nil
+			sk.f32, sk.f64 = nil, nil
+			if o.isF64 {
+				sk.f64 = o.f64[off : off+cnt]
+			} else {
+				sk.f32 = o.f32[off : off+cnt]
+			}
+			if err := r.receive(sk); err != nil {
 				return fmt.Errorf("op %d (bucket %d) step %d: %w", o.seq, o.bucket, step, err)
 			}
-			h := want
-			h.Step, h.Offset, h.Count = uint32(step), uint64(off), uint32(cnt)
-			if err := check(f, h, o.elemSize()); err != nil {
-				r.free <- f
-				return err
-			}
-			r.apply(o, s, step, off, cnt, f.Data[:f.N])
-			r.free <- f
 			if step+1 < s.steps() {
 				send(step+1, seg, k)
 			}
 		}
 	}
 	return r.awaitPending(o, &o.pending)
-}
-
-// apply combines a received chunk into o's buffer at [off, off+cnt).
-func (r *Ring) apply(o *op, s schedule, step, off, cnt int, data []byte) {
-	scale := s.final(step) && o.kind == Mean
-	w := r.cfg.WorldSize
-	if o.isF64 {
-		dst := o.f64[off : off+cnt]
-		src := unsafe.Slice((*float64)(unsafe.Pointer(unsafe.SliceData(data))), cnt)
-		switch {
-		case !s.reducing(step):
-			copy(dst, src)
-		case scale:
-			addScale64(dst, src, 1/float64(w))
-		default:
-			add64(dst, src)
-		}
-		return
-	}
-	dst := o.f32[off : off+cnt]
-	src := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(data))), cnt)
-	switch {
-	case !s.reducing(step):
-		copy(dst, src)
-	case scale:
-		addScale32(dst, src, 1/float32(w))
-	default:
-		add32(dst, src)
-	}
-}
-
-// check compares a received frame with what the schedule expects.
-func check(f *InFrame, want Header, elemSize int) error {
-	got := f.Header
-	switch {
-	case got == want && f.N == int(want.Count)*elemSize:
-		return nil
-	case got.Generation != want.Generation:
-		return fmt.Errorf("%w: frame of generation %d, ring is generation %d", ErrStaleGeneration, got.Generation, want.Generation)
-	case got.OpSeq != want.OpSeq || got.Bucket != want.Bucket || got.Total != want.Total || got.DType != want.DType || got.Op != want.Op:
-		return fmt.Errorf("%w: expected op %d bucket %d (%d × %v, %v), rank %d sent op %d bucket %d (%d × %v, %v)",
-			ErrMismatch, want.OpSeq, want.Bucket, want.Total, want.DType, want.Op,
-			got.SenderRank, got.OpSeq, got.Bucket, got.Total, got.DType, got.Op)
-	case got == want:
-		return fmt.Errorf("%w: op %d step %d: %d data bytes for %d elements", ErrProtocol, want.OpSeq, want.Step, f.N, want.Count)
-	default:
-		return fmt.Errorf("%w: op %d: expected step %d offset %d count %d from rank %d, got step %d offset %d count %d from rank %d",
-			ErrProtocol, want.OpSeq, want.Step, want.Offset, want.Count, want.SenderRank,
-			got.Step, got.Offset, got.Count, got.SenderRank)
-	}
-}
-
-// recv returns the next frame from the left neighbour.
-func (r *Ring) recv(o *op) (*InFrame, error) {
-	select {
-	case f, ok := <-r.recvCh:
-		if !ok {
-			return nil, r.recvErr
-		}
-		return f, nil
-	case <-o.ctx.Done():
-		return nil, o.ctx.Err()
-	case <-r.stopped:
-		return nil, r.err
-	}
 }
 
 // awaitPending waits until the transport released the sends counted by c.
@@ -573,27 +523,82 @@ func (r *Ring) sendLoop() {
 	}
 }
 
-// recvLoop reads frames from the left neighbour into free buffers.
-func (r *Ring) recvLoop() {
-	defer r.wg.Done()
-	left := r.cfg.member().left()
-	for {
-		var f *InFrame
-		select {
-		case f = <-r.free:
-		case <-r.stopped:
-			return
+// receive hands the expectation sk to recvLoop and waits for its chunk.
+func (r *Ring) receive(sk *chunkSink) error {
+	select {
+	case r.expect <- sk:
+	case <-r.recvOut:
+		return r.recvErr
+	case <-r.stopped:
+		return r.err
+	}
+	select {
+	case err := <-r.got:
+		if err != nil && r.Err() != nil && !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrMismatch) && !errors.Is(err, ErrStaleGeneration) {
+			err = r.Err() // the cause, not its symptom
 		}
-		if err := r.link.Recv(f); err != nil {
-			if errors.Is(err, io.EOF) {
-				r.recvErr = fmt.Errorf("%w (rank %d)", ErrPeerClosed, left)
-			} else {
-				r.recvErr = fmt.Errorf("receive from left neighbour (rank %d): %w", left, err)
-				r.fail(r.recvErr)
-			}
-			close(r.recvCh)
-			return
-		}
-		r.recvCh <- f
+		return err
+	case <-r.stopped:
+		return r.err
 	}
 }
+
+// recvLoop reads the left neighbour's stream for the ring's whole life, so
+// that a failure or a graceful end is seen even between operations. Each
+// frame's header waits for the operation loop's expectation (dispatcher),
+// then the data goes straight into place.
+func (r *Ring) recvLoop() {
+	defer r.wg.Done()
+	defer close(r.recvOut)
+	left := r.cfg.member().left()
+	d := dispatcher{r: r}
+	for {
+		err := r.link.Recv(&d)
+		if cur := d.cur; cur != nil {
+			d.cur = nil
+			if err == nil {
+				err = cur.done()
+			}
+			if cur.err != nil {
+				err = cur.err
+			}
+			if err != nil && !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrMismatch) && !errors.Is(err, ErrStaleGeneration) {
+				err = fmt.Errorf("receive from left neighbour (rank %d): %w", left, err)
+			}
+			r.got <- err
+			if err != nil {
+				r.recvErr = err
+				return
+			}
+			continue
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			r.recvErr = fmt.Errorf("%w (rank %d)", ErrPeerClosed, left)
+			return
+		default:
+			r.recvErr = fmt.Errorf("receive from left neighbour (rank %d): %w", left, err)
+			r.fail(r.recvErr)
+			return
+		}
+	}
+}
+
+// dispatcher is recvLoop's Sink: it routes a frame to the expectation the
+// operation loop hands over, waiting for one if the frame is early.
+type dispatcher struct {
+	r   *Ring
+	cur *chunkSink
+}
+
+func (d *dispatcher) Header(h Header, n int) error {
+	select {
+	case d.cur = <-d.r.expect:
+		return d.cur.Header(h, n)
+	case <-d.r.stopped:
+		return d.r.err
+	}
+}
+
+func (d *dispatcher) Data(p []byte) { d.cur.Data(p) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -330,7 +331,7 @@ func TestKillMidReduce(t *testing.T) {
 					return tr
 				}
 				return wrapTransport{tr, func(l Link) Link {
-					return &hookLink{Link: l, onRecv: func(k int, f *InFrame) {
+					return &hookLink{Link: l, onRecv: func(k int) {
 						if k == 10 {
 							close(killed)
 						}
@@ -511,7 +512,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{WorldSize: 2, Rank: -1}, "Rank"},
 		{Config{WorldSize: 2, Peers: []string{"a"}}, "Peers"},
 		{Config{WorldSize: 2, ChunkBytes: 8}, "ChunkBytes"},
-		{Config{WorldSize: 2, RecvBuffers: -1}, "RecvBuffers"},
+		{Config{WorldSize: 2, CloseTimeout: -1}, "CloseTimeout"},
 	}
 	for _, tc := range cases {
 		err := tc.cfg.Validate()
@@ -524,6 +525,4 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)))
-}
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -38,11 +38,12 @@ type Link interface {
 	// no longer reads f.Data (perhaps before Send returns). On error it
 	// calls f.Release unless the data may still be read.
 	Send(f *OutFrame) error
-	// Recv blocks for the next frame from the left neighbour: it stores the
-	// header in f.Header and copies the data into f.Data, setting f.N to the
-	// number of bytes. It returns io.EOF once the left neighbour closed its
-	// stream gracefully.
-	Recv(f *InFrame) error
+	// Recv blocks for the next frame from the left neighbour and hands it
+	// to s as it decodes it: s.Header first, then s.Data with the data in
+	// order. If s.Header returns an error, Recv returns it (possibly
+	// wrapped or, for gRPC, flattened) without calling s.Data. Recv returns
+	// io.EOF once the left neighbour closed its stream gracefully.
+	Recv(s Sink) error
 	// Close ends both streams and unblocks Send and Recv. With graceful set
 	// the right neighbour still receives every frame sent so far, then
 	// io.EOF; otherwise both neighbours see an error at once. Idempotent.
@@ -71,11 +72,15 @@ type OutFrame struct {
 	Release func()
 }
 
-// InFrame is a receive buffer: Recv fills Header, Data[:N].
-type InFrame struct {
-	Header Header
-	Data   []byte
-	N      int
+// Sink consumes a received frame straight from the transport's buffers,
+// so that data is added into place without an intermediate copy.
+type Sink interface {
+	// Header checks the frame's header and its data length n in bytes
+	// before any data is seen; an error rejects the frame.
+	Header(h Header, n int) error
+	// Data is called with consecutive pieces of the data, n bytes in all.
+	// A piece may split an element and is valid only during the call.
+	Data(p []byte)
 }
 
 func headerToProto(h *Header, p *pb.ChunkHeader) {

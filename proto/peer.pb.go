@@ -137,7 +137,10 @@ type RingFrame struct {
 	Header *ChunkHeader           `protobuf:"bytes,2,opt,name=header,proto3" json:"header,omitempty"`
 	// Elements of the chunk, little-endian IEEE 754 (float32 or float64 as
 	// header.dtype says), header.count of them.
-	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Data []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// Zero bytes that senders put between header and data so that the data
+	// starts 8-byte aligned in the receiver's frame buffers. Ignored.
+	Padding       []byte `protobuf:"bytes,15,opt,name=padding,proto3" json:"padding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -189,6 +192,13 @@ func (x *RingFrame) GetHeader() *ChunkHeader {
 func (x *RingFrame) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+func (x *RingFrame) GetPadding() []byte {
+	if x != nil {
+		return x.Padding
 	}
 	return nil
 }
@@ -429,11 +439,12 @@ var File_peer_proto protoreflect.FileDescriptor
 const file_peer_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"peer.proto\x12\x11ringtrain.peer.v1\"\x8b\x01\n" +
+	"peer.proto\x12\x11ringtrain.peer.v1\"\xa5\x01\n" +
 	"\tRingFrame\x122\n" +
 	"\x05hello\x18\x01 \x01(\v2\x1c.ringtrain.peer.v1.RingHelloR\x05hello\x126\n" +
 	"\x06header\x18\x02 \x01(\v2\x1e.ringtrain.peer.v1.ChunkHeaderR\x06header\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"k\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x18\n" +
+	"\apadding\x18\x0f \x01(\fR\apadding\"k\n" +
 	"\tRingHello\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
