@@ -59,7 +59,7 @@ type Ring struct {
 	stopped  chan struct{} // closed once the ring failed or closed
 	err      error         // why; set before stopped is closed
 
-	sink    chunkSink      // the operation loop's expectation, reused
+	sink    chunkSink       // the operation loop's expectation, reused
 	expect  chan *chunkSink // operation loop → recvLoop: the next chunk
 	got     chan error      // recvLoop → operation loop: that chunk's result
 	recvErr error           // why recvLoop exited; set before recvExit closes
