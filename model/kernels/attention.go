@@ -90,7 +90,7 @@ type attnJob struct {
 // attnBuf is the scratch of one thread: a strip of scores and one of
 // their gradients.
 type attnBuf struct {
-	s, dp []float32
+	s, dp, inv []float32
 }
 
 var (
@@ -103,6 +103,7 @@ func (j *attnJob) runPart(i, n int) {
 	buf := attnBufs.get()
 	a := &j.a
 	buf.s = grow(buf.s, attnBlock*a.T)
+	buf.inv = grow(buf.inv, attnBlock)
 	if a.backward {
 		buf.dp = grow(buf.dp, attnBlock*a.T)
 	}
@@ -130,28 +131,24 @@ func attnHeadForward(a *attnArgs, buf *attnBuf, b, h int) {
 		s := buf.s[:rows*n]
 		// s = scale·q[i0:i1]·k[0:n]ᵀ
 		gemmSerial(false, true, rows, n, dh, scale, qh[i0*ld:], ld, kh, ld, 0, s, n)
+		inv := buf.inv[:rows]
 		for r := 0; r < rows; r++ {
 			t := i0 + r
 			row := s[r*n : r*n+t+1]
-			mx := row[0]
-			for _, x := range row {
-				mx = max(mx, x)
-			}
-			var sum float32
-			for c, x := range row {
-				e := expf(x - mx)
-				row[c] = e
-				sum += e
-			}
+			mx := vmax(row)
+			sum := expSum(row, row, mx, 1)
 			lse[t] = mx + float32(math.Log(float64(sum)))
-			inv := 1 / sum
-			for c := range row {
-				row[c] *= inv
-			}
+			inv[r] = 1 / sum
 			clear(s[r*n+t+1 : (r+1)*n])
 		}
-		// out[i0:i1] = P·v[0:n]
+		// out[i0:i1] = P·v[0:n], P normalised afterwards row by row
 		gemmSerial(false, false, rows, dh, n, 1, s, n, vh, ld, 0, oh[i0*ldo:], ldo)
+		for r, f := range inv {
+			o := oh[(i0+r)*ldo : (i0+r)*ldo+dh]
+			for c := range o {
+				o[c] *= f
+			}
+		}
 	}
 }
 
@@ -179,14 +176,7 @@ func attnHeadBackward(a *attnArgs, buf *attnBuf, b, h int) {
 			for c, x := range o {
 				d += x * do[c]
 			}
-			pr := p[r*n : r*n+t+1]
-			dr := dp[r*n : r*n+t+1]
-			l := lse[t]
-			for c, x := range pr {
-				e := expf(x - l)
-				pr[c] = e
-				dr[c] = e * (dr[c] - d)
-			}
+			expGrad(p[r*n:r*n+t+1], dp[r*n:r*n+t+1], lse[t], d)
 			clear(p[r*n+t+1 : (r+1)*n])
 			clear(dp[r*n+t+1 : (r+1)*n])
 		}

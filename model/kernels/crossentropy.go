@@ -5,8 +5,9 @@ import "math"
 // SoftmaxCrossEntropy computes, per row of logits, the loss
 // −log softmax(row)[target] into losses and overwrites the row with the
 // gradient of scale·Σ losses, dlogits = scale·(softmax(row) − onehot(target)).
-// Each row is read twice and written once: an online max/sum pass, then the
-// gradient pass. Rows run on up to Threads() threads.
+// Each row is read three times and written once: a max pass, a Σ e^(v−max)
+// pass, then the gradient pass (AVX-512 where the CPU has it). Rows run on
+// up to Threads() threads.
 //
 //	losses (N), logits (N, V) logits on entry, dlogits on return, targets (N) in [0, V)
 func SoftmaxCrossEntropy(losses, logits []float32, targets []int32, N, V int, scale float32) {
@@ -43,46 +44,12 @@ func (j *ceJob) runPart(i, n int) {
 }
 
 // softmaxCrossEntropyRow is one row of SoftmaxCrossEntropy; it returns the
-// loss.
+// loss. Passes: max, Σ e^(v−max), then the gradient written in place.
 func softmaxCrossEntropyRow(row []float32, target int, scale float32) float32 {
 	vt := row[target]
-	// Online max and sum: s = Σ e^(v−m) for the running max m. Four lanes
-	// keep the dependency chains short.
-	var m, s [4]float32
-	for l := range m {
-		m[l] = float32(math.Inf(-1))
-	}
-	i := 0
-	for ; i+4 <= len(row); i += 4 {
-		v := (*[4]float32)(row[i:])
-		for l := range 4 {
-			if v[l] > m[l] {
-				s[l] = s[l]*expf(m[l]-v[l]) + 1
-				m[l] = v[l]
-			} else {
-				s[l] += expf(v[l] - m[l])
-			}
-		}
-	}
-	for ; i < len(row); i++ {
-		if v := row[i]; v > m[0] {
-			s[0] = s[0]*expf(m[0]-v) + 1
-			m[0] = v
-		} else {
-			s[0] += expf(v - m[0])
-		}
-	}
-	mx := max(m[0], m[1], m[2], m[3])
-	var sum float32
-	for l := range m {
-		if s[l] > 0 {
-			sum += s[l] * expf(m[l]-mx)
-		}
-	}
-	k := scale / sum
-	for i, v := range row {
-		row[i] = k * expf(v-mx)
-	}
+	mx := vmax(row)
+	sum := sumExp(row, mx)
+	expSum(row, row, mx, scale/sum)
 	row[target] -= scale
 	return float32(math.Log(float64(sum))) - (vt - mx)
 }

@@ -2,6 +2,8 @@ package kernels
 
 import "math"
 
+var negInf = math.Inf(-1)
+
 // expf is a float32 e^x with a relative error of a few ulp, much cheaper
 // than math.Exp: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6
 // polynomial (Cephes expf), 2^n put into the exponent bits.

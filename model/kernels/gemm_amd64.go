@@ -19,7 +19,7 @@ var kernel6x16AVX2 = &microKernel{
 
 // kernel14x32AVX512 is the AVX-512 register block: 28 ZMM accumulators.
 var kernel14x32AVX512 = &microKernel{
-	name: "avx512-14x32", mr: 14, nr: 32, mc: 168, kc: 384, nc: 1024,
+	name: "avx512-14x32", mr: 14, nr: 32, mc: 168, kc: 384, nc: 768,
 	fn: func(k int, a, b, c []float32, ldc int, beta float32) {
 		_ = a[k*14-1]
 		_ = b[k*32-1]

@@ -1134,3 +1134,522 @@ DATA packIota<>+52(SB)/4, $0x0000000d
 DATA packIota<>+56(SB)/4, $0x0000000e
 DATA packIota<>+60(SB)/4, $0x0000000f
 GLOBL packIota<>(SB), RODATA|NOPTR, $64
+
+// func maxAVX512(x *float32, blocks int, tail uint32) float32
+// Requires: AVX, AVX512F, SSE
+TEXT ·maxAVX512(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), AX
+	MOVQ         blocks+8(FP), CX
+	MOVL         tail+16(FP), DX
+	VBROADCASTSS negInf<>+0(SB), Z0
+
+max_loop:
+	TESTQ  CX, CX
+	JE     max_tail
+	VMAXPS (AX), Z0, Z0
+	ADDQ   $0x40, AX
+	DECQ   CX
+	JMP    max_loop
+
+max_tail:
+	TESTL  DX, DX
+	JE     max_done
+	KMOVW  DX, K1
+	VMAXPS (AX), Z0, K1, Z0
+
+max_done:
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMAXPS        Y0, Y1, Y1
+	VEXTRACTF128  $0x01, Y1, X0
+	VMAXPS        X1, X0, X0
+	VPERMILPS     $0x4e, X0, X1
+	VMAXPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VMAXPS        X1, X0, X0
+	VZEROUPPER
+	MOVSS         X0, ret+24(FP)
+	RET
+
+DATA negInf<>+0(SB)/4, $0xff800000
+GLOBL negInf<>(SB), RODATA|NOPTR, $4
+
+// func expSumAVX512(dst *float32, src *float32, blocks int, tail uint32, sub float32, mul float32) float32
+// Requires: AVX, AVX512F, SSE
+TEXT ·expSumAVX512(SB), NOSPLIT, $0-44
+	MOVQ         dst+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         blocks+16(FP), DX
+	MOVL         tail+24(FP), BX
+	VBROADCASTSS expLo<>+0(SB), Z0
+	VBROADCASTSS expHi<>+0(SB), Z1
+	VBROADCASTSS expLog2e<>+0(SB), Z2
+	VBROADCASTSS expLn2hi<>+0(SB), Z3
+	VBROADCASTSS expLn2lo<>+0(SB), Z4
+	VBROADCASTSS expOne<>+0(SB), Z5
+	VBROADCASTSS expP0<>+0(SB), Z6
+	VBROADCASTSS expP1<>+0(SB), Z7
+	VBROADCASTSS expP2<>+0(SB), Z8
+	VBROADCASTSS expP3<>+0(SB), Z9
+	VBROADCASTSS expP4<>+0(SB), Z10
+	VBROADCASTSS expP5<>+0(SB), Z11
+	VBROADCASTSS sub+28(FP), Z12
+	VBROADCASTSS mul+32(FP), Z13
+	VPXORD       Z14, Z14, Z14
+
+expSumAVX512_loop:
+	TESTQ        DX, DX
+	JE           expSumAVX512_tail
+	VMOVUPS      (CX), Z15
+	VSUBPS       Z12, Z15, Z15
+	VMAXPS       Z15, Z0, Z15
+	VMINPS       Z15, Z1, Z15
+	VMULPS       Z2, Z15, Z17
+	VRNDSCALEPS  $0x00, Z17, Z17
+	VFNMADD231PS Z3, Z17, Z15
+	VFNMADD231PS Z4, Z17, Z15
+	VMOVAPS      Z6, Z16
+	VFMADD213PS  Z7, Z15, Z16
+	VFMADD213PS  Z8, Z15, Z16
+	VFMADD213PS  Z9, Z15, Z16
+	VFMADD213PS  Z10, Z15, Z16
+	VFMADD213PS  Z11, Z15, Z16
+	VMULPS       Z15, Z15, Z18
+	VFMADD213PS  Z15, Z18, Z16
+	VADDPS       Z5, Z16, Z16
+	VSCALEFPS    Z17, Z16, Z16
+	VADDPS       Z16, Z14, Z14
+	VMULPS       Z13, Z16, Z16
+	VMOVUPS      Z16, (AX)
+	ADDQ         $0x40, CX
+	ADDQ         $0x40, AX
+	DECQ         DX
+	JMP          expSumAVX512_loop
+
+expSumAVX512_tail:
+	TESTL        BX, BX
+	JE           expSumAVX512_done
+	KMOVW        BX, K1
+	VMOVUPS.Z    (CX), K1, Z15
+	VSUBPS       Z12, Z15, Z15
+	VMAXPS       Z15, Z0, Z15
+	VMINPS       Z15, Z1, Z15
+	VMULPS       Z2, Z15, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS Z3, Z0, Z15
+	VFNMADD231PS Z4, Z0, Z15
+	VMOVAPS      Z6, Z1
+	VFMADD213PS  Z7, Z15, Z1
+	VFMADD213PS  Z8, Z15, Z1
+	VFMADD213PS  Z9, Z15, Z1
+	VFMADD213PS  Z10, Z15, Z1
+	VFMADD213PS  Z11, Z15, Z1
+	VMULPS       Z15, Z15, Z2
+	VFMADD213PS  Z15, Z2, Z1
+	VADDPS       Z5, Z1, Z1
+	VSCALEFPS    Z0, Z1, Z1
+	VADDPS       Z1, Z14, K1, Z14
+	VMULPS       Z13, Z1, Z1
+	VMOVUPS      Z1, K1, (AX)
+
+expSumAVX512_done:
+	VEXTRACTF64X4 $0x01, Z14, Y0
+	VADDPS        Y14, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X0, X1, X1
+	VHADDPS       X1, X1, X1
+	VHADDPS       X1, X1, X1
+	VZEROUPPER
+	MOVSS         X1, ret+40(FP)
+	RET
+
+DATA expLo<>+0(SB)/4, $0xc2ce0000
+GLOBL expLo<>(SB), RODATA|NOPTR, $4
+
+DATA expHi<>+0(SB)/4, $0x42b20000
+GLOBL expHi<>(SB), RODATA|NOPTR, $4
+
+DATA expLog2e<>+0(SB)/4, $0x3fb8aa3b
+GLOBL expLog2e<>(SB), RODATA|NOPTR, $4
+
+DATA expLn2hi<>+0(SB)/4, $0x3f318000
+GLOBL expLn2hi<>(SB), RODATA|NOPTR, $4
+
+DATA expLn2lo<>+0(SB)/4, $0xb95e8083
+GLOBL expLn2lo<>(SB), RODATA|NOPTR, $4
+
+DATA expOne<>+0(SB)/4, $0x3f800000
+GLOBL expOne<>(SB), RODATA|NOPTR, $4
+
+DATA expP0<>+0(SB)/4, $0x39506967
+GLOBL expP0<>(SB), RODATA|NOPTR, $4
+
+DATA expP1<>+0(SB)/4, $0x3ab743ce
+GLOBL expP1<>(SB), RODATA|NOPTR, $4
+
+DATA expP2<>+0(SB)/4, $0x3c088908
+GLOBL expP2<>(SB), RODATA|NOPTR, $4
+
+DATA expP3<>+0(SB)/4, $0x3d2aa9c1
+GLOBL expP3<>(SB), RODATA|NOPTR, $4
+
+DATA expP4<>+0(SB)/4, $0x3e2aaaaa
+GLOBL expP4<>(SB), RODATA|NOPTR, $4
+
+DATA expP5<>+0(SB)/4, $0x3f000000
+GLOBL expP5<>(SB), RODATA|NOPTR, $4
+
+// func sumExpAVX512(src *float32, blocks int, tail uint32, sub float32) float32
+// Requires: AVX, AVX512F, SSE
+TEXT ·sumExpAVX512(SB), NOSPLIT, $0-28
+	MOVQ         src+0(FP), AX
+	MOVQ         blocks+8(FP), CX
+	MOVL         tail+16(FP), DX
+	VBROADCASTSS expLo<>+0(SB), Z0
+	VBROADCASTSS expHi<>+0(SB), Z1
+	VBROADCASTSS expLog2e<>+0(SB), Z2
+	VBROADCASTSS expLn2hi<>+0(SB), Z3
+	VBROADCASTSS expLn2lo<>+0(SB), Z4
+	VBROADCASTSS expOne<>+0(SB), Z5
+	VBROADCASTSS expP0<>+0(SB), Z6
+	VBROADCASTSS expP1<>+0(SB), Z7
+	VBROADCASTSS expP2<>+0(SB), Z8
+	VBROADCASTSS expP3<>+0(SB), Z9
+	VBROADCASTSS expP4<>+0(SB), Z10
+	VBROADCASTSS expP5<>+0(SB), Z11
+	VBROADCASTSS sub+20(FP), Z12
+	VPXORD       Z13, Z13, Z13
+
+sumExpAVX512_loop:
+	TESTQ        CX, CX
+	JE           sumExpAVX512_tail
+	VMOVUPS      (AX), Z14
+	VSUBPS       Z12, Z14, Z14
+	VMAXPS       Z14, Z0, Z14
+	VMINPS       Z14, Z1, Z14
+	VMULPS       Z2, Z14, Z16
+	VRNDSCALEPS  $0x00, Z16, Z16
+	VFNMADD231PS Z3, Z16, Z14
+	VFNMADD231PS Z4, Z16, Z14
+	VMOVAPS      Z6, Z15
+	VFMADD213PS  Z7, Z14, Z15
+	VFMADD213PS  Z8, Z14, Z15
+	VFMADD213PS  Z9, Z14, Z15
+	VFMADD213PS  Z10, Z14, Z15
+	VFMADD213PS  Z11, Z14, Z15
+	VMULPS       Z14, Z14, Z17
+	VFMADD213PS  Z14, Z17, Z15
+	VADDPS       Z5, Z15, Z15
+	VSCALEFPS    Z16, Z15, Z15
+	VADDPS       Z15, Z13, Z13
+	ADDQ         $0x40, AX
+	DECQ         CX
+	JMP          sumExpAVX512_loop
+
+sumExpAVX512_tail:
+	TESTL        DX, DX
+	JE           sumExpAVX512_done
+	KMOVW        DX, K1
+	VMOVUPS.Z    (AX), K1, Z14
+	VSUBPS       Z12, Z14, Z14
+	VMAXPS       Z14, Z0, Z14
+	VMINPS       Z14, Z1, Z14
+	VMULPS       Z2, Z14, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS Z3, Z0, Z14
+	VFNMADD231PS Z4, Z0, Z14
+	VMOVAPS      Z6, Z1
+	VFMADD213PS  Z7, Z14, Z1
+	VFMADD213PS  Z8, Z14, Z1
+	VFMADD213PS  Z9, Z14, Z1
+	VFMADD213PS  Z10, Z14, Z1
+	VFMADD213PS  Z11, Z14, Z1
+	VMULPS       Z14, Z14, Z2
+	VFMADD213PS  Z14, Z2, Z1
+	VADDPS       Z5, Z1, Z1
+	VSCALEFPS    Z0, Z1, Z1
+	VADDPS       Z1, Z13, K1, Z13
+
+sumExpAVX512_done:
+	VEXTRACTF64X4 $0x01, Z13, Y0
+	VADDPS        Y13, Y0, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X0, X1, X1
+	VHADDPS       X1, X1, X1
+	VHADDPS       X1, X1, X1
+	VZEROUPPER
+	MOVSS         X1, ret+24(FP)
+	RET
+
+// func expGradAVX512(p *float32, dp *float32, blocks int, tail uint32, lse float32, d float32)
+// Requires: AVX, AVX512F
+TEXT ·expGradAVX512(SB), NOSPLIT, $0-36
+	MOVQ         p+0(FP), AX
+	MOVQ         dp+8(FP), CX
+	MOVQ         blocks+16(FP), DX
+	MOVL         tail+24(FP), BX
+	VBROADCASTSS expLo<>+0(SB), Z0
+	VBROADCASTSS expHi<>+0(SB), Z1
+	VBROADCASTSS expLog2e<>+0(SB), Z2
+	VBROADCASTSS expLn2hi<>+0(SB), Z3
+	VBROADCASTSS expLn2lo<>+0(SB), Z4
+	VBROADCASTSS expOne<>+0(SB), Z5
+	VBROADCASTSS expP0<>+0(SB), Z6
+	VBROADCASTSS expP1<>+0(SB), Z7
+	VBROADCASTSS expP2<>+0(SB), Z8
+	VBROADCASTSS expP3<>+0(SB), Z9
+	VBROADCASTSS expP4<>+0(SB), Z10
+	VBROADCASTSS expP5<>+0(SB), Z11
+	VBROADCASTSS lse+28(FP), Z12
+	VBROADCASTSS d+32(FP), Z13
+
+expGrad_loop:
+	TESTQ        DX, DX
+	JE           expGrad_tail
+	VMOVUPS      (AX), Z14
+	VSUBPS       Z12, Z14, Z14
+	VMAXPS       Z14, Z0, Z14
+	VMINPS       Z14, Z1, Z14
+	VMULPS       Z2, Z14, Z16
+	VRNDSCALEPS  $0x00, Z16, Z16
+	VFNMADD231PS Z3, Z16, Z14
+	VFNMADD231PS Z4, Z16, Z14
+	VMOVAPS      Z6, Z15
+	VFMADD213PS  Z7, Z14, Z15
+	VFMADD213PS  Z8, Z14, Z15
+	VFMADD213PS  Z9, Z14, Z15
+	VFMADD213PS  Z10, Z14, Z15
+	VFMADD213PS  Z11, Z14, Z15
+	VMULPS       Z14, Z14, Z17
+	VFMADD213PS  Z14, Z17, Z15
+	VADDPS       Z5, Z15, Z15
+	VSCALEFPS    Z16, Z15, Z15
+	VMOVUPS      Z15, (AX)
+	VMOVUPS      (CX), Z14
+	VSUBPS       Z13, Z14, Z14
+	VMULPS       Z15, Z14, Z14
+	VMOVUPS      Z14, (CX)
+	ADDQ         $0x40, AX
+	ADDQ         $0x40, CX
+	DECQ         DX
+	JMP          expGrad_loop
+
+expGrad_tail:
+	TESTL        BX, BX
+	JE           expGrad_done
+	KMOVW        BX, K1
+	VMOVUPS.Z    (AX), K1, Z14
+	VSUBPS       Z12, Z14, Z14
+	VMAXPS       Z14, Z0, Z14
+	VMINPS       Z14, Z1, Z14
+	VMULPS       Z2, Z14, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS Z3, Z0, Z14
+	VFNMADD231PS Z4, Z0, Z14
+	VMOVAPS      Z6, Z1
+	VFMADD213PS  Z7, Z14, Z1
+	VFMADD213PS  Z8, Z14, Z1
+	VFMADD213PS  Z9, Z14, Z1
+	VFMADD213PS  Z10, Z14, Z1
+	VFMADD213PS  Z11, Z14, Z1
+	VMULPS       Z14, Z14, Z2
+	VFMADD213PS  Z14, Z2, Z1
+	VADDPS       Z5, Z1, Z1
+	VSCALEFPS    Z0, Z1, Z1
+	VMOVUPS      Z1, K1, (AX)
+	VMOVUPS.Z    (CX), K1, Z0
+	VSUBPS       Z13, Z0, Z0
+	VMULPS       Z1, Z0, Z0
+	VMOVUPS      Z0, K1, (CX)
+
+expGrad_done:
+	VZEROUPPER
+	RET
+
+// func swigluAVX512(out *float32, a *float32, b *float32, blocks int, tail uint32)
+// Requires: AVX, AVX512F
+TEXT ·swigluAVX512(SB), NOSPLIT, $0-36
+	MOVQ         out+0(FP), AX
+	MOVQ         a+8(FP), CX
+	MOVQ         b+16(FP), DX
+	MOVQ         blocks+24(FP), BX
+	MOVL         tail+32(FP), SI
+	VBROADCASTSS expLo<>+0(SB), Z0
+	VBROADCASTSS expHi<>+0(SB), Z1
+	VBROADCASTSS expLog2e<>+0(SB), Z2
+	VBROADCASTSS expLn2hi<>+0(SB), Z3
+	VBROADCASTSS expLn2lo<>+0(SB), Z4
+	VBROADCASTSS expOne<>+0(SB), Z5
+	VBROADCASTSS expP0<>+0(SB), Z6
+	VBROADCASTSS expP1<>+0(SB), Z7
+	VBROADCASTSS expP2<>+0(SB), Z8
+	VBROADCASTSS expP3<>+0(SB), Z9
+	VBROADCASTSS expP4<>+0(SB), Z10
+	VBROADCASTSS expP5<>+0(SB), Z11
+	VPXORD       Z12, Z12, Z12
+
+swiglu_loop:
+	TESTQ        BX, BX
+	JE           swiglu_tail
+	VMOVUPS      (CX), Z13
+	VSUBPS       Z13, Z12, Z14
+	VMAXPS       Z14, Z0, Z14
+	VMINPS       Z14, Z1, Z14
+	VMULPS       Z2, Z14, Z16
+	VRNDSCALEPS  $0x00, Z16, Z16
+	VFNMADD231PS Z3, Z16, Z14
+	VFNMADD231PS Z4, Z16, Z14
+	VMOVAPS      Z6, Z15
+	VFMADD213PS  Z7, Z14, Z15
+	VFMADD213PS  Z8, Z14, Z15
+	VFMADD213PS  Z9, Z14, Z15
+	VFMADD213PS  Z10, Z14, Z15
+	VFMADD213PS  Z11, Z14, Z15
+	VMULPS       Z14, Z14, Z17
+	VFMADD213PS  Z14, Z17, Z15
+	VADDPS       Z5, Z15, Z15
+	VSCALEFPS    Z16, Z15, Z15
+	VADDPS       Z5, Z15, Z15
+	VDIVPS       Z15, Z13, Z13
+	VMULPS       (DX), Z13, Z13
+	VMOVUPS      Z13, (AX)
+	ADDQ         $0x40, AX
+	ADDQ         $0x40, CX
+	ADDQ         $0x40, DX
+	DECQ         BX
+	JMP          swiglu_loop
+
+swiglu_tail:
+	TESTL        SI, SI
+	JE           swiglu_done
+	KMOVW        SI, K1
+	VMOVUPS.Z    (CX), K1, Z13
+	VSUBPS       Z13, Z12, Z12
+	VMAXPS       Z12, Z0, Z12
+	VMINPS       Z12, Z1, Z12
+	VMULPS       Z2, Z12, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS Z3, Z0, Z12
+	VFNMADD231PS Z4, Z0, Z12
+	VMOVAPS      Z6, Z1
+	VFMADD213PS  Z7, Z12, Z1
+	VFMADD213PS  Z8, Z12, Z1
+	VFMADD213PS  Z9, Z12, Z1
+	VFMADD213PS  Z10, Z12, Z1
+	VFMADD213PS  Z11, Z12, Z1
+	VMULPS       Z12, Z12, Z2
+	VFMADD213PS  Z12, Z2, Z1
+	VADDPS       Z5, Z1, Z1
+	VSCALEFPS    Z0, Z1, Z1
+	VADDPS       Z5, Z1, Z1
+	VDIVPS       Z1, Z13, Z0
+	VMOVUPS.Z    (DX), K1, Z1
+	VMULPS       Z1, Z0, Z0
+	VMOVUPS      Z0, K1, (AX)
+
+swiglu_done:
+	VZEROUPPER
+	RET
+
+// func swigluGradAVX512(da *float32, db *float32, d *float32, a *float32, b *float32, blocks int, tail uint32)
+// Requires: AVX, AVX512F
+TEXT ·swigluGradAVX512(SB), NOSPLIT, $0-52
+	MOVQ         da+0(FP), AX
+	MOVQ         db+8(FP), CX
+	MOVQ         d+16(FP), DX
+	MOVQ         a+24(FP), BX
+	MOVQ         b+32(FP), SI
+	MOVQ         blocks+40(FP), DI
+	MOVL         tail+48(FP), R8
+	VBROADCASTSS expLo<>+0(SB), Z0
+	VBROADCASTSS expHi<>+0(SB), Z1
+	VBROADCASTSS expLog2e<>+0(SB), Z2
+	VBROADCASTSS expLn2hi<>+0(SB), Z3
+	VBROADCASTSS expLn2lo<>+0(SB), Z4
+	VBROADCASTSS expOne<>+0(SB), Z5
+	VBROADCASTSS expP0<>+0(SB), Z6
+	VBROADCASTSS expP1<>+0(SB), Z7
+	VBROADCASTSS expP2<>+0(SB), Z8
+	VBROADCASTSS expP3<>+0(SB), Z9
+	VBROADCASTSS expP4<>+0(SB), Z10
+	VBROADCASTSS expP5<>+0(SB), Z11
+	VPXORD       Z12, Z12, Z12
+
+swigluGrad_loop:
+	TESTQ        DI, DI
+	JE           swigluGrad_tail
+	VMOVUPS      (BX), Z13
+	VSUBPS       Z13, Z12, Z14
+	VMAXPS       Z14, Z0, Z14
+	VMINPS       Z14, Z1, Z14
+	VMULPS       Z2, Z14, Z16
+	VRNDSCALEPS  $0x00, Z16, Z16
+	VFNMADD231PS Z3, Z16, Z14
+	VFNMADD231PS Z4, Z16, Z14
+	VMOVAPS      Z6, Z15
+	VFMADD213PS  Z7, Z14, Z15
+	VFMADD213PS  Z8, Z14, Z15
+	VFMADD213PS  Z9, Z14, Z15
+	VFMADD213PS  Z10, Z14, Z15
+	VFMADD213PS  Z11, Z14, Z15
+	VMULPS       Z14, Z14, Z17
+	VFMADD213PS  Z14, Z17, Z15
+	VADDPS       Z5, Z15, Z15
+	VSCALEFPS    Z16, Z15, Z15
+	VADDPS       Z5, Z15, Z15
+	VDIVPS       Z15, Z5, Z14
+	VMOVUPS      (DX), Z16
+	VMULPS       Z14, Z16, Z16
+	VMULPS       Z13, Z16, Z15
+	VMOVUPS      Z15, (CX)
+	VSUBPS       Z14, Z5, Z15
+	VFMADD213PS  Z5, Z13, Z15
+	VMOVUPS      (SI), Z13
+	VMULPS       Z13, Z16, Z16
+	VMULPS       Z15, Z16, Z16
+	VMOVUPS      Z16, (AX)
+	ADDQ         $0x40, AX
+	ADDQ         $0x40, CX
+	ADDQ         $0x40, DX
+	ADDQ         $0x40, BX
+	ADDQ         $0x40, SI
+	DECQ         DI
+	JMP          swigluGrad_loop
+
+swigluGrad_tail:
+	TESTL        R8, R8
+	JE           swigluGrad_done
+	KMOVW        R8, K1
+	VMOVUPS.Z    (BX), K1, Z13
+	VSUBPS       Z13, Z12, Z12
+	VMAXPS       Z12, Z0, Z12
+	VMINPS       Z12, Z1, Z12
+	VMULPS       Z2, Z12, Z0
+	VRNDSCALEPS  $0x00, Z0, Z0
+	VFNMADD231PS Z3, Z0, Z12
+	VFNMADD231PS Z4, Z0, Z12
+	VMOVAPS      Z6, Z1
+	VFMADD213PS  Z7, Z12, Z1
+	VFMADD213PS  Z8, Z12, Z1
+	VFMADD213PS  Z9, Z12, Z1
+	VFMADD213PS  Z10, Z12, Z1
+	VFMADD213PS  Z11, Z12, Z1
+	VMULPS       Z12, Z12, Z2
+	VFMADD213PS  Z12, Z2, Z1
+	VADDPS       Z5, Z1, Z1
+	VSCALEFPS    Z0, Z1, Z1
+	VADDPS       Z5, Z1, Z1
+	VDIVPS       Z1, Z5, Z0
+	VMOVUPS.Z    (DX), K1, Z2
+	VMULPS       Z0, Z2, Z2
+	VMULPS       Z13, Z2, Z1
+	VMOVUPS      Z1, K1, (CX)
+	VSUBPS       Z0, Z5, Z1
+	VFMADD213PS  Z5, Z13, Z1
+	VMOVUPS.Z    (SI), K1, Z0
+	VMULPS       Z0, Z2, Z2
+	VMULPS       Z1, Z2, Z2
+	VMOVUPS      Z2, K1, (AX)
+
+swigluGrad_done:
+	VZEROUPPER
+	RET

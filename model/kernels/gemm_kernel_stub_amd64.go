@@ -23,3 +23,21 @@ func gemmKernel14x32AVX512(k int, a *float32, b *float32, c *float32, ldc int, b
 //
 //	for p < kc, lanes r of store: dst[p·dstStride + r] = scale·src[r·ld + p] if r is in load, else 0
 func packGatherAVX512(dst *float32, dstStride int, src *float32, ld int32, kc int, load uint32, store uint32, scale float32)
+
+// maxAVX512 returns the largest of the 16·blocks+popcount(tail) values at x.
+func maxAVX512(x *float32, blocks int, tail uint32) float32
+
+// expSumAVX512 sets dst[i] = e^(src[i]−sub)·mul and returns Σ e^(src[i]−sub) (dst may be src).
+func expSumAVX512(dst *float32, src *float32, blocks int, tail uint32, sub float32, mul float32) float32
+
+// sumExpAVX512 returns Σ e^(src[i]−sub).
+func sumExpAVX512(src *float32, blocks int, tail uint32, sub float32) float32
+
+// expGradAVX512 sets p[i] = e^(p[i]−lse) and dp[i] = p[i]·(dp[i]−d).
+func expGradAVX512(p *float32, dp *float32, blocks int, tail uint32, lse float32, d float32)
+
+// swigluAVX512 sets out[i] = a[i]·σ(a[i])·b[i].
+func swigluAVX512(out *float32, a *float32, b *float32, blocks int, tail uint32)
+
+// swigluGradAVX512 sets da[i] = d[i]·b[i]·σ(a[i])·(1 + a[i]·(1−σ(a[i]))) and db[i] = d[i]·a[i]·σ(a[i]).
+func swigluGradAVX512(da *float32, db *float32, d *float32, a *float32, b *float32, blocks int, tail uint32)

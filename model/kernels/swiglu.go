@@ -40,10 +40,7 @@ func swigluForwardPart(s *swiArgs, i, n int) {
 		a := s.h[2*r*F : 2*r*F+F]
 		b := s.h[2*r*F+F : 2*r*F+2*F]
 		o := s.out[r*F : (r+1)*F]
-		b, o = b[:len(a)], o[:len(a)]
-		for j, x := range a {
-			o[j] = x / (1 + expf(-x)) * b[j]
-		}
+		swigluRow(o, a, b)
 	}
 }
 
@@ -56,11 +53,6 @@ func swigluBackwardPart(s *swiArgs, i, n int) {
 		da := s.out[2*r*F : 2*r*F+F]
 		db := s.out[2*r*F+F : 2*r*F+2*F]
 		d := s.dout[r*F : (r+1)*F]
-		b, da, db, d = b[:len(a)], da[:len(a)], db[:len(a)], d[:len(a)]
-		for j, x := range a {
-			sg := 1 / (1 + expf(-x))
-			da[j] = d[j] * b[j] * sg * (1 + x*(1-sg))
-			db[j] = d[j] * x * sg
-		}
+		swigluGradRow(da, db, d, a, b)
 	}
 }

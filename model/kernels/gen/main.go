@@ -25,6 +25,7 @@ func main() {
 	microKernel("gemmKernel12x32AVX512", 12, 2, 64, ZMM)
 	microKernel("gemmKernel14x32AVX512", 14, 2, 64, ZMM)
 	packGather()
+	rowKernels()
 	Generate()
 }
 

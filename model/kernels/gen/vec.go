@@ -1,0 +1,325 @@
+package main
+
+import (
+	"math"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The row kernels below process n values as blocks of 16 (one ZMM) and a
+// last partial block under a lane mask: blocks = n/16, tail = 1<<(n%16)−1.
+
+// expConsts holds the broadcast constants of the vector exp.
+type expConsts struct {
+	lo, hi, log2e, ln2hi, ln2lo, one VecVirtual
+	p                                [6]VecVirtual
+}
+
+var consts = map[string]Mem{}
+
+// f32 is a float32 constant in the data section, emitted once per name.
+func f32(name string, v float32) Mem {
+	if m, ok := consts[name]; ok {
+		return m
+	}
+	m := ConstData(name, U32(math.Float32bits(v)))
+	consts[name] = m
+	return m
+}
+
+func loadExpConsts() *expConsts {
+	c := &expConsts{}
+	bc := func(name string, v float32) VecVirtual {
+		z := ZMM()
+		VBROADCASTSS(f32(name, v), z)
+		return z
+	}
+	c.lo = bc("expLo", -103.0)
+	c.hi = bc("expHi", 89)
+	c.log2e = bc("expLog2e", 1.44269504088896341)
+	c.ln2hi = bc("expLn2hi", 0.693359375)
+	c.ln2lo = bc("expLn2lo", -2.12194440e-4)
+	c.one = bc("expOne", 1)
+	for i, v := range []float32{1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1} {
+		c.p[i] = bc("expP"+string(rune('0'+i)), v)
+	}
+	return c
+}
+
+// exp sets y = e^x lane-wise (Cephes expf: x = n·ln2 + r, a degree-6
+// polynomial for e^r, VSCALEFPS for 2^n); x is clobbered. NaN propagates.
+func (c *expConsts) exp(x, y VecVirtual) {
+	VMAXPS(x, c.lo, x) // operand order keeps a NaN in x
+	VMINPS(x, c.hi, x)
+	n := ZMM()
+	VMULPS(c.log2e, x, n)
+	VRNDSCALEPS(U8(0), n, n) // round to nearest
+	VFNMADD231PS(c.ln2hi, n, x)
+	VFNMADD231PS(c.ln2lo, n, x) // x = r
+	VMOVAPS(c.p[0], y)
+	for i := 1; i < 6; i++ {
+		VFMADD213PS(c.p[i], x, y) // y = y·r + p[i]
+	}
+	r2 := ZMM()
+	VMULPS(x, x, r2)
+	VFMADD213PS(x, r2, y) // y = y·r² + r
+	VADDPS(c.one, y, y)
+	VSCALEFPS(n, y, y)
+}
+
+// hsum returns the sum of the lanes of z in the low lane of an XMM.
+func hsum(z VecVirtual) VecVirtual {
+	y := YMM()
+	VEXTRACTF64X4(U8(1), z, y)
+	VADDPS(z.AsY(), y, y)
+	x := XMM()
+	VEXTRACTF128(U8(1), y, x)
+	VADDPS(y.AsX(), x, x)
+	VHADDPS(x, x, x)
+	VHADDPS(x, x, x)
+	return x
+}
+
+// hmax returns the max of the lanes of z in the low lane of an XMM.
+func hmax(z VecVirtual) VecVirtual {
+	y := YMM()
+	VEXTRACTF64X4(U8(1), z, y)
+	VMAXPS(z.AsY(), y, y)
+	x := XMM()
+	VEXTRACTF128(U8(1), y, x)
+	VMAXPS(y.AsX(), x, x)
+	t := XMM()
+	VPERMILPS(U8(0x4e), x, t)
+	VMAXPS(t, x, x)
+	VPERMILPS(U8(0xb1), x, t)
+	VMAXPS(t, x, x)
+	return x
+}
+
+// blockLoop emits the loop over full blocks then the masked tail block:
+// body(mask) is called twice, with mask nil for full blocks; advance moves
+// the pointers by one block.
+func blockLoop(name string, blocks, tail Register, body func(k Op), advance func()) {
+	Label(name + "_loop")
+	TESTQ(blocks, blocks)
+	JE(LabelRef(name + "_tail"))
+	body(nil)
+	advance()
+	DECQ(blocks)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_tail")
+	TESTL(tail, tail)
+	JE(LabelRef(name + "_done"))
+	k := K()
+	KMOVW(tail, k)
+	body(k)
+	Label(name + "_done")
+}
+
+// load emits a full or masked (zeroing) load.
+func load(m Mem, k Op, z VecVirtual) {
+	if k == nil {
+		VMOVUPS(m, z)
+	} else {
+		VMOVUPS_Z(m, k, z)
+	}
+}
+
+func store(z VecVirtual, k Op, m Mem) {
+	if k == nil {
+		VMOVUPS(z, m)
+	} else {
+		VMOVUPS(z, k, m)
+	}
+}
+
+func rowKernels() {
+	// maxAVX512 returns max_i x[i].
+	TEXT("maxAVX512", NOSPLIT, "func(x *float32, blocks int, tail uint32) float32")
+	Doc("maxAVX512 returns the largest of the 16·blocks+popcount(tail) values at x.")
+	{
+		x := Load(Param("x"), GP64())
+		blocks := Load(Param("blocks"), GP64())
+		tail := Load(Param("tail"), GP32())
+		acc := ZMM()
+		VBROADCASTSS(f32("negInf", float32(math.Inf(-1))), acc)
+		blockLoop("max", blocks, tail, func(k Op) {
+			if k == nil {
+				VMAXPS(Mem{Base: x}, acc, acc)
+			} else {
+				VMAXPS(Mem{Base: x}, acc, k, acc)
+			}
+		}, func() { ADDQ(U8(64), x) })
+		r := hmax(acc)
+		VZEROUPPER()
+		Store(r, ReturnIndex(0))
+		RET()
+	}
+
+	// expSumAVX512: dst[i] = e^(src[i]−sub)·mul, returns Σ e^(src[i]−sub).
+	for _, st := range []bool{true, false} {
+		name := "expSumAVX512"
+		sig := "func(dst, src *float32, blocks int, tail uint32, sub, mul float32) float32"
+		if !st {
+			name = "sumExpAVX512"
+			sig = "func(src *float32, blocks int, tail uint32, sub float32) float32"
+		}
+		TEXT(name, NOSPLIT, sig)
+		if st {
+			Doc(name + " sets dst[i] = e^(src[i]−sub)·mul and returns Σ e^(src[i]−sub) (dst may be src).")
+		} else {
+			Doc(name + " returns Σ e^(src[i]−sub).")
+		}
+		var dst Register
+		if st {
+			dst = Load(Param("dst"), GP64())
+		}
+		src := Load(Param("src"), GP64())
+		blocks := Load(Param("blocks"), GP64())
+		tail := Load(Param("tail"), GP32())
+		c := loadExpConsts()
+		sub := ZMM()
+		VBROADCASTSS(mustResolve(Param("sub")).Addr, sub)
+		var mul VecVirtual
+		if st {
+			mul = ZMM()
+			VBROADCASTSS(mustResolve(Param("mul")).Addr, mul)
+		}
+		acc := ZMM()
+		VPXORD(acc, acc, acc)
+		blockLoop(name, blocks, tail, func(k Op) {
+			x, e := ZMM(), ZMM()
+			load(Mem{Base: src}, k, x)
+			VSUBPS(sub, x, x)
+			c.exp(x, e)
+			if k == nil {
+				VADDPS(e, acc, acc)
+			} else {
+				VADDPS(e, acc, k, acc)
+			}
+			if st {
+				VMULPS(mul, e, e)
+				store(e, k, Mem{Base: dst})
+			}
+		}, func() {
+			ADDQ(U8(64), src)
+			if st {
+				ADDQ(U8(64), dst)
+			}
+		})
+		r := hsum(acc)
+		VZEROUPPER()
+		Store(r, ReturnIndex(0))
+		RET()
+	}
+
+	// expGradAVX512: p = e^(p−lse); dp = p·(dp − d).
+	TEXT("expGradAVX512", NOSPLIT, "func(p, dp *float32, blocks int, tail uint32, lse, d float32)")
+	Doc("expGradAVX512 sets p[i] = e^(p[i]−lse) and dp[i] = p[i]·(dp[i]−d).")
+	{
+		p := Load(Param("p"), GP64())
+		dp := Load(Param("dp"), GP64())
+		blocks := Load(Param("blocks"), GP64())
+		tail := Load(Param("tail"), GP32())
+		c := loadExpConsts()
+		lse, d := ZMM(), ZMM()
+		VBROADCASTSS(mustResolve(Param("lse")).Addr, lse)
+		VBROADCASTSS(mustResolve(Param("d")).Addr, d)
+		blockLoop("expGrad", blocks, tail, func(k Op) {
+			x, e, g := ZMM(), ZMM(), ZMM()
+			load(Mem{Base: p}, k, x)
+			VSUBPS(lse, x, x)
+			c.exp(x, e)
+			store(e, k, Mem{Base: p})
+			load(Mem{Base: dp}, k, g)
+			VSUBPS(d, g, g)
+			VMULPS(e, g, g)
+			store(g, k, Mem{Base: dp})
+		}, func() {
+			ADDQ(U8(64), p)
+			ADDQ(U8(64), dp)
+		})
+		VZEROUPPER()
+		RET()
+	}
+
+	// swigluAVX512: out = a·σ(a)·b.
+	TEXT("swigluAVX512", NOSPLIT, "func(out, a, b *float32, blocks int, tail uint32)")
+	Doc("swigluAVX512 sets out[i] = a[i]·σ(a[i])·b[i].")
+	{
+		out := Load(Param("out"), GP64())
+		a := Load(Param("a"), GP64())
+		b := Load(Param("b"), GP64())
+		blocks := Load(Param("blocks"), GP64())
+		tail := Load(Param("tail"), GP32())
+		c := loadExpConsts()
+		zero := ZMM()
+		VPXORD(zero, zero, zero)
+		blockLoop("swiglu", blocks, tail, func(k Op) {
+			x, nx, e, y := ZMM(), ZMM(), ZMM(), ZMM()
+			load(Mem{Base: a}, k, x)
+			VSUBPS(x, zero, nx) // nx = −x
+			c.exp(nx, e)
+			VADDPS(c.one, e, e)
+			VDIVPS(e, x, y) // y = x / (1 + e^−x)
+			if k == nil {
+				VMULPS(Mem{Base: b}, y, y)
+			} else {
+				bv := ZMM()
+				load(Mem{Base: b}, k, bv)
+				VMULPS(bv, y, y)
+			}
+			store(y, k, Mem{Base: out})
+		}, func() {
+			ADDQ(U8(64), out)
+			ADDQ(U8(64), a)
+			ADDQ(U8(64), b)
+		})
+		VZEROUPPER()
+		RET()
+	}
+
+	// swigluGradAVX512: da = d·b·σ(a)·(1 + a·(1−σ(a))), db = d·a·σ(a).
+	TEXT("swigluGradAVX512", NOSPLIT, "func(da, db, d, a, b *float32, blocks int, tail uint32)")
+	Doc("swigluGradAVX512 sets da[i] = d[i]·b[i]·σ(a[i])·(1 + a[i]·(1−σ(a[i]))) and db[i] = d[i]·a[i]·σ(a[i]).")
+	{
+		da := Load(Param("da"), GP64())
+		db := Load(Param("db"), GP64())
+		dd := Load(Param("d"), GP64())
+		a := Load(Param("a"), GP64())
+		b := Load(Param("b"), GP64())
+		blocks := Load(Param("blocks"), GP64())
+		tail := Load(Param("tail"), GP32())
+		c := loadExpConsts()
+		zero := ZMM()
+		VPXORD(zero, zero, zero)
+		blockLoop("swigluGrad", blocks, tail, func(k Op) {
+			x, nx, e, s, t, g, bv := ZMM(), ZMM(), ZMM(), ZMM(), ZMM(), ZMM(), ZMM()
+			load(Mem{Base: a}, k, x)
+			VSUBPS(x, zero, nx)
+			c.exp(nx, e)
+			VADDPS(c.one, e, e)
+			VDIVPS(e, c.one, s) // s = σ(a)
+			load(Mem{Base: dd}, k, g)
+			VMULPS(s, g, g) // g = d·σ
+			// db = g·a
+			VMULPS(x, g, t)
+			store(t, k, Mem{Base: db})
+			// da = g·b·(1 + a·(1−s))
+			VSUBPS(s, c.one, t)      // t = 1 − s
+			VFMADD213PS(c.one, x, t) // t = t·a + 1
+			load(Mem{Base: b}, k, bv)
+			VMULPS(bv, g, g)
+			VMULPS(t, g, g)
+			store(g, k, Mem{Base: da})
+		}, func() {
+			for _, r := range []Register{da, db, dd, a, b} {
+				ADDQ(U8(64), r)
+			}
+		})
+		VZEROUPPER()
+		RET()
+	}
+}
