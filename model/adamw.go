@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+
+	"github.com/ringtrain/ringtrain/model/kernels"
 )
 
 // AdamWConfig holds the hyper-parameters of AdamW except the learning rate,
@@ -53,56 +55,26 @@ func (o *AdamW) StepRange(params, grads []float32, lo, hi int, lr float64, step 
 	if lo < 0 || lo > hi || hi > len(o.M) {
 		panic(fmt.Sprintf("model: AdamW range [%d, %d) outside [0, %d)", lo, hi, len(o.M)))
 	}
-	bc1 := 1 - math.Pow(o.Beta1, float64(step+1))
-	bc2 := 1 - math.Pow(o.Beta2, float64(step+1))
-	k := adamConsts{
-		b1: float32(o.Beta1), ob1: float32(1 - o.Beta1),
-		b2: float32(o.Beta2), ob2: float32(1 - o.Beta2),
-		stepSize: float32(lr / bc1), bc2sqrt: float32(math.Sqrt(bc2)), eps: float32(o.Eps),
-	}
-	adamJobs.run(hi-lo, adamArgs{o: o, params: params, grads: grads, lo: lo,
-		wd: float32(1 - lr*o.WeightDecay), k: k}, adamPart)
-}
-
-type adamArgs struct {
-	o             *AdamW
-	params, grads []float32
-	lo            int
-	wd            float32
-	k             adamConsts
-}
-
-var adamJobs jobPool[adamArgs]
-
-// adamPart updates flat indices [a.lo+a0, a.lo+a1), tensor by tensor.
-func adamPart(a *adamArgs, a0, a1 int) {
-	a0, a1 = a.lo+a0, a.lo+a1
-	o := a.o
-	for _, p := range o.layout {
-		s, e := max(a0, p.Offset), min(a1, p.Offset+p.Size)
+	// one kernel call per run of adjacent tensors with the same decay
+	runStart := -1
+	for i, p := range o.layout {
+		s, e := max(lo, p.Offset), min(hi, p.Offset+p.Size)
 		if s >= e {
 			continue
 		}
-		decay := float32(1)
-		if p.Decay {
-			decay = a.wd
+		if runStart < 0 {
+			runStart = s
 		}
-		adamUpdate(a.params[s:e], a.grads[s:e], o.M[s:e], o.V[s:e], decay, a.k)
-	}
-}
-
-type adamConsts struct {
-	b1, ob1, b2, ob2, stepSize, bc2sqrt, eps float32
-}
-
-func adamUpdate(p, g, m, v []float32, decay float32, k adamConsts) {
-	for i := range p {
-		gi := g[i]
-		mi := k.b1*m[i] + k.ob1*gi
-		vi := k.b2*v[i] + k.ob2*gi*gi
-		m[i], v[i] = mi, vi
-		denom := float32(math.Sqrt(float64(vi)))/k.bc2sqrt + k.eps
-		p[i] = p[i]*decay - k.stepSize*(mi/denom)
+		if i+1 < len(o.layout) && o.layout[i+1].Offset < hi && o.layout[i+1].Decay == p.Decay {
+			continue // the run goes on
+		}
+		wd := 0.0
+		if p.Decay {
+			wd = o.WeightDecay
+		}
+		kernels.AdamW(params[runStart:e], grads[runStart:e], o.M[runStart:e], o.V[runStart:e],
+			lr, o.Beta1, o.Beta2, o.Eps, wd, step)
+		runStart = -1
 	}
 }
 

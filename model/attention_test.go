@@ -10,7 +10,7 @@ import (
 	"github.com/ringtrain/ringtrain/model/kernels"
 )
 
-// The training path (ropeQK + kernels.CausalAttention*) against the plain
+// The training path (kernels.RoPE* + kernels.CausalAttention*) against the plain
 // reference attentionForward/attentionBackward (itself checked by finite
 // differences), at sizes that cross the kernels' query blocks:
 // outputs and gradients to 2e-6 + 1e-4·|x|.
@@ -37,11 +37,13 @@ func TestKernelAttentionMatchesReference(t *testing.T) {
 
 			ker := slices.Clone(qkv)
 			outK, lse := make([]float32, B*T*C), make([]float32, B*NH*T)
-			ropeQK(ker, cos, sin, B, T, C, NH, ropeForward)
+			kernels.RoPEForward(ker, cos, sin, B, T, NH, HS, 3*C, 0)
+			kernels.RoPEForward(ker[C:], cos, sin, B, T, NH, HS, 3*C, 0)
 			kernels.CausalAttentionForward(outK, lse, ker, ker[C:], ker[2*C:], B, T, NH, HS, 3*C, C)
 			dK := make([]float32, len(qkv))
 			kernels.CausalAttentionBackward(dK, dK[C:], dK[2*C:], dout, ker, ker[C:], ker[2*C:], outK, lse, B, T, NH, HS, 3*C, C)
-			ropeQK(dK, cos, sin, B, T, C, NH, ropeBackward)
+			kernels.RoPEBackward(dK, cos, sin, B, T, NH, HS, 3*C, 0)
+			kernels.RoPEBackward(dK[C:], cos, sin, B, T, NH, HS, 3*C, 0)
 
 			for _, c := range []struct {
 				name      string

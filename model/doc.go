@@ -61,13 +61,16 @@
 // Each layer is a forward/backward pair over flat []float32 with the shapes
 // in its doc comment (llm.c style), usable alone (the KV-cache Decoder
 // does): encoderForward, rmsnormForward, matmulForward, ropeForward (any
-// start position), swigluForward and their backward twins, which
-// accumulate (+=) except where the doc comment says they overwrite.
-// The training step runs linear maps through kernels.Gemm, causal attention
-// through kernels.CausalAttentionForward/Backward (query blocks, only a
-// (B, H, T) log-sum-exp cached, no T×T matrix) after ropeQK, and the loss
-// through kernels.SoftmaxCrossEntropy. attentionForward/Backward and
-// crossEntropyForward/Backward are the plain reference versions, checked by
-// finite differences, against which the kernel path is tested.
-// Element-wise layers split their rows over GOMAXPROCS goroutines.
+// start position), swigluForward, attentionForward, crossEntropyForward and
+// their backward twins, which accumulate (+=) except where the doc comment
+// says they overwrite. They are the plain reference versions, checked by
+// finite differences (gradcheck_test.go).
+//
+// The training step (Model.Forward/Backward, AdamW) runs on the kernels
+// package: Gemm for every linear map, RMSNormForward/Backward,
+// RoPEForward/Backward, CausalAttentionForward/Backward (query blocks, only
+// a (B, H, T) log-sum-exp cached, no T×T matrix), SwiGLUForward/Backward,
+// SoftmaxCrossEntropy and AdamW; the whole path is checked against
+// PyTorch, against finite differences, and the kernel attention against
+// the reference one.
 package model

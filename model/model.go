@@ -184,20 +184,21 @@ func (m *Model) Forward(inputs, targets []int32, B, T int) float64 {
 	x := m.encoded
 	for l := range m.layers {
 		a, w := &m.layers[l], &m.p.layers[l]
-		rmsnormForward(a.ln1, a.ln1Rstd, x, w.ln1, BT, C)
+		kernels.RMSNormForward(a.ln1, a.ln1Rstd, x, w.ln1, BT, C, rmsnormEps)
 		matmulForward(a.qkv, a.ln1, w.qkv, BT, C, 3*C)
-		ropeQK(a.qkv, m.cos, m.sin, B, T, C, NH, ropeForward)
+		kernels.RoPEForward(a.qkv, m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)     // q
+		kernels.RoPEForward(a.qkv[C:], m.cos, m.sin, B, T, NH, C/NH, 3*C, 0) // k
 		kernels.CausalAttentionForward(a.atty, a.lse, a.qkv, a.qkv[C:], a.qkv[2*C:], B, T, NH, C/NH, 3*C, C)
 		copy(a.res2[:BT*C], x[:BT*C])
 		matmulForwardAdd(a.res2, a.atty, w.wo, BT, C, C)
-		rmsnormForward(a.ln2, a.ln2Rstd, a.res2, w.ln2, BT, C)
+		kernels.RMSNormForward(a.ln2, a.ln2Rstd, a.res2, w.ln2, BT, C, rmsnormEps)
 		matmulForward(a.h13, a.ln2, w.w13, BT, C, 2*F)
-		swigluForward(a.swi, a.h13, BT, F)
+		kernels.SwiGLUForward(a.swi, a.h13, BT, F)
 		copy(a.res3[:BT*C], a.res2[:BT*C])
 		matmulForwardAdd(a.res3, a.swi, w.w2, BT, F, C)
 		x = a.res3
 	}
-	rmsnormForward(m.lnf, m.lnfRstd, x, m.p.lnf, BT, C)
+	kernels.RMSNormForward(m.lnf, m.lnfRstd, x, m.p.lnf, BT, C, rmsnormEps)
 	matmulForward(m.logits, m.lnf, m.p.lmHead, BT, C, V)
 	if !m.hasLoss {
 		return 0
@@ -244,7 +245,7 @@ func (m *Model) Backward(scale float32) {
 	matmulBackwardScaled(dlnf, m.g.lmHead, m.logits, m.lnf, m.p.lmHead, BT, C, V, scale)
 	dres := m.dres[:BT*C]
 	clear(dres)
-	rmsnormBackward(dres, m.g.lnf, dlnf, last, m.p.lnf, m.lnfRstd, BT, C)
+	kernels.RMSNormBackward(dres, m.g.lnf, dlnf, last, m.p.lnf, m.lnfRstd, BT, C)
 
 	for l := len(m.layers) - 1; l >= 0; l-- {
 		a, w, g := &m.layers[l], &m.p.layers[l], &m.g.layers[l]
@@ -256,11 +257,11 @@ func (m *Model) Backward(scale float32) {
 		dswi := m.dswi[:BT*F]
 		clear(dswi)
 		matmulBackward(dswi, g.w2, dres, a.swi, w.w2, BT, F, C)
-		swigluBackward(m.dh13, dswi, a.h13, BT, F)
+		kernels.SwiGLUBackward(m.dh13, dswi, a.h13, BT, F)
 		dln := m.dln[:BT*C]
 		clear(dln)
 		matmulBackward(dln, g.w13, m.dh13, a.ln2, w.w13, BT, C, 2*F)
-		rmsnormBackward(dres, g.ln2, dln, a.res2, w.ln2, a.ln2Rstd, BT, C)
+		kernels.RMSNormBackward(dres, g.ln2, dln, a.res2, w.ln2, a.ln2Rstd, BT, C)
 		// z = x + Wo·atty: dres stays the gradient of x
 		datty := m.datty[:BT*C]
 		clear(datty)
@@ -268,10 +269,11 @@ func (m *Model) Backward(scale float32) {
 		dqkv := m.dqkv[:3*BT*C]
 		clear(dqkv)
 		kernels.CausalAttentionBackward(dqkv, dqkv[C:], dqkv[2*C:], datty, a.qkv, a.qkv[C:], a.qkv[2*C:], a.atty, a.lse, B, T, NH, C/NH, 3*C, C)
-		ropeQK(dqkv, m.cos, m.sin, B, T, C, NH, ropeBackward)
+		kernels.RoPEBackward(dqkv, m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)
+		kernels.RoPEBackward(dqkv[C:], m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)
 		clear(dln)
 		matmulBackward(dln, g.qkv, m.dqkv, a.ln1, w.qkv, BT, C, 3*C)
-		rmsnormBackward(dres, g.ln1, dln, x, w.ln1, a.ln1Rstd, BT, C)
+		kernels.RMSNormBackward(dres, g.ln1, dln, x, w.ln1, a.ln1Rstd, BT, C)
 	}
 	encoderBackward(m.g.wte, dres, m.inputs, BT, C)
 }

@@ -54,31 +54,3 @@ func ropeBackward(dx []float32, stride, T, HS, pos0 int, cos, sin []float32) {
 		}
 	}
 }
-
-type ropeQKArgs struct {
-	qkv, cos, sin []float32
-	T, C, NH      int
-	rot           func(x []float32, stride, T, HS, pos0 int, cos, sin []float32)
-}
-
-var ropeQKJobs jobPool[ropeQKArgs]
-
-// ropeQK applies rot (ropeForward or ropeBackward) to the q and k parts of
-// every head of packed q | k | v rows, positions 0..T−1, in parallel over
-// batch×head.
-//
-//	qkv (B, T, 3C), cos, sin (≥T, HS/2)
-func ropeQK(qkv, cos, sin []float32, B, T, C, NH int, rot func(x []float32, stride, T, HS, pos0 int, cos, sin []float32)) {
-	ropeQKJobs.run(B*NH, ropeQKArgs{qkv: qkv, cos: cos, sin: sin, T: T, C: C, NH: NH, rot: rot}, ropeQKHeads)
-}
-
-func ropeQKHeads(a *ropeQKArgs, lo, hi int) {
-	C, T, NH := a.C, a.T, a.NH
-	HS := C / NH
-	for bh := lo; bh < hi; bh++ {
-		b, h := bh/NH, bh%NH
-		q := a.qkv[b*T*3*C+h*HS:]
-		a.rot(q, 3*C, T, HS, 0, a.cos, a.sin)
-		a.rot(q[C:], 3*C, T, HS, 0, a.cos, a.sin)
-	}
-}
