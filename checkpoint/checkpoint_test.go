@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -176,5 +177,48 @@ func TestResolve(t *testing.T) {
 		if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("Resolve(%s) error %v, want %q", tc.arg, err, tc.err)
 		}
+	}
+}
+
+// Several writers (goroutines here, processes in a cluster) write their
+// parts of one step directory at the same time; Commit after all of them
+// covers every part, and ReadOptimizer reassembles the moments.
+func TestConcurrentParts(t *testing.T) {
+	run := t.TempDir()
+	dir := Dir(run, 1)
+	lay := tiny.Layout()
+	n := tiny.NumParams()
+	m, v := make([]float32, n), make([]float32, n)
+	for i := range m {
+		m[i], v[i] = float32(i), -float32(i)
+	}
+	errs := make(chan error, len(lay)+1)
+	for i := range lay { // one optimizer file per tensor
+		go func() {
+			errs <- WriteOptimizer(dir, fmt.Sprintf("optimizer-%05d.safetensors", i), lay[i:i+1], m, v)
+		}()
+	}
+	go func() { errs <- WriteModel(dir, tiny, make([]float32, n)) }()
+	for range len(lay) + 1 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Commit(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(dir); err != nil {
+		t.Fatal(err)
+	}
+	m2, v2 := make([]float32, n), make([]float32, n)
+	if err := ReadOptimizer(dir, lay, m2, v2); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m, m2) || !slices.Equal(v, v2) {
+		t.Fatal("moments differ after a split write")
+	}
+	commit, _ := os.ReadFile(filepath.Join(dir, CommitFile))
+	if got := strings.Count(string(commit), "\n"); got != len(lay)+1 {
+		t.Fatalf("COMMIT lists %d files, want %d", got, len(lay)+1)
 	}
 }
