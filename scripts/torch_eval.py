@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import torch
 
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from torch_reference import forward, layout  # noqa: E402
 
