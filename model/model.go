@@ -237,12 +237,11 @@ func (m *Model) Backward(scale float32) {
 
 	// m.logits holds ∂(mean loss)/∂logits; scale enters as the Gemm alpha
 	dlnf := m.dln[:BT*C]
-	clear(dlnf)
 	last := m.encoded
 	if len(m.layers) > 0 {
 		last = m.layers[len(m.layers)-1].res3
 	}
-	matmulBackwardScaled(dlnf, m.g.lmHead, m.logits, m.lnf, m.p.lmHead, BT, C, V, scale)
+	matmulBackwardScaledSet(dlnf, m.g.lmHead, m.logits, m.lnf, m.p.lmHead, BT, C, V, scale)
 	dres := m.dres[:BT*C]
 	clear(dres)
 	kernels.RMSNormBackward(dres, m.g.lnf, dlnf, last, m.p.lnf, m.lnfRstd, BT, C)
@@ -255,24 +254,20 @@ func (m *Model) Backward(scale float32) {
 		}
 		// y = z + W2·swi: dres stays the gradient of z
 		dswi := m.dswi[:BT*F]
-		clear(dswi)
-		matmulBackward(dswi, g.w2, dres, a.swi, w.w2, BT, F, C)
+		matmulBackwardSet(dswi, g.w2, dres, a.swi, w.w2, BT, F, C)
 		kernels.SwiGLUBackward(m.dh13, dswi, a.h13, BT, F)
 		dln := m.dln[:BT*C]
-		clear(dln)
-		matmulBackward(dln, g.w13, m.dh13, a.ln2, w.w13, BT, C, 2*F)
+		matmulBackwardSet(dln, g.w13, m.dh13, a.ln2, w.w13, BT, C, 2*F)
 		kernels.RMSNormBackward(dres, g.ln2, dln, a.res2, w.ln2, a.ln2Rstd, BT, C)
 		// z = x + Wo·atty: dres stays the gradient of x
 		datty := m.datty[:BT*C]
-		clear(datty)
-		matmulBackward(datty, g.wo, dres, a.atty, w.wo, BT, C, C)
+		matmulBackwardSet(datty, g.wo, dres, a.atty, w.wo, BT, C, C)
 		dqkv := m.dqkv[:3*BT*C]
 		clear(dqkv)
 		kernels.CausalAttentionBackward(dqkv, dqkv[C:], dqkv[2*C:], datty, a.qkv, a.qkv[C:], a.qkv[2*C:], a.atty, a.lse, B, T, NH, C/NH, 3*C, C)
 		kernels.RoPEBackward(dqkv, m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)
 		kernels.RoPEBackward(dqkv[C:], m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)
-		clear(dln)
-		matmulBackward(dln, g.qkv, m.dqkv, a.ln1, w.qkv, BT, C, 3*C)
+		matmulBackwardSet(dln, g.qkv, m.dqkv, a.ln1, w.qkv, BT, C, 3*C)
 		kernels.RMSNormBackward(dres, g.ln1, dln, x, w.ln1, a.ln1Rstd, BT, C)
 	}
 	encoderBackward(m.g.wte, dres, m.inputs, BT, C)
