@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"sort"
+	"strconv"
 )
 
 // Config fixes the shape of a decoder-only transformer (SPEC section 2).
@@ -80,7 +81,7 @@ func (c Config) Metadata() map[string]string {
 		"num_layers":     fmt.Sprint(c.NumLayers),
 		"num_heads":      fmt.Sprint(c.NumHeads),
 		"d_ff":           fmt.Sprint(c.DFF),
-		"rope_theta":     fmt.Sprint(c.RopeTheta),
+		"rope_theta":     strconv.FormatFloat(c.RopeTheta, 'f', -1, 64),
 	}
 }
 
@@ -99,16 +100,20 @@ func ConfigFromMetadata(md map[string]string) (Config, error) {
 		if !ok {
 			return Config{}, fmt.Errorf("metadata key %s missing", f.key)
 		}
-		if _, err := fmt.Sscan(s, f.dst); err != nil {
+		v, err := strconv.Atoi(s)
+		if err != nil {
 			return Config{}, fmt.Errorf("metadata key %s = %q: not an integer", f.key, s)
 		}
+		*f.dst = v
 	}
 	s, ok := md["rope_theta"]
 	if !ok {
 		return Config{}, fmt.Errorf("metadata key rope_theta missing")
 	}
-	if _, err := fmt.Sscan(s, &c.RopeTheta); err != nil {
+	theta, err := strconv.ParseFloat(s, 64)
+	if err != nil {
 		return Config{}, fmt.Errorf("metadata key rope_theta = %q: not a number", s)
 	}
+	c.RopeTheta = theta
 	return c, c.Validate()
 }

@@ -59,3 +59,15 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestMetadataStrings(t *testing.T) {
+	c := Config{VocabSize: 50304, ContextLength: 1024, DModel: 768, NumLayers: 12, NumHeads: 12, DFF: 2048, RopeTheta: 1e6}
+	md := c.Metadata()
+	if md["rope_theta"] != "1000000" || md["vocab_size"] != "50304" {
+		t.Fatalf("metadata %v: want plain decimal strings", md)
+	}
+	md["d_model"] = "768x"
+	if _, err := ConfigFromMetadata(md); err == nil || !strings.Contains(err.Error(), "d_model") {
+		t.Fatalf("trailing garbage accepted: %v", err)
+	}
+}
