@@ -229,6 +229,7 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 	q, k, v := randSlice(rng, B*T*d, 1), randSlice(rng, B*T*d, 1), randSlice(rng, B*T*d, 1)
 	out, lse, dq, dk, dv := make([]float32, B*T*d), make([]float32, B*H*T), make([]float32, B*T*d), make([]float32, B*T*d), make([]float32, B*T*d)
 	x, g, y, rstd := randSlice(rng, N*C, 1), randSlice(rng, C, 1), make([]float32, N*C), make([]float32, N)
+	dg := make([]float32, C)
 	h, dh2 := randSlice(rng, 2*N*C, 1), make([]float32, 2*N*C)
 	logits, losses, targets := randSlice(rng, N*V, 1), make([]float32, N), make([]int32, N)
 	cos, sin := make([]float32, T*dh/2), make([]float32, T*dh/2)
@@ -240,7 +241,7 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 		"attnBwd":   func() { CausalAttentionBackward(dq, dk, dv, out, q, k, v, out, lse, B, T, H, dh, d, d) },
 		"crossent":  func() { SoftmaxCrossEntropy(losses, logits, targets, N, V, 1) },
 		"rmsFwd":    func() { RMSNormForward(y, rstd, x, g, N, C, 1e-5) },
-		"rmsBwd":    func() { RMSNormBackward(y, g, x, x, g, rstd, N, C) },
+		"rmsBwd":    func() { RMSNormBackward(y, dg, x, x, g, rstd, N, C) },
 		"swigluFwd": func() { SwiGLUForward(y, h, N, C) },
 		"swigluBwd": func() { SwiGLUBackward(dh2, y, h, N, C) },
 		"rope":      func() { RoPEForward(q, cos, sin, B, T, H, dh, d, 0) },

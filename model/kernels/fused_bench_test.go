@@ -23,6 +23,7 @@ func BenchmarkFused(b *testing.B) {
 		targets[i] = int32(rng.IntN(V))
 	}
 	x, g, y, rstd := randSlice(rng, N*d, 1), randSlice(rng, d, 1), make([]float32, N*d), make([]float32, N)
+	dg := make([]float32, d)
 	h, hh, sw := randSlice(rng, N*2*F, 1), make([]float32, N*2*F), randSlice(rng, N*F, 1)
 	cos, sin := make([]float32, T*dh/2), make([]float32, T*dh/2)
 	RoPETable(cos, sin, T, dh, 10000)
@@ -44,7 +45,7 @@ func BenchmarkFused(b *testing.B) {
 			SoftmaxCrossEntropy(losses, logits, targets, N, V, 1.0/N)
 		}},
 		{"rmsnorm_fwd", 0, func() { RMSNormForward(y, rstd, x, g, N, d, 1e-5) }},
-		{"rmsnorm_bwd", 0, func() { RMSNormBackward(y, g, x, x, g, rstd, N, d) }},
+		{"rmsnorm_bwd", 0, func() { RMSNormBackward(y, dg, x, x, g, rstd, N, d) }},
 		{"swiglu_fwd", 0, func() { SwiGLUForward(sw, h, N, F) }},
 		{"swiglu_bwd", 0, func() { SwiGLUBackward(hh, sw, h, N, F) }},
 		{"rope_qk", 0, func() { RoPEForward(qkv, cos, sin, B, T, 2*H, dh, 3*d, 0) }},
