@@ -162,7 +162,7 @@ func (t *GRPCTransport) Connect(ctx context.Context, m Member) (Link, error) {
 	}
 	t.mu.Unlock()
 
-	l := &grpcLink{m: m, closeTimeout: t.closeTimeout, watchDone: make(chan struct{})}
+	l := &grpcLink{m: m, t: t, closeTimeout: t.closeTimeout, watchDone: make(chan struct{})}
 	if err := l.dial(ctx, t.dialOpts); err != nil {
 		return nil, err
 	}
@@ -208,6 +208,7 @@ func (t *GRPCTransport) claim(ctx context.Context, m Member) (*inboundRing, erro
 // server stream of the left one.
 type grpcLink struct {
 	m            Member
+	t            *GRPCTransport
 	closeTimeout time.Duration
 
 	conn   *grpc.ClientConn
@@ -368,6 +369,12 @@ func (l *grpcLink) Close(graceful bool) error {
 		l.mu.Unlock()
 		l.cancel()
 		l.conn.Close()
+		if l.in != nil {
+			// A new ring of the same generation may take a new stream.
+			l.t.mu.Lock()
+			delete(l.t.claimed, l.m.Generation)
+			l.t.mu.Unlock()
+		}
 	})
 	return nil
 }

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // inputs returns W seeded random vectors of length n.
@@ -526,3 +529,40 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestReconnectSameGeneration: after every member closed its ring, a new
+// ring of the same generation connects again over the same transports.
+func TestReconnectSameGeneration(t *testing.T) {
+	const w = 3
+	trs := make([]Transport, w)
+	addrs := make([]string, w)
+	for i := range w {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := NewGRPCTransport()
+		srv := grpc.NewServer(ServerOptions()...)
+		tr.Register(srv)
+		go srv.Serve(lis)
+		t.Cleanup(srv.Stop)
+		trs[i], addrs[i] = tr, lis.Addr().String()
+	}
+	ctx := testCtx(t)
+	for round := range 2 {
+		c := connectAll(t, Config{Generation: 4, WorldSize: w, Peers: addrs, ChunkBytes: 64}, trs, nil)
+		xs := inputs(uint64(round), w, 100)
+		bufs := clone(xs)
+		for rank, err := range c.each(func(rank int, r *Ring) error {
+			if err := r.AllReduce(ctx, bufs[rank]); err != nil {
+				return err
+			}
+			return r.Close()
+		}) {
+			if err != nil {
+				t.Fatalf("round %d rank %d: %v", round, rank, err)
+			}
+			sameBits(t, fmt.Sprintf("round %d rank %d", round, rank), bufs[rank], reference(xs, Mean))
+		}
+	}
+}
