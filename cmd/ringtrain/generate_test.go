@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -186,5 +187,38 @@ func TestGenerateCommandErrors(t *testing.T) {
 	// an empty prompt starts from <|endoftext|>
 	if _, err := runGen(append(base, "--prompt", "", "--max-tokens", "3")...); err != nil {
 		t.Errorf("empty prompt: %v", err)
+	}
+}
+
+// TestUTF8WriterSplits: however a byte string is cut into writes, the text
+// is the same as from one write, and after every write the output so far
+// is valid UTF-8 and a prefix of the final text.
+func TestUTF8WriterSplits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{"a", " ", "é", "€", "😀", "\n", "\xff", "\x80", "\xe2\x82", "\xf0\x9f", "\xed\xa0\x80", "\uFFFD"}
+	for range 500 {
+		var in []byte
+		for range rng.IntN(20) {
+			in = append(in, pieces[rng.IntN(len(pieces))]...)
+		}
+		var whole bytes.Buffer
+		w := newUTF8Writer(&whole)
+		w.Write(in)
+		w.Close()
+
+		var split bytes.Buffer
+		w = newUTF8Writer(&split)
+		for rest := in; len(rest) > 0; {
+			n := 1 + rng.IntN(len(rest))
+			w.Write(rest[:n])
+			rest = rest[n:]
+			if !utf8.Valid(split.Bytes()) || !strings.HasPrefix(whole.String(), split.String()) {
+				t.Fatalf("input %q: after a write %q, not valid or not a prefix of %q", in, split.String(), whole.String())
+			}
+		}
+		w.Close()
+		if split.String() != whole.String() {
+			t.Fatalf("input %q: split writes %q, one write %q", in, split.String(), whole.String())
+		}
 	}
 }
