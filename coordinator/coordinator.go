@@ -42,9 +42,13 @@ type Config struct {
 	// registered (default 2s).
 	Settle time.Duration
 	// SessionTTL is the lease TTL of the coordinator's election (default 5s).
-	SessionTTL  time.Duration
-	Checkpoints Checkpoints
-	Logger      *slog.Logger
+	SessionTTL time.Duration
+	// RegroupDelay is how long a broken ring waits for a lost worker's
+	// registration to expire before it is re-formed with the same workers
+	// (default 6s: more than the workers' default lease TTL).
+	RegroupDelay time.Duration
+	Checkpoints  Checkpoints
+	Logger       *slog.Logger
 }
 
 // Errors of the coordinator runtime.
@@ -191,7 +195,7 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 	m := NewMachine(MachineConfig{
 		Job: j.Name, MinWorkers: j.Workers.Min, MaxWorkers: j.Workers.Max, MaxSteps: j.Train.MaxSteps,
 		GlobalBatch: j.Train.GlobalBatch, CheckpointEvery: j.Checkpoint.Every, Settle: c.cfg.Settle,
-		ValidWorld: j.Validate, LastCheckpoint: last, FirstGeneration: firstID,
+		ValidWorld: j.Validate, LastCheckpoint: last, FirstGeneration: firstID, RegroupDelay: c.cfg.RegroupDelay,
 	})
 
 	var wg sync.WaitGroup
@@ -250,7 +254,8 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 		}
 	}
 	apply(m.Start())
-	c.hub.set(m.Status())
+	prev := m.Status()
+	c.hub.set(prev)
 	for !finished {
 		select {
 		case <-ctx.Done():
@@ -272,7 +277,16 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 		case now := <-tick.C:
 			apply(m.Tick(now))
 		}
-		c.hub.set(m.Status())
+		st := m.Status()
+		if st.Phase != prev.Phase || st.Err != prev.Err {
+			if st.Err != "" {
+				c.log.Warn("phase", "phase", st.Phase, "step", st.Step, "why", st.Err)
+			} else {
+				c.log.Info("phase", "phase", st.Phase, "step", st.Step)
+			}
+		}
+		prev = st
+		c.hub.set(st)
 	}
 	c.hub.set(m.Status())
 	return result

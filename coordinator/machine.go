@@ -59,6 +59,7 @@ const (
 	ReportStep                                 // finished a step; Step = steps completed
 	ReportCheckpointPart                       // its part of the checkpoint at Step is durable
 	ReportFailed                               // cannot go on; Err says why
+	ReportRingFailed                           // the generation's ring broke; Err says how
 )
 
 // Report is one worker report, as the machine sees it.
@@ -98,6 +99,13 @@ type MachineConfig struct {
 	// FirstGeneration is the ID the first generation gets (one more than
 	// any generation published before, so that workers see it as new).
 	FirstGeneration int64
+	// MaxRegroups is how many generations in a row may break without a
+	// step of progress before the job fails (default 5).
+	MaxRegroups int
+	// RegroupDelay is how long a broken ring waits for a lost worker's
+	// registration to expire before it is re-formed with the same workers
+	// (default 6s; more than the workers' lease TTL).
+	RegroupDelay time.Duration
 }
 
 // GenerationPlan is what the machine decides for a new generation; the
@@ -134,6 +142,7 @@ var (
 	ErrWorkerFailed = errors.New("worker failed")
 	ErrNoWorldSize  = errors.New("no valid world size")
 	ErrCommit       = errors.New("checkpoint commit failed")
+	ErrNoProgress   = errors.New("no progress")
 )
 
 // WorkerView is the coordinator's view of one worker.
@@ -198,6 +207,11 @@ type Machine struct {
 	stepTime time.Duration // moving average of rank 0's step time
 	views    map[string]*WorkerView
 	finished bool
+
+	regroups    int       // generations broken since the last progress
+	regroupStep int       // the step the newest regroup restarted from
+	brokenAt    time.Time // when the current generation's ring broke
+	brokenWhy   string
 }
 
 // NewMachine returns a machine in phase waiting, or done when the newest
@@ -214,6 +228,12 @@ func NewMachine(cfg MachineConfig) *Machine {
 	}
 	if m.nextID < 1 {
 		m.nextID = 1
+	}
+	if m.cfg.MaxRegroups == 0 {
+		m.cfg.MaxRegroups = 5
+	}
+	if m.cfg.RegroupDelay == 0 {
+		m.cfg.RegroupDelay = 6 * time.Second
 	}
 	if cfg.LastCheckpoint > 0 {
 		m.step = cfg.LastCheckpoint
@@ -293,6 +313,12 @@ func (m *Machine) SetMembers(now time.Time, members []Member) []Action {
 // regroup drops the broken generation and forms a new one from the last
 // committed checkpoint if enough workers remain.
 func (m *Machine) regroup(now time.Time, why string) []Action {
+	m.regroups++
+	if m.regroups > m.cfg.MaxRegroups {
+		return m.fail(fmt.Errorf("%w: %d generations in a row broke without progress; last: %s", ErrNoProgress, m.regroups, why))
+	}
+	m.regroupStep = max(m.lastCkpt, 0)
+	m.brokenAt, m.brokenWhy = time.Time{}, ""
 	m.gen = nil
 	m.parts = map[int]map[int]bool{}
 	m.ready = nil
@@ -314,9 +340,16 @@ func (m *Machine) regroup(now time.Time, why string) []Action {
 	return acts
 }
 
-// Tick advances the clock: the settle period ends.
+// Tick advances the clock: the settle period ends; a broken ring whose
+// workers all stayed registered is re-formed.
 func (m *Machine) Tick(now time.Time) []Action {
-	if m.finished || m.gen != nil {
+	if m.finished {
+		return nil
+	}
+	if m.gen != nil {
+		if !m.brokenAt.IsZero() && now.Sub(m.brokenAt) >= m.cfg.RegroupDelay {
+			return m.regroup(now, m.brokenWhy)
+		}
 		return nil
 	}
 	return m.tryForm(now)
@@ -441,6 +474,9 @@ func (m *Machine) Report(now time.Time, r Report) (stale bool, acts []Action) {
 		if m.phase == PhaseRecovering {
 			m.recovered()
 		}
+		if r.Step > m.regroupStep {
+			m.regroups = 0
+		}
 		if r.Rank == 0 {
 			m.step = r.Step
 			m.loss, m.lr, m.gradNorm = r.Loss, r.LR, r.GradNorm
@@ -474,6 +510,16 @@ func (m *Machine) Report(now time.Time, r Report) (stale bool, acts []Action) {
 		if len(ranks) == len(m.gen.Members) {
 			m.commits[r.Step] = true
 			return false, []Action{Commit{Step: r.Step, Generation: m.gen.ID}}
+		}
+	case ReportRingFailed:
+		// A lost worker shows up as a deleted registration once its lease
+		// expires; wait for that (SetMembers regroups) or re-form the ring
+		// with the same workers after RegroupDelay.
+		if m.brokenAt.IsZero() {
+			m.brokenAt = now
+			m.brokenWhy = fmt.Sprintf("ring of generation %d broke at step %d (reported by %s): %s", m.gen.ID, m.step, r.Name, r.Err)
+			m.phase = PhaseRecovering
+			m.err = m.brokenWhy
 		}
 	case ReportFailed:
 		v.State = StateFailed

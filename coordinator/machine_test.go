@@ -18,6 +18,7 @@ import (
 //	step NAME N LOSS    NAME finished steps up to N (steps completed)
 //	part NAME N         NAME's checkpoint part at N is durable
 //	fail NAME MSG       NAME failed
+//	ringfail NAME MSG   NAME's ring broke
 //	stale NAME GEN N    a step report for generation GEN
 //	committed N [ERR]   the runtime committed (or failed to commit) checkpoint N
 func runScript(t *testing.T, cfg MachineConfig, script string) string {
@@ -85,7 +86,7 @@ func runScript(t *testing.T, cfg MachineConfig, script string) string {
 			}
 			now = now.Add(d)
 			emit(m.Tick(now))
-		case "ready", "step", "part", "fail", "stale":
+		case "ready", "step", "part", "fail", "stale", "ringfail":
 			r := Report{Name: f[1], Generation: gen(), Rank: rank(f[1])}
 			switch f[0] {
 			case "ready":
@@ -97,6 +98,8 @@ func runScript(t *testing.T, cfg MachineConfig, script string) string {
 				r.Kind, r.Step = ReportCheckpointPart, atoi(f[2])
 			case "fail":
 				r.Kind, r.Err = ReportFailed, strings.Join(f[2:], " ")
+			case "ringfail":
+				r.Kind, r.Err = ReportRingFailed, strings.Join(f[2:], " ")
 			case "stale":
 				r.Kind, r.Generation, r.Step = ReportStep, int64(atoi(f[2])), atoi(f[3])
 			}
@@ -301,6 +304,63 @@ step a 1 3
   phase=failed step=0 err="worker failed: b (rank 1) at step 0: open shard x: no such file"
 > step a 1 3
   phase=failed step=0 err="worker failed: b (rank 1) at step 0: open shard x: no such file"
+`,
+		},
+		{
+			name: "a broken ring waits for a lost worker, or regroups after a delay until it makes no progress",
+			cfg: withCfg(func(c *MachineConfig) {
+				c.MaxWorkers, c.MaxRegroups, c.LastCheckpoint, c.RegroupDelay, c.MinWorkers = 3, 2, 2, 5*time.Second, 1
+			}),
+			script: `
+members a b c
+step a 3 2.0
+ringfail a peer gone
+ringfail b peer gone
+tick 2s
+members a b
+step a 3 2.0
+ringfail b peer gone
+tick 4s
+tick 1s
+ringfail a again
+tick 5s
+ringfail a again
+tick 5s
+`,
+			want: `
+> members a b c
+  publish gen=1 start=2 resume=2 0=a[0:4] 1=b[4:8] 2=c[8:12]
+  phase=running step=2
+> step a 3 2.0
+  phase=running step=3
+> ringfail a peer gone
+  phase=recovering step=3 err="ring of generation 1 broke at step 3 (reported by a): peer gone"
+> ringfail b peer gone
+  phase=recovering step=3 err="ring of generation 1 broke at step 3 (reported by a): peer gone"
+> tick 2s
+  phase=recovering step=3 err="ring of generation 1 broke at step 3 (reported by a): peer gone"
+> members a b
+  publish gen=2 start=2 resume=2 0=a[0:6] 1=b[6:12]
+  phase=recovering step=2 err="worker c lost at step 3"
+> step a 3 2.0
+  phase=running step=3
+> ringfail b peer gone
+  phase=recovering step=3 err="ring of generation 2 broke at step 3 (reported by b): peer gone"
+> tick 4s
+  phase=recovering step=3 err="ring of generation 2 broke at step 3 (reported by b): peer gone"
+> tick 1s
+  publish gen=3 start=2 resume=2 0=a[0:6] 1=b[6:12]
+  phase=recovering step=2 err="ring of generation 2 broke at step 3 (reported by b): peer gone"
+> ringfail a again
+  phase=recovering step=2 err="ring of generation 3 broke at step 2 (reported by a): again"
+> tick 5s
+  publish gen=4 start=2 resume=2 0=a[0:6] 1=b[6:12]
+  phase=recovering step=2 err="ring of generation 3 broke at step 2 (reported by a): again"
+> ringfail a again
+  phase=recovering step=2 err="ring of generation 4 broke at step 2 (reported by a): again"
+> tick 5s
+  finish err=no progress: 3 generations in a row broke without progress; last: ring of generation 4 broke at step 2 (reported by a): again
+  phase=failed step=2 err="no progress: 3 generations in a row broke without progress; last: ring of generation 4 broke at step 2 (reported by a): again"
 `,
 		},
 		{

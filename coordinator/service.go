@@ -129,6 +129,7 @@ var reportKinds = map[pb.WorkerReport_Kind]ReportKind{
 	pb.WorkerReport_KIND_STEP:            ReportStep,
 	pb.WorkerReport_KIND_CHECKPOINT_PART: ReportCheckpointPart,
 	pb.WorkerReport_KIND_FAILED:          ReportFailed,
+	pb.WorkerReport_KIND_RING_FAILED:     ReportRingFailed,
 }
 
 // StatusProto converts a status snapshot to its wire form.

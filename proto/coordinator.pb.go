@@ -32,6 +32,7 @@ const (
 	WorkerReport_KIND_CHECKPOINT_PART WorkerReport_Kind = 2 // this rank's part of the checkpoint at `step` is durable
 	WorkerReport_KIND_FAILED          WorkerReport_Kind = 3 // the worker cannot go on; `error` says why
 	WorkerReport_KIND_READY           WorkerReport_Kind = 4 // joined the generation, restored, about to train
+	WorkerReport_KIND_RING_FAILED     WorkerReport_Kind = 5 // the generation's ring broke (a peer is gone or unreachable); `error` says how
 )
 
 // Enum value maps for WorkerReport_Kind.
@@ -42,6 +43,7 @@ var (
 		2: "KIND_CHECKPOINT_PART",
 		3: "KIND_FAILED",
 		4: "KIND_READY",
+		5: "KIND_RING_FAILED",
 	}
 	WorkerReport_Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":     0,
@@ -49,6 +51,7 @@ var (
 		"KIND_CHECKPOINT_PART": 2,
 		"KIND_FAILED":          3,
 		"KIND_READY":           4,
+		"KIND_RING_FAILED":     5,
 	}
 )
 
@@ -674,7 +677,7 @@ const file_coordinator_proto_rawDesc = "" +
 	"\x05error\x18\x10 \x01(\tR\x05error\x12 \n" +
 	"\ftime_unix_ms\x18\x11 \x01(\x03R\n" +
 	"timeUnixMs\x124\n" +
-	"\aworkers\x18\x12 \x03(\v2\x1a.ringtrain.v1.WorkerStatusR\aworkers\"\xd3\x03\n" +
+	"\aworkers\x18\x12 \x03(\v2\x1a.ringtrain.v1.WorkerStatusR\aworkers\"\xe9\x03\n" +
 	"\fWorkerReport\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -692,14 +695,15 @@ const file_coordinator_proto_rawDesc = "" +
 	"\fhas_val_loss\x18\v \x01(\bR\n" +
 	"hasValLoss\x12\x19\n" +
 	"\bval_loss\x18\f \x01(\x01R\avalLoss\x12\x14\n" +
-	"\x05error\x18\r \x01(\tR\x05error\"f\n" +
+	"\x05error\x18\r \x01(\tR\x05error\"|\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_STEP\x10\x01\x12\x18\n" +
 	"\x14KIND_CHECKPOINT_PART\x10\x02\x12\x0f\n" +
 	"\vKIND_FAILED\x10\x03\x12\x0e\n" +
 	"\n" +
-	"KIND_READY\x10\x04\"A\n" +
+	"KIND_READY\x10\x04\x12\x14\n" +
+	"\x10KIND_RING_FAILED\x10\x05\"A\n" +
 	"\tReportAck\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x03R\n" +

@@ -46,7 +46,9 @@ func (a *trainerAdapter) Step(ctx context.Context, r Reducer) (StepResult, error
 		Tokens: res.Tokens, Duration: res.Duration}, nil
 }
 
-func (a *trainerAdapter) Eval(ctx context.Context, r Reducer) (float64, error) { return a.t.Eval(ctx, r) }
+func (a *trainerAdapter) Eval(ctx context.Context, r Reducer) (float64, error) {
+	return a.t.Eval(ctx, r)
+}
 
 func (a *trainerAdapter) SaveCheckpoint(dir string, part int) error {
 	if part != 0 {

@@ -90,10 +90,13 @@ type Config struct {
 
 // Errors of the worker.
 var (
-	ErrBadConfig  = errors.New("bad worker config")
-	ErrLeaseLost  = errors.New("worker registration lease lost")
-	ErrNameTaken  = errors.New("worker name already registered")
-	ErrJobFailed  = errors.New("job failed")
+	ErrBadConfig = errors.New("bad worker config")
+	ErrLeaseLost = errors.New("worker registration lease lost")
+	ErrNameTaken = errors.New("worker name already registered")
+	ErrJobFailed = errors.New("job failed")
+	// ErrRing marks a failure of the generation's ring (a peer gone or
+	// unreachable): the coordinator re-forms the ring rather than failing.
+	ErrRing       = errors.New("ring failed")
 	errSuperseded = errors.New("generation superseded")
 )
 
@@ -308,6 +311,19 @@ func (w *Worker) watchGenerations(ctx context.Context, out chan *coordinator.Gen
 	return errors.New("watch generation: channel closed")
 }
 
+// ringReducer marks the ring's errors with ErrRing.
+type ringReducer struct{ r Ring }
+
+func (rr ringReducer) AllReduce(ctx context.Context, buf []float32) error {
+	if err := rr.r.AllReduce(ctx, buf); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrRing, err)
+	}
+	return nil
+}
+
 // reporter sends reports to the coordinator of a generation.
 type reporter struct {
 	cc   *grpc.ClientConn
@@ -355,8 +371,14 @@ func (w *Worker) runGeneration(ctx context.Context, g *coordinator.Generation, r
 		base: &pb.WorkerReport{Name: w.cfg.Name, Generation: g.ID, Rank: int32(rank)}}
 	defer func() {
 		if err != nil && ctx.Err() == nil && !errors.Is(err, errSuperseded) {
-			log.Error("training failed", "err", err)
-			_ = rep.send(ctx, &pb.WorkerReport{Kind: pb.WorkerReport_KIND_FAILED, Error: err.Error()})
+			kind := pb.WorkerReport_KIND_FAILED
+			if errors.Is(err, ErrRing) {
+				kind = pb.WorkerReport_KIND_RING_FAILED
+				log.Warn("ring failed; the coordinator will re-form it", "err", err)
+			} else {
+				log.Error("training failed", "err", err)
+			}
+			_ = rep.send(ctx, &pb.WorkerReport{Kind: kind, Error: err.Error()})
 		}
 	}()
 	if g.Job == nil {
@@ -370,11 +392,12 @@ func (w *Worker) runGeneration(ctx context.Context, g *coordinator.Generation, r
 		return fmt.Errorf("start trainer: %w", err)
 	}
 	defer tr.Close()
-	ring, err := w.cfg.Rings.Join(ctx, g.ID, rank, g.Addresses())
+	joined, err := w.cfg.Rings.Join(ctx, g.ID, rank, g.Addresses())
 	if err != nil {
-		return fmt.Errorf("join ring of generation %d: %w", g.ID, err)
+		return fmt.Errorf("%w: join ring of generation %d: %w", ErrRing, g.ID, err)
 	}
-	defer ring.Close()
+	defer joined.Close()
+	ring := ringReducer{joined}
 
 	var metrics *MetricsWriter
 	if rank == 0 {

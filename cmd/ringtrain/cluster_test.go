@@ -441,3 +441,75 @@ func TestLocalRestartResumes(t *testing.T) {
 		}
 	}
 }
+
+// statusJSONOf returns the coordinator's status as a map.
+func statusJSONOf(t *testing.T, addr string) map[string]any {
+	t.Helper()
+	out, err := exec.Command(clusterBinary(t), "status", "--coordinator", addr, "--json", "--timeout", "2s").Output()
+	if err != nil {
+		return nil
+	}
+	var st map[string]any
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("status --json output %q: %v", out, err)
+	}
+	return st
+}
+
+func TestClusterWorkerKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: builds the binary and runs worker processes")
+	}
+	etcdURL := clusterEtcd(t)
+	data := clusterData(t)
+	const steps = 40
+
+	t.Run("spare capacity: the ring is re-formed smaller from the checkpoint", func(t *testing.T) {
+		runDir := t.TempDir()
+		job := clusterJob(t, data, steps, 4, 64, 1, 3)
+		_, coord, workers := startCluster(t, etcdURL, "/kill3", job, runDir, 3)
+		waitCommitted(t, runDir, 4, 60*time.Second)
+		workers[2].cmd.Process.Kill()
+		if err := coord.wait(t, 120*time.Second); err != nil {
+			t.Fatalf("coordinator: %v", err)
+		}
+		lines := readMetrics(t, runDir)
+		if len(lines) != steps {
+			t.Fatalf("%d metrics lines, want %d", len(lines), steps)
+		}
+		if ws := lines[steps-1]["world_size"]; ws != 2.0 {
+			t.Errorf("last step ran with world_size %v, want 2 after losing a worker", ws)
+		}
+		if !strings.Contains(coord.out.String(), "lost") {
+			t.Errorf("coordinator did not log the lost worker:\n%s", coord.out.String())
+		}
+	})
+
+	t.Run("below workers.min: the job waits with a clear error until a worker joins", func(t *testing.T) {
+		runDir := t.TempDir()
+		job := clusterJob(t, data, steps, 4, 64, 2, 2)
+		addr, coord, workers := startCluster(t, etcdURL, "/kill2", job, runDir, 2)
+		waitCommitted(t, runDir, 4, 60*time.Second)
+		workers[1].cmd.Process.Kill()
+		var st map[string]any
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			st = statusJSONOf(t, addr)
+			if st != nil && st["phase"] == "waiting" {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if st == nil || st["phase"] != "waiting" || !strings.Contains(fmt.Sprint(st["error"]), "worker w1 lost") {
+			t.Fatalf("status after losing a worker below workers.min: %v", st)
+		}
+		startProc(t, "replacement", "worker", "--etcd", etcdURL, "--listen", "127.0.0.1:0", "--name", "w9",
+			"--prefix", "/kill2", "--ttl", "2s", "--exit-when-done")
+		if err := coord.wait(t, 120*time.Second); err != nil {
+			t.Fatalf("coordinator: %v", err)
+		}
+		if n := len(readMetrics(t, runDir)); n != steps {
+			t.Errorf("%d metrics lines, want %d", n, steps)
+		}
+	})
+}
