@@ -91,6 +91,7 @@ type attnJob struct {
 // their gradients.
 type attnBuf struct {
 	s, dp, inv []float32
+	kt, vt, vv []float32 // packed k and v of the current head
 }
 
 var (
@@ -117,6 +118,45 @@ func (j *attnJob) runPart(i, n int) {
 	attnBufs.put(buf)
 }
 
+// packedB is one operand B of a head's products, packed once for all its
+// query blocks (when it fits one k block of the kernel), or left as is.
+type packedB struct {
+	kern   *microKernel
+	transB bool
+	b      []float32
+	ldb    int
+	p      []float32 // packed panels, nil when not packed
+	stride int
+}
+
+// pack packs op(B) (k × n) into dst when k ≤ kc, and returns dst's new length.
+func (pb *packedB) pack(dst *[]float32, kern *microKernel, transB bool, b []float32, ldb, k, n int) {
+	*pb = packedB{kern: kern, transB: transB, b: b, ldb: ldb}
+	if k > kern.kc {
+		return
+	}
+	size := ceilDiv(n, kern.nr) * kern.nr * k
+	*dst = grow(*dst, size)
+	g := gemmArgs{transB: transB, b: b, ldb: ldb, k: k, n: n}
+	packB(*dst, &g, 0, k, 0, n, kern.nr)
+	pb.p, pb.stride = *dst, k*kern.nr
+}
+
+// mul computes c = alpha·op(A)·op(B)[:k, :n] + beta·c on the calling goroutine.
+func (pb *packedB) mul(transA bool, m, n, k int, alpha float32, a []float32, lda int, beta float32, c []float32, ldc int) {
+	if pb.p == nil {
+		gemmSerial(transA, pb.transB, m, n, k, alpha, a, lda, pb.b, pb.ldb, beta, c, ldc)
+		return
+	}
+	g := gemmArgs{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, beta: beta, c: c, ldc: ldc,
+		bPacked: pb.p, bStride: pb.stride}
+	g.transB, g.b, g.ldb = pb.transB, pb.b, pb.ldb
+	if err := g.check(); err != nil {
+		panic(err)
+	}
+	gemmWith(pb.kern, 1, &g)
+}
+
 func attnHeadForward(a *attnArgs, buf *attnBuf, b, h int) {
 	T, dh, ld, ldo := a.T, a.dh, a.ld, a.ldo
 	scale := float32(1 / math.Sqrt(float64(dh)))
@@ -125,12 +165,16 @@ func attnHeadForward(a *attnArgs, buf *attnBuf, b, h int) {
 	vh := a.v[b*T*ld+h*dh:]
 	oh := a.out[b*T*ldo+h*dh:]
 	lse := a.lse[(b*a.H+h)*T : (b*a.H+h+1)*T]
+	kern := activeKernel
+	var kt, vv packedB
+	kt.pack(&buf.kt, kern, true, kh, ld, dh, T)  // kᵀ (dh × T)
+	vv.pack(&buf.vv, kern, false, vh, ld, T, dh) // v (T × dh)
 	for i0 := 0; i0 < T; i0 += attnBlock {
 		i1 := min(i0+attnBlock, T)
 		rows, n := i1-i0, i1
 		s := buf.s[:rows*n]
 		// s = scale·q[i0:i1]·k[0:n]ᵀ
-		gemmSerial(false, true, rows, n, dh, scale, qh[i0*ld:], ld, kh, ld, 0, s, n)
+		kt.mul(false, rows, n, dh, scale, qh[i0*ld:], ld, 0, s, n)
 		inv := buf.inv[:rows]
 		for r := 0; r < rows; r++ {
 			t := i0 + r
@@ -142,7 +186,7 @@ func attnHeadForward(a *attnArgs, buf *attnBuf, b, h int) {
 			clear(s[r*n+t+1 : (r+1)*n])
 		}
 		// out[i0:i1] = P·v[0:n], P normalised afterwards row by row
-		gemmSerial(false, false, rows, dh, n, 1, s, n, vh, ld, 0, oh[i0*ldo:], ldo)
+		vv.mul(false, rows, dh, n, 1, s, n, 0, oh[i0*ldo:], ldo)
 		for r, f := range inv {
 			o := oh[(i0+r)*ldo : (i0+r)*ldo+dh]
 			for c := range o {
@@ -160,18 +204,24 @@ func attnHeadBackward(a *attnArgs, buf *attnBuf, b, h int) {
 	dqh, dkh, dvh := a.dq[off:], a.dk[off:], a.dv[off:]
 	oh, doh := a.out[offO:], a.dout[offO:]
 	lse := a.lse[(b*a.H+h)*T : (b*a.H+h+1)*T]
+	kern := activeKernel
+	var kt, vt, kk packedB
+	kt.pack(&buf.kt, kern, true, kh, ld, dh, T)  // kᵀ (dh × T)
+	vt.pack(&buf.vt, kern, true, vh, ld, dh, T)  // vᵀ (dh × T)
+	kk.pack(&buf.vv, kern, false, kh, ld, T, dh) // k (T × dh)
 	for i0 := 0; i0 < T; i0 += attnBlock {
 		i1 := min(i0+attnBlock, T)
 		rows, n := i1-i0, i1
 		p := buf.s[:rows*n]
 		dp := buf.dp[:rows*n]
 		// p = exp(scale·q·kᵀ − lse), dp = dout·vᵀ
-		gemmSerial(false, true, rows, n, dh, scale, qh[i0*ld:], ld, kh, ld, 0, p, n)
-		gemmSerial(false, true, rows, n, dh, 1, doh[i0*ldo:], ldo, vh, ld, 0, dp, n)
+		kt.mul(false, rows, n, dh, scale, qh[i0*ld:], ld, 0, p, n)
+		vt.mul(false, rows, n, dh, 1, doh[i0*ldo:], ldo, 0, dp, n)
 		for r := 0; r < rows; r++ {
 			t := i0 + r
 			o := oh[t*ldo : t*ldo+dh]
 			do := doh[t*ldo : t*ldo+dh]
+			do = do[:len(o)]
 			var d float32
 			for c, x := range o {
 				d += x * do[c]
@@ -182,7 +232,7 @@ func attnHeadBackward(a *attnArgs, buf *attnBuf, b, h int) {
 		}
 		// dv[0:n] += pᵀ·dout[i0:i1]; dq[i0:i1] += scale·dS·k[0:n]; dk[0:n] += scale·dSᵀ·q[i0:i1]
 		gemmSerial(true, false, n, dh, rows, 1, p, n, doh[i0*ldo:], ldo, 1, dvh, ld)
-		gemmSerial(false, false, rows, dh, n, scale, dp, n, kh, ld, 1, dqh[i0*ld:], ld)
+		kk.mul(false, rows, dh, n, scale, dp, n, 1, dqh[i0*ld:], ld)
 		gemmSerial(true, false, n, dh, rows, scale, dp, n, qh[i0*ld:], ld, 1, dkh, ld)
 	}
 }
@@ -190,7 +240,7 @@ func attnHeadBackward(a *attnArgs, buf *attnBuf, b, h int) {
 // gemmSerial is Gemm on the calling goroutine only, for kernels that are
 // already split over threads.
 func gemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	g := gemmArgs{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc}
+	g := gemmArgs{transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
 	if err := g.check(); err != nil {
 		panic(err)
 	}

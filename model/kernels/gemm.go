@@ -20,7 +20,7 @@ import (
 //	backward dx = dy·W   Gemm(false, false, ...)
 //	backward dW += dyᵀ·x Gemm(true, false, ..., beta=1)
 func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	g := gemmArgs{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc}
+	g := gemmArgs{transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
 	if err := g.check(); err != nil {
 		panic(err)
 	}
@@ -46,6 +46,12 @@ type gemmArgs struct {
 	beta           float32
 	c              []float32
 	ldc            int
+
+	// bPacked, when set, is op(B) already packed for the kernel: panel j
+	// (columns j·nr ..) at bPacked[j·bStride:], k-major, k ≤ kc. Kernels that
+	// reuse one B across calls (attention) pack it once.
+	bPacked []float32
+	bStride int
 }
 
 // check reports arguments that are negative or slices too short.
@@ -198,14 +204,23 @@ func gemmBlock(kern *microKernel, g *gemmArgs, buf *gemmBuf, i0, i1, j0, j1 int)
 	mr, nr := kern.mr, kern.nr
 	kcMax := min(kern.kc, g.k)
 	buf.a = grow(buf.a, min(kern.mc, ceilDiv(i1-i0, mr)*mr)*kcMax)
-	buf.b = grow(buf.b, min(kern.nc, ceilDiv(j1-j0, nr)*nr)*kcMax)
+	if g.bPacked == nil {
+		buf.b = grow(buf.b, min(kern.nc, ceilDiv(j1-j0, nr)*nr)*kcMax)
+	} else if g.k > kern.kc {
+		panic("kernels: prepacked B deeper than one k block")
+	}
 	buf.tile = grow(buf.tile, mr*nr)
 	c, ldc := g.c, g.ldc
 	for jc := j0; jc < j1; jc += kern.nc {
 		ncb := min(kern.nc, j1-jc)
 		for pc := 0; pc < g.k; pc += kern.kc {
 			kcb := min(kern.kc, g.k-pc)
-			packB(buf.b, g, pc, kcb, jc, ncb, nr)
+			bs, stride, first := buf.b, kcb*nr, 0
+			if g.bPacked == nil {
+				packB(buf.b, g, pc, kcb, jc, ncb, nr)
+			} else {
+				bs, stride, first = g.bPacked, g.bStride, jc/nr
+			}
 			beta := g.beta
 			if pc > 0 {
 				beta = 1
@@ -218,7 +233,8 @@ func gemmBlock(kern *microKernel, g *gemmArgs, buf *gemmBuf, i0, i1, j0, j1 int)
 					ap := buf.a[ir*kcb : (ir+mr)*kcb]
 					for jr := 0; jr < ncb; jr += nr {
 						nrb := min(nr, ncb-jr)
-						bp := buf.b[jr*kcb : (jr+nr)*kcb]
+						off := (first + jr/nr) * stride
+						bp := bs[off : off+kcb*nr]
 						ct := c[(ic+ir)*ldc+jc+jr:]
 						if mrb == mr && nrb == nr {
 							kern.fn(kcb, ap, bp, ct, ldc, beta)

@@ -76,3 +76,23 @@ func packAlongAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale f
 	}
 	return true
 }
+
+// packAcrossAsm is packAcross with AVX-512 masked loads, 16 columns at a
+// time. It reports false when it cannot run.
+func packAcrossAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) bool {
+	if !useGather || kc == 0 || rows == 0 {
+		return false
+	}
+	dst = dst[:kc*w]
+	_ = src[(kc-1)*ld+rows-1]
+	for g := 0; g < w; g += 16 {
+		lanes := min(16, w-g)
+		valid := max(0, min(lanes, rows-g))
+		s := &src[0]
+		if valid > 0 {
+			s = &src[g]
+		}
+		packCopyAVX512(&dst[g], w, s, ld, kc, 1<<valid-1, 1<<lanes-1, scale)
+	}
+	return true
+}

@@ -75,7 +75,7 @@ func benchGemm(b *testing.B, kern *microKernel, threads int, transA, transB bool
 	if transB {
 		ldb = k
 	}
-	g := &gemmArgs{transA, transB, m, n, k, 1, fill(m * k), lda, fill(k * n), ldb, 0, fill(m * n), n}
+	g := &gemmArgs{transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: fill(m * k), lda: lda, b: fill(k * n), ldb: ldb, c: fill(m * n), ldc: n}
 	gemmWith(kern, threads, g)
 	b.ResetTimer()
 	cpu0 := cpuSeconds()

@@ -1135,6 +1135,37 @@ DATA packIota<>+56(SB)/4, $0x0000000e
 DATA packIota<>+60(SB)/4, $0x0000000f
 GLOBL packIota<>(SB), RODATA|NOPTR, $64
 
+// func packCopyAVX512(dst *float32, dstStride int, src *float32, ld int, kc int, load uint32, store uint32, scale float32)
+// Requires: AVX, AVX512F
+TEXT ·packCopyAVX512(SB), NOSPLIT, $0-52
+	MOVQ         dst+0(FP), AX
+	MOVQ         dstStride+8(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         src+16(FP), DX
+	MOVQ         ld+24(FP), BX
+	SHLQ         $0x02, BX
+	MOVQ         kc+32(FP), SI
+	MOVL         load+40(FP), DI
+	MOVL         store+44(FP), R8
+	VBROADCASTSS scale+48(FP), Z0
+	KMOVW        DI, K1
+	KMOVW        R8, K2
+
+pc_loop:
+	TESTQ     SI, SI
+	JE        pc_done
+	VMOVUPS.Z (DX), K1, Z1
+	VMULPS    Z0, Z1, Z1
+	VMOVUPS   Z1, K2, (AX)
+	ADDQ      CX, AX
+	ADDQ      BX, DX
+	DECQ      SI
+	JMP       pc_loop
+
+pc_done:
+	VZEROUPPER
+	RET
+
 // func maxAVX512(x *float32, blocks int, tail uint32) float32
 // Requires: AVX, AVX512F, SSE
 TEXT ·maxAVX512(SB), NOSPLIT, $0-28

@@ -24,6 +24,11 @@ func gemmKernel14x32AVX512(k int, a *float32, b *float32, c *float32, ldc int, b
 //	for p < kc, lanes r of store: dst[p·dstStride + r] = scale·src[r·ld + p] if r is in load, else 0
 func packGatherAVX512(dst *float32, dstStride int, src *float32, ld int32, kc int, load uint32, store uint32, scale float32)
 
+// packCopyAVX512 packs up to 16 columns (load mask) of src into k-major groups:
+//
+//	for p < kc, lanes r of store: dst[p·dstStride + r] = scale·src[p·ld + r] if r is in load, else 0
+func packCopyAVX512(dst *float32, dstStride int, src *float32, ld int, kc int, load uint32, store uint32, scale float32)
+
 // maxAVX512 returns the largest of the 16·blocks+popcount(tail) values at x.
 func maxAVX512(x *float32, blocks int, tail uint32) float32
 

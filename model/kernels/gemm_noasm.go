@@ -14,3 +14,8 @@ func availableKernels() []*microKernel {
 func packAlongAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) bool {
 	return false
 }
+
+// packAcrossAsm reports that no assembly packer exists in this build.
+func packAcrossAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) bool {
+	return false
+}

@@ -167,7 +167,7 @@ func runGemmCase(t *testing.T, tc gemmCase, seed uint64, fn func(g *gemmArgs), w
 	gc := newGuarded(rng, tc.m, tc.n, tc.n+tc.pad)
 	aCopy := append([]float32(nil), ga.all...)
 	bCopy := append([]float32(nil), gb.all...)
-	g := &gemmArgs{tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, ga.s(), ga.ld, gb.s(), gb.ld, tc.beta, gc.s(), gc.ld}
+	g := &gemmArgs{transA: tc.transA, transB: tc.transB, m: tc.m, n: tc.n, k: tc.k, alpha: tc.alpha, a: ga.s(), lda: ga.ld, b: gb.s(), ldb: gb.ld, beta: tc.beta, c: gc.s(), ldc: gc.ld}
 	exp, bound := want(g) // before fn: reads c
 	fn(g)
 	for i := range aCopy {

@@ -104,6 +104,14 @@ func packAlongGo(dst []float32, w int, src []float32, ld, rows, kc int, scale fl
 //
 //	for p < kc, r < w: dst[p·w + r] = scale·src[p·ld + r] if r < rows, else 0
 func packAcross(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) {
+	if packAcrossAsm(dst, w, src, ld, rows, kc, scale) {
+		return
+	}
+	packAcrossGo(dst, w, src, ld, rows, kc, scale)
+}
+
+// packAcrossGo is packAcross in Go.
+func packAcrossGo(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) {
 	dst = dst[:kc*w]
 	for p := 0; p < kc; p++ {
 		d := dst[p*w : p*w+w]

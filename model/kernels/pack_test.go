@@ -6,6 +6,54 @@ import (
 	"testing"
 )
 
+func TestPackAcross(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, w := range []int{4, 6, 14, 16, 32} {
+		for _, rows := range []int{0, 1, 5, w - 1, w} {
+			if rows > w {
+				continue
+			}
+			for _, kc := range []int{1, 3, 8, 13, 64} {
+				t.Run(fmt.Sprintf("w%d/rows%d/kc%d", w, rows, kc), func(t *testing.T) {
+					ld := w + 3
+					src := make([]float32, kc*ld)
+					for i := range src {
+						src[i] = rng.Float32()
+					}
+					got := make([]float32, kc*w+5)
+					for i := range got {
+						got[i] = sentinel
+					}
+					packAcross(got, w, src, ld, rows, kc, 0.5)
+					for p := 0; p < kc; p++ {
+						for r := 0; r < w; r++ {
+							want := float32(0)
+							if r < rows {
+								want = 0.5 * src[p*ld+r]
+							}
+							if g := got[p*w+r]; g != want {
+								t.Fatalf("dst[%d·%d+%d] = %v, want %v", p, w, r, g, want)
+							}
+						}
+					}
+					for i := kc * w; i < len(got); i++ {
+						if got[i] != sentinel {
+							t.Fatalf("wrote past the panel at %d", i)
+						}
+					}
+					ref := make([]float32, kc*w)
+					packAcrossGo(ref, w, src, ld, rows, kc, 0.5)
+					for i := range ref {
+						if ref[i] != got[i] {
+							t.Fatalf("packAcrossGo differs at %d: %v vs %v", i, ref[i], got[i])
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
 func TestPackAlong(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, w := range []int{4, 6, 14, 16, 32} {

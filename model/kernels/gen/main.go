@@ -25,6 +25,7 @@ func main() {
 	microKernel("gemmKernel12x32AVX512", 12, 2, 64, ZMM)
 	microKernel("gemmKernel14x32AVX512", 14, 2, 64, ZMM)
 	packGather()
+	packCopy()
 	rowKernels()
 	Generate()
 }
@@ -211,6 +212,45 @@ func packGather() {
 	JMP(LabelRef("pg_tail"))
 
 	Label("pg_done")
+	VZEROUPPER()
+	RET()
+}
+
+// packCopy emits the AVX-512 contiguous packer: groups of up to 16 values
+// of each row of a matrix stored with k down its columns.
+func packCopy() {
+	TEXT("packCopyAVX512", NOSPLIT, "func(dst *float32, dstStride int, src *float32, ld int, kc int, load, store uint32, scale float32)")
+	Doc("packCopyAVX512 packs up to 16 columns (load mask) of src into k-major groups:",
+		"",
+		"\tfor p < kc, lanes r of store: dst[p·dstStride + r] = scale·src[p·ld + r] if r is in load, else 0")
+	dst := Load(Param("dst"), GP64())
+	stride := Load(Param("dstStride"), GP64())
+	SHLQ(U8(2), stride)
+	src := Load(Param("src"), GP64())
+	ld := Load(Param("ld"), GP64())
+	SHLQ(U8(2), ld)
+	kc := Load(Param("kc"), GP64())
+	load := Load(Param("load"), GP32())
+	store := Load(Param("store"), GP32())
+	zscale := ZMM()
+	VBROADCASTSS(mustResolve(Param("scale")).Addr, zscale)
+	kload, kstore := K(), K()
+	KMOVW(load, kload)
+	KMOVW(store, kstore)
+
+	Label("pc_loop")
+	TESTQ(kc, kc)
+	JE(LabelRef("pc_done"))
+	v := ZMM()
+	VMOVUPS_Z(Mem{Base: src}, kload, v)
+	VMULPS(zscale, v, v)
+	VMOVUPS(v, kstore, Mem{Base: dst})
+	ADDQ(stride, dst)
+	ADDQ(ld, src)
+	DECQ(kc)
+	JMP(LabelRef("pc_loop"))
+
+	Label("pc_done")
 	VZEROUPPER()
 	RET()
 }
