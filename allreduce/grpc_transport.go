@@ -274,14 +274,17 @@ func (l *grpcLink) dial(ctx context.Context, opts []grpc.DialOption) error {
 	return nil
 }
 
-// watch waits for the right neighbour to end the stream; unless this side
-// is closing, that breaks the link, so that Recv fails too and the ring
-// learns of it at once.
+// watch waits for the right neighbour to end the stream. A graceful end
+// (it closed its ring after reading everything) only stops further sends;
+// an error breaks the link, so that Recv fails too and the ring learns of
+// it at once.
 func (l *grpcLink) watch() {
 	var ack pb.RingAck
 	err := l.out.RecvMsg(&ack)
 	if err == nil {
-		err = errors.New("right neighbour ended the stream")
+		l.watchErr = fmt.Errorf("%w: right neighbour (rank %d) closed its ring", ErrPeerClosed, l.m.right())
+		close(l.watchDone)
+		return
 	}
 	l.watchErr = fromStatus(err)
 	close(l.watchDone)
@@ -314,6 +317,13 @@ func (l *grpcLink) Send(f *OutFrame) error {
 	if err != nil {
 		if !w.marshaled { // otherwise grpc frees the buffer itself
 			w.data.Free()
+		}
+		select {
+		case <-l.watchDone:
+			if errors.Is(l.watchErr, ErrPeerClosed) {
+				return l.watchErr
+			}
+		default:
 		}
 		return l.err(err)
 	}
