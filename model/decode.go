@@ -3,8 +3,6 @@ package model
 import (
 	"fmt"
 	"math"
-
-	"github.com/ringtrain/ringtrain/model/kernels"
 )
 
 // Decoder runs a model for generation with a KV cache. Prefill runs a whole
@@ -23,8 +21,9 @@ type Decoder struct {
 	p        weights
 	cos, sin []float32 // RoPE table (MaxT, HS/2)
 
-	// the cache: per layer, keys after RoPE and values, (NH, MaxT, HS)
-	// head by head so that one head's keys are contiguous
+	// the cache, per layer: keys after RoPE (NH, MaxT, HS) and values
+	// transposed (NH, HS, MaxT), so that both attention products of a step
+	// are matrix-vector products over contiguous rows
 	kc, vc [][]float32
 	n      int // tokens in the cache
 
@@ -151,12 +150,14 @@ func (d *Decoder) Step(tok int32) []float32 {
 		n := pos + 1
 		s := d.att[:n]
 		for h := range NH {
-			kh := d.kc[l][h*d.MaxT*HS:]
-			vh := d.vc[l][h*d.MaxT*HS:]
-			// s = scale · q_h·K_hᵀ, softmax, atty_h = s·V_h
-			kernels.Gemm(false, true, 1, n, HS, scale, q[h*HS:], HS, kh, HS, 0, s, n)
+			qh := q[h*HS : (h+1)*HS]
+			for j := range qh {
+				qh[j] *= scale
+			}
+			// s = scale·q_h·K_hᵀ, softmax, atty_h = s·V_h (V_h stored transposed)
+			matvecRows(s, qh, d.kc[l][h*d.MaxT*HS:], HS, HS, n, false)
 			causalSoftmax(s, pos)
-			kernels.Gemm(false, false, 1, HS, n, 1, s, n, vh, HS, 0, atty[h*HS:], HS)
+			matvecRows(atty[h*HS:(h+1)*HS], s, d.vc[l][h*HS*d.MaxT:], n, d.MaxT, HS, false)
 		}
 		matvec(&d.mv, x, atty, w.wo, C, C, true)
 		rmsnormRow(ln, x, w.ln2)
@@ -178,7 +179,10 @@ func (d *Decoder) store(l, pos, T int) {
 		for h := range NH {
 			o := (h*d.MaxT + pos + t) * HS
 			copy(d.kc[l][o:o+HS], row[C+h*HS:C+(h+1)*HS])
-			copy(d.vc[l][o:o+HS], row[2*C+h*HS:2*C+(h+1)*HS])
+			vt := d.vc[l][h*HS*d.MaxT+pos+t:]
+			for j, v := range row[2*C+h*HS : 2*C+(h+1)*HS] {
+				vt[j*d.MaxT] = v
+			}
 		}
 	}
 }

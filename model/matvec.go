@@ -14,7 +14,7 @@ import (
 func matvec(jobs *matvecJobs, out, x, w []float32, C, OC int, add bool) {
 	n := min(kernels.Threads(), len(jobs.parts), OC/matvecMinRows)
 	if n <= 1 || OC*C < matvecMinWork {
-		matvecRows(out, x, w, C, OC, add)
+		matvecRows(out, x, w, C, C, OC, add)
 		return
 	}
 	startMatvecWorkers(n - 1)
@@ -30,7 +30,7 @@ func matvec(jobs *matvecJobs, out, x, w []float32, C, OC int, add bool) {
 		}
 	}
 	p := &jobs.parts[0]
-	matvecRows(p.out, p.x, p.w, p.C, p.OC, p.add)
+	matvecRows(p.out, p.x, p.w, p.C, p.C, p.OC, p.add)
 	jobs.wg.Wait()
 	for i := range n {
 		jobs.parts[i] = matvecJob{} // drop references
@@ -70,7 +70,7 @@ func startMatvecWorkers(n int) {
 	for ; matvecWorkers < n; matvecWorkers++ {
 		go func() {
 			for j := range matvecTasks {
-				matvecRows(j.out, j.x, j.w, j.C, j.OC, j.add)
+				matvecRows(j.out, j.x, j.w, j.C, j.C, j.OC, j.add)
 				j.wg.Done()
 			}
 		}()
@@ -81,29 +81,31 @@ func startMatvecWorkers(n int) {
 // each weight once and packs nothing (Gemm's packing of W would copy the
 // whole matrix for every token):
 //
-//	for o < OC: out[o] = Σ_p x[p]·w[o·C+p]             (add false)
-//	            out[o] += Σ_p x[p]·w[o·C+p]            (add true)
+//	for o < OC: out[o] = Σ_p x[p]·w[o·ldw+p]             (add false)
+//	            out[o] += Σ_p x[p]·w[o·ldw+p]            (add true)
 //
-//	out (OC), x (C), w (OC, C)
+//	out (OC), x (C), w (OC rows of C, row stride ldw ≥ C)
 //
 // With AVX2 and FMA, groups of four rows go through matvec4AVX2 (eight
 // lanes per row, summed pairwise); otherwise, and for the last rows, a Go
 // loop with eight accumulators in the same lane order.
-func matvecRows(out, x, w []float32, C, OC int, add bool) {
+func matvecRows(out, x, w []float32, C, ldw, OC int, add bool) {
+	if OC == 0 {
+		return
+	}
 	x = x[:C]
-	w = w[:OC*C]
+	w = w[:(OC-1)*ldw+C]
 	out = out[:OC]
-	k := 0 // columns done by the assembly kernel
 	o := 0
 	if haveMatvec4 && C >= 16 {
-		k = C &^ 15
+		k := C &^ 15 // columns done by the assembly kernel
 		var sums [32]float32
 		for ; o+4 <= OC; o += 4 {
-			matvec4(k, &x[0], &w[o*C], C, &sums)
+			matvec4(k, &x[0], &w[o*ldw], ldw, &sums)
 			for r := range 4 {
 				s := &sums
 				v := ((s[8*r] + s[8*r+1]) + (s[8*r+2] + s[8*r+3])) + ((s[8*r+4] + s[8*r+5]) + (s[8*r+6] + s[8*r+7]))
-				row := w[(o+r)*C : (o+r+1)*C]
+				row := w[(o+r)*ldw : (o+r)*ldw+C]
 				for p := k; p < C; p++ {
 					v += x[p] * row[p]
 				}
@@ -116,7 +118,7 @@ func matvecRows(out, x, w []float32, C, OC int, add bool) {
 		}
 	}
 	for ; o < OC; o++ {
-		v := dotGo(x, w[o*C:(o+1)*C])
+		v := dotGo(x, w[o*ldw:o*ldw+C])
 		if add {
 			out[o] += v
 		} else {

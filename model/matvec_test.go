@@ -10,7 +10,7 @@ import (
 	"github.com/ringtrain/ringtrain/model/kernels"
 )
 
-// TestMatvec compares matvec, with the assembly kernel and with the Go loop,
+// TestMatvec compares matvecRows (row strides ldw ≥ C), with the assembly kernel and with the Go loop,
 // against a float64 reference, with guard elements around out that must
 // stay untouched. Tolerance: 1e-6 · Σ_p |x_p·w_op| per output (float32
 // rounding of a sum of C products, C ≤ 600).
@@ -25,14 +25,18 @@ func TestMatvec(t *testing.T) {
 		haveMatvec4 = asm
 		for _, C := range []int{1, 7, 15, 16, 17, 33, 512, 600} {
 			for _, OC := range []int{1, 3, 4, 5, 9, 64} {
-				for _, add := range []bool{false, true} {
-					name := fmt.Sprintf("asm=%v C=%d OC=%d add=%v", asm, C, OC, add)
-					x, w := randomLogits(rng, C, 1), randomLogits(rng, OC*C, 1)
+				for _, tc := range []struct {
+					add bool
+					pad int
+				}{{false, 0}, {true, 0}, {false, 5}, {true, 16}} {
+					add, ldw := tc.add, C+tc.pad
+					name := fmt.Sprintf("asm=%v C=%d ldw=%d OC=%d add=%v", asm, C, ldw, OC, add)
+					x, w := randomLogits(rng, C, 1), randomLogits(rng, (OC-1)*ldw+C, 1)
 					const guard = 4
 					buf := randomLogits(rng, OC+2*guard, 1)
 					before := append([]float32(nil), buf...)
 					out := buf[guard : guard+OC]
-					matvecRows(out, x, w, C, OC, add)
+					matvecRows(out, x, w, C, ldw, OC, add)
 					for i := range guard {
 						if buf[i] != before[i] || buf[guard+OC+i] != before[guard+OC+i] {
 							t.Fatalf("%s: wrote outside out", name)
@@ -41,7 +45,7 @@ func TestMatvec(t *testing.T) {
 					for o := range OC {
 						var want, mag float64
 						for p := range C {
-							v := float64(x[p]) * float64(w[o*C+p])
+							v := float64(x[p]) * float64(w[o*ldw+p])
 							want += v
 							mag += math.Abs(v)
 						}
@@ -73,7 +77,7 @@ func TestMatvecParallel(t *testing.T) {
 			for _, add := range []bool{false, true} {
 				init := randomLogits(rng, OC, 1)
 				want := append([]float32(nil), init...)
-				matvecRows(want, x, w, C, OC, add)
+				matvecRows(want, x, w, C, C, OC, add)
 				got := append([]float32(nil), init...)
 				matvec(&jobs, got, x, w, C, OC, add)
 				if !slices.Equal(got, want) {
