@@ -20,6 +20,7 @@ func attnCases() []attnCase {
 		{1, 70, 3, 8, true, 0},
 		{2, 130, 2, 32, true, 3},
 		{1, 64, 2, 16, false, 0},
+		{1, 400, 1, 8, true, 1}, // T > kc: k and v are not prepacked
 	}
 }
 

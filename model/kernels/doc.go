@@ -1,6 +1,8 @@
 // Package kernels holds the float32 compute kernels of the model: a general
-// matrix multiply (Gemm) in the three shapes training needs, and the thread
-// pool they share.
+// matrix multiply (Gemm) in the three shapes training needs, fused kernels
+// for the layers around it, and the thread pool they share.
+//
+// # Gemm
 //
 // Gemm follows the BLIS recipe: B is packed in column panels, A in row
 // blocks, and an assembly micro-kernel (generated with avo, see gen/)
@@ -9,15 +11,41 @@
 // same loop nest. Transposed operands are absorbed by the packers, so
 // x·Wᵀ, dy·W and dyᵀ·x need no transposed copies.
 //
-// Every fast kernel has a plain Go reference beside it, selected by build tags
-// (`noasm` or a non-amd64 GOARCH), and tests compare the two.
+//	kernels.Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n)    // y(m,n) = x(m,k)·w(n,k)ᵀ
+//	kernels.Gemm(false, false, m, k, n, 1, dy, n, w, k, 0, dx, k) // dx(m,k) = dy(m,n)·w(n,k)
+//	kernels.Gemm(true, false, n, k, m, 1, dy, n, x, k, 1, dw, k)  // dw(n,k) += dy(m,n)ᵀ·x(m,k)
 //
-//	kernels.Gemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n) // y(m,n) = x(m,k)·w(n,k)ᵀ
+// # Fused kernels
 //
-// Threads: large calls are split over Threads() goroutines of a persistent
-// pool (SetThreads changes it; the default is GOMAXPROCS); small calls run
-// on the caller. Kernels do not allocate in steady state and are safe for
-// concurrent use.
+// Each is a forward/backward pair over flat slices with the shapes in its
+// doc comment; backward passes accumulate (+=) unless they say otherwise.
+//
+//   - CausalAttentionForward / CausalAttentionBackward: causal softmax
+//     attention over (B, T, H·dh) rows (packed qkv works through the row
+//     stride), by blocks of queries, without a T×T matrix; forward keeps the
+//     log-sum-exp per row for the backward pass.
+//   - SoftmaxCrossEntropy: per-row loss and, in place, its gradient.
+//   - RMSNormForward / RMSNormBackward, SwiGLUForward / SwiGLUBackward,
+//     RoPEForward / RoPEBackward (with RoPETable), AdamW.
+//
+// The exponentials run 16 lanes at a time with AVX-512 where the CPU has
+// it.
+//
+// # References and build tags
+//
+// Every fast path has a plain Go version beside it whose doc comment is the
+// loop it computes (gemmRef, kernelGo, the *Go row primitives in vec.go,
+// the *Ref functions); `-tags noasm` (or a non-amd64 GOARCH) builds only
+// those, and the tests compare the two and check gradients against finite
+// differences.
+//
+// # Threads
+//
+// Large calls are split over Threads() goroutines of a persistent pool
+// (SetThreads changes it; the default is GOMAXPROCS); small calls run on
+// the caller, so per-head or per-row calls cost no goroutine wake-ups. The
+// calling goroutine always does one share. Kernels do not allocate in steady
+// state and are safe for concurrent use.
 //
 // Regenerate the assembly with `go generate ./model/kernels/`.
 package kernels
