@@ -4,7 +4,7 @@
 //
 // # Algorithm
 //
-// Reduce-scatter then all-gather around the ring (see schedule): each rank
+// Reduce-scatter then all-gather around the ring (schedule.go): each rank
 // sends about 2(W−1)/W of the buffer and receives as much, whatever W is.
 // Segments are cut into chunks (Config.ChunkBytes, 1 MiB by default) and a
 // chunk is forwarded as soon as it has been added, so sending, receiving
@@ -15,44 +15,63 @@
 //
 // Every chunk travels with a header (generation, operation sequence
 // number, bucket, step, offset, count, length, element type, reduction,
-// sender); the receiver checks it against its own schedule, so a frame from
-// another generation or operation fails the operation (ErrStaleGeneration,
-// ErrMismatch, ErrProtocol) instead of being added.
+// sender); the receiver checks it against its own schedule before it
+// touches any data, so a frame from another generation or operation fails
+// the operation (ErrStaleGeneration, ErrMismatch, ErrProtocol) instead of
+// being added.
+//
+// Data is never copied by this package on its way through: the sender
+// hands grpc a view of the caller's buffer (and does not let the operation
+// finish before grpc has released it), and the receiver adds or copies
+// straight from grpc's receive buffers into place (Sink). The element-wise
+// adds have AVX2 versions on amd64 that perform the same IEEE operations as
+// the Go loops (build tag noasm selects the Go loops).
 //
 // # Usage
 //
-//  1. Once per process, create the transport and register it on the
-//     worker's gRPC server, which must be built with ServerOptions (flow
-//     control windows, buffer sizes and message limits tuned for tensors):
+// Once per process, create the transport and register it on the worker's
+// gRPC server, which must be built with ServerOptions (flow control
+// windows, buffer sizes, message limits and buffer pool tuned for tensors;
+// without them the ring works at a fraction of the speed):
 //
-//     tr := allreduce.NewGRPCTransport()
-//     srv := grpc.NewServer(append(allreduce.ServerOptions(), myOpts...)...)
-//     tr.Register(srv)
+//	tr := allreduce.NewGRPCTransport()
+//	srv := grpc.NewServer(append(allreduce.ServerOptions(), myOpts...)...)
+//	tr.Register(srv)
 //
-//  2. For every membership generation, create a ring. New connects to both
-//     neighbours and returns when they are connected too:
+// For every membership generation, create a ring. New connects to both
+// neighbours and returns when they are connected too (bound it with ctx).
+// Generations seen by one transport only increase: a stream of an older
+// generation than the newest one this process connected is rejected with
+// ErrStaleGeneration.
 //
-//     ring, err := allreduce.New(ctx, tr, allreduce.Config{
-//     Generation: gen, Rank: rank, WorldSize: w, Peers: addrs})
+//	ring, err := allreduce.New(ctx, tr, allreduce.Config{
+//		Generation: gen, Rank: rank, WorldSize: w, Peers: addrs})
 //
-//  3. Reduce. AllReduce averages in place. For overlap with the backward
-//     pass, Start each gradient bucket as soon as it is complete (the
-//     ranks must start the same buckets in the same order; PlanBuckets cuts
-//     a flat gradient buffer into buckets) and Wait for all before the
-//     optimizer step; the buckets are reduced one after another on a
-//     background goroutine while the caller keeps computing:
+// AllReduce averages a buffer in place. To overlap with the backward pass,
+// Start each gradient bucket as soon as it is complete and Wait for all of
+// them before the optimizer step; the buckets are reduced one after another
+// on a background goroutine while the caller keeps computing. The ranks must
+// start the same buckets in the same order (a difference fails the
+// operation with ErrMismatch). PlanBuckets cuts a flat gradient buffer into
+// buckets in backward order.
 //
-//     hs := make([]*allreduce.Handle, len(buckets))
-//     for i, b := range buckets { // as backward completes each
-//     hs[i] = ring.Start(ctx, b.ID, grads[b.Off:b.Off+b.Len])
-//     }
-//     for _, h := range hs { if err := h.Wait(); err != nil { … } }
+//	buckets := allreduce.PlanBuckets(paramSizes, allreduce.DefaultBucketBytes)
+//	hs := make([]*allreduce.Handle, len(buckets))
+//	for i, b := range buckets { // as backward completes each
+//		hs[i] = ring.Start(ctx, b.ID, grads[b.Off:b.Off+b.Len])
+//	}
+//	for _, h := range hs {
+//		if err := h.Wait(); err != nil { … }
+//	}
 //
-//     AllReduceFloat64 (Sum or Mean) reduces small vectors such as the
-//     loss and token counts through the same ring.
+// AllReduceFloat64 (Sum or Mean) reduces small vectors such as the loss and
+// token counts through the same ring; AllReduceOp and StartOp take the
+// reduction (Sum or Mean) for float32.
 //
-//  4. On a generation change, Close the ring (pending operations fail with
-//     ErrClosed) and create a new one.
+// On a generation change, Close the ring (pending operations fail with
+// ErrClosed) and create a new one. Close of an idle ring is graceful: the
+// right neighbour still receives everything sent, so a neighbour whose
+// operation is still in flight can finish it.
 //
 // # Failures
 //
