@@ -60,7 +60,7 @@ func (c Config) Validate() error {
 }
 
 func (c Config) member() Member {
-	m := Member{Generation: c.Generation, Rank: c.Rank, WorldSize: c.WorldSize, Right: c.Right}
+	m := Member{Generation: c.Generation, Rank: c.Rank, WorldSize: c.WorldSize, Right: c.Right, CloseTimeout: c.CloseTimeout}
 	if len(c.Peers) == c.WorldSize {
 		m.Right = c.Peers[(c.Rank+1)%c.WorldSize]
 	}

@@ -1,6 +1,7 @@
 package allreduce
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,8 +24,7 @@ import (
 // stream of its left neighbour on its own server. One GRPCTransport serves
 // every generation of one process; register it on the process's server.
 type GRPCTransport struct {
-	dialOpts     []grpc.DialOption
-	closeTimeout time.Duration
+	dialOpts []grpc.DialOption
 
 	mu      sync.Mutex
 	newest  uint64                  // newest generation Connect saw
@@ -39,11 +39,10 @@ var _ Transport = (*GRPCTransport)(nil)
 // followed by extra.
 func NewGRPCTransport(extra ...grpc.DialOption) *GRPCTransport {
 	return &GRPCTransport{
-		dialOpts:     append(DialOptions(), extra...),
-		closeTimeout: DefaultCloseTimeout,
-		parked:       make(map[uint64]*inboundRing),
-		claimed:      make(map[uint64]bool),
-		changed:      make(chan struct{}),
+		dialOpts: append(DialOptions(), extra...),
+		parked:   make(map[uint64]*inboundRing),
+		claimed:  make(map[uint64]bool),
+		changed:  make(chan struct{}),
 	}
 }
 
@@ -162,7 +161,7 @@ func (t *GRPCTransport) Connect(ctx context.Context, m Member) (Link, error) {
 	}
 	t.mu.Unlock()
 
-	l := &grpcLink{m: m, t: t, closeTimeout: t.closeTimeout, watchDone: make(chan struct{})}
+	l := &grpcLink{m: m, t: t, closeTimeout: cmp.Or(m.CloseTimeout, DefaultCloseTimeout), watchDone: make(chan struct{})}
 	if err := l.dial(ctx, t.dialOpts); err != nil {
 		return nil, err
 	}

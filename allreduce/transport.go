@@ -2,6 +2,7 @@ package allreduce
 
 import (
 	"context"
+	"time"
 
 	pb "github.com/ringtrain/ringtrain/proto"
 )
@@ -14,6 +15,8 @@ type Member struct {
 	// Right is the address of the right neighbour, rank (Rank+1) mod
 	// WorldSize. Transports that dial use it; the in-memory one does not.
 	Right string
+	// CloseTimeout bounds a graceful Link.Close (0: DefaultCloseTimeout).
+	CloseTimeout time.Duration
 }
 
 func (m Member) left() int  { return (m.Rank + m.WorldSize - 1) % m.WorldSize }

@@ -47,6 +47,9 @@ type Config struct {
 	// registration to expire before it is re-formed with the same workers
 	// (default 6s: more than the workers' default lease TTL).
 	RegroupDelay time.Duration
+	// StallTimeout: a generation member silent this long gets the
+	// generation re-formed (default 10m).
+	StallTimeout time.Duration
 	Checkpoints  Checkpoints
 	Logger       *slog.Logger
 }
@@ -196,6 +199,7 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 		Job: j.Name, MinWorkers: j.Workers.Min, MaxWorkers: j.Workers.Max, MaxSteps: j.Train.MaxSteps,
 		GlobalBatch: j.Train.GlobalBatch, CheckpointEvery: j.Checkpoint.Every, Settle: c.cfg.Settle,
 		ValidWorld: j.Validate, LastCheckpoint: last, FirstGeneration: firstID, RegroupDelay: c.cfg.RegroupDelay,
+		StallTimeout: c.cfg.StallTimeout,
 	})
 
 	var wg sync.WaitGroup
@@ -279,9 +283,12 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 		}
 		st := m.Status()
 		if st.Phase != prev.Phase || st.Err != prev.Err {
-			if st.Err != "" {
+			switch {
+			case st.Err != "":
 				c.log.Warn("phase", "phase", st.Phase, "step", st.Step, "why", st.Err)
-			} else {
+			case st.Phase == PhaseCheckpointing || prev.Phase == PhaseCheckpointing:
+				c.log.Debug("phase", "phase", st.Phase, "step", st.Step)
+			default:
 				c.log.Info("phase", "phase", st.Phase, "step", st.Step)
 			}
 		}

@@ -106,6 +106,10 @@ type MachineConfig struct {
 	// registration to expire before it is re-formed with the same workers
 	// (default 6s; more than the workers' lease TTL).
 	RegroupDelay time.Duration
+	// StallTimeout is how long a member of the current generation may stay
+	// silent (no report) before the generation is re-formed without
+	// waiting for it (default 10m; the first step includes loading).
+	StallTimeout time.Duration
 }
 
 // GenerationPlan is what the machine decides for a new generation; the
@@ -235,6 +239,9 @@ func NewMachine(cfg MachineConfig) *Machine {
 	if m.cfg.RegroupDelay == 0 {
 		m.cfg.RegroupDelay = 6 * time.Second
 	}
+	if m.cfg.StallTimeout == 0 {
+		m.cfg.StallTimeout = 10 * time.Minute
+	}
 	if cfg.LastCheckpoint > 0 {
 		m.step = cfg.LastCheckpoint
 	}
@@ -350,6 +357,11 @@ func (m *Machine) Tick(now time.Time) []Action {
 		if !m.brokenAt.IsZero() && now.Sub(m.brokenAt) >= m.cfg.RegroupDelay {
 			return m.regroup(now, m.brokenWhy)
 		}
+		for _, rm := range m.gen.Members {
+			if v := m.views[rm.Name]; v != nil && now.Sub(v.LastHeartbeat) >= m.cfg.StallTimeout {
+				return m.regroup(now, fmt.Sprintf("worker %s (rank %d) sent no report for %s", rm.Name, rm.Rank, m.cfg.StallTimeout))
+			}
+		}
 		return nil
 	}
 	return m.tryForm(now)
@@ -409,7 +421,7 @@ func (m *Machine) tryFormNow(now time.Time) []Action {
 			SeqLo: r * g / w, SeqHi: (r + 1) * g / w,
 		})
 		v := m.views[mb.Name]
-		v.Rank, v.State, v.Step = r, StateStarting, plan.StartStep
+		v.Rank, v.State, v.Step, v.LastHeartbeat = r, StateStarting, plan.StartStep, now
 	}
 	for _, mb := range m.members[w:] {
 		m.views[mb.Name].State = StateSpare

@@ -364,6 +364,37 @@ tick 5s
 `,
 		},
 		{
+			name: "a silent worker gets its generation re-formed",
+			cfg:  withCfg(func(c *MachineConfig) { c.MaxWorkers, c.StallTimeout = 2, time.Minute }),
+			script: `
+members a b
+tick 30s
+step a 1 2.0
+step b 1 2.0
+tick 59s
+step a 2 2.0
+tick 1s
+`,
+			want: `
+> members a b
+  publish gen=1 start=0 resume=-1 0=a[0:6] 1=b[6:12]
+  phase=running step=0
+> tick 30s
+  phase=running step=0
+> step a 1 2.0
+  phase=running step=1
+> step b 1 2.0
+  phase=running step=1
+> tick 59s
+  phase=running step=1
+> step a 2 2.0
+  phase=running step=2
+> tick 1s
+  publish gen=2 start=0 resume=-1 0=a[0:6] 1=b[6:12]
+  phase=recovering step=0 err="worker b (rank 1) sent no report for 1m0s"
+`,
+		},
+		{
 			name: "failed commit fails the job",
 			cfg:  withCfg(func(c *MachineConfig) { c.MinWorkers, c.MaxWorkers = 1, 1 }),
 			script: `

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -222,3 +223,83 @@ var testLogLevel = func() slog.Level {
 	}
 	return slog.LevelWarn
 }()
+
+func TestToyStandbyCoordinator(t *testing.T) {
+	cli := startEtcd(t)
+	j := toyJob(t, 4, 2, 1, 1)
+	runDir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel}))
+	newCoord := func() *coordinator.Coordinator {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := coordinator.New(coordinator.Config{Etcd: cli, Prefix: "/standby", Job: j, RunDir: runDir,
+			Advertise: lis.Addr().String(), Settle: 10 * time.Millisecond, SessionTTL: time.Second,
+			Checkpoints: coordinator.FSCheckpoints{}, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := coordinator.NewGRPCServer(c)
+		go srv.Serve(lis)
+		t.Cleanup(func() { coordinator.StopGRPC(srv, time.Second) })
+		return c
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// One worker, held before step 1 until the first coordinator is gone.
+	hold := make(chan struct{})
+	var release sync.Once
+	defer release.Do(func() { close(hold) })
+	hook := func(step int) error {
+		if step == 1 {
+			<-hold
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	wk, err := New(Config{Etcd: cli, Prefix: "/standby", Name: "w0", Advertise: "inmem:0", TTL: time.Second,
+		Trainer: newToyTrainer(hook), Rings: AllreduceRings{Transport: allreduce.NewInmemNetwork()}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); wk.Run(wctx) }()
+
+	first, second := newCoord(), newCoord()
+	ctx1, cancel1 := context.WithCancel(ctx)
+	defer cancel1()
+	done1, done2 := make(chan error, 1), make(chan error, 1)
+	go func() { done1 <- first.Run(ctx1) }()
+	for first.Status().Generation == 0 { // until first leads and published a generation
+		time.Sleep(5 * time.Millisecond)
+	}
+	go func() { done2 <- second.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond) // second campaigns; it must not win while first leads
+	if st := second.Status(); st.Phase != coordinator.PhaseWaiting || !strings.Contains(st.Err, "standby") {
+		t.Fatalf("second coordinator while first leads: phase %s err %q, want standby", st.Phase, st.Err)
+	}
+	cancel1()
+	if err := <-done1; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first coordinator: %v", err)
+	}
+	release.Do(func() { close(hold) })
+	select {
+	case err := <-done2:
+		if err != nil {
+			t.Fatalf("second coordinator: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("second coordinator did not finish the job")
+	}
+	if st := second.Status(); st.Phase != coordinator.PhaseDone || st.Step != 4 || st.Generation < 2 {
+		t.Errorf("second coordinator ended with %+v, want done at step 4 in generation ≥ 2", st)
+	}
+	if n := len(readLosses(t, runDir)); n != 4 {
+		t.Errorf("%d metrics lines, want 4", n)
+	}
+}

@@ -24,7 +24,7 @@ import (
 
 var coordFlags struct {
 	etcd, listen, advertise, jobFile, runDir, metrics, prefix string
-	settle, ttl, regroup                                      time.Duration
+	settle, ttl, regroup, stall                               time.Duration
 }
 
 var coordinatorCmd = &cobra.Command{
@@ -71,7 +71,7 @@ same run dir, it resumes from the newest committed checkpoint.`,
 		}
 		c, err := coordinator.New(coordinator.Config{
 			Etcd: cli, Prefix: f.prefix, Job: j, JobFile: f.jobFile, JobText: string(text), RunDir: runDir,
-			Advertise: adv, Settle: f.settle, SessionTTL: f.ttl, RegroupDelay: f.regroup, Checkpoints: coordinator.FSCheckpoints{},
+			Advertise: adv, Settle: f.settle, SessionTTL: f.ttl, RegroupDelay: f.regroup, StallTimeout: f.stall, Checkpoints: coordinator.FSCheckpoints{},
 		})
 		if err != nil {
 			return err
@@ -177,5 +177,6 @@ func init() {
 	f.DurationVar(&coordFlags.settle, "settle", 2*time.Second, "how long to wait for more workers once workers.min have registered")
 	f.DurationVar(&coordFlags.ttl, "ttl", 5*time.Second, "lease TTL of the coordinator's election")
 	f.DurationVar(&coordFlags.regroup, "regroup-delay", 6*time.Second, "after a ring breaks, how long to wait for a lost worker's lease to expire before re-forming the ring with the same workers (keep above the workers' --ttl)")
+	f.DurationVar(&coordFlags.stall, "stall-timeout", 10*time.Minute, "re-form the generation when one of its workers sends no report for this long")
 	rootCmd.AddCommand(coordinatorCmd)
 }

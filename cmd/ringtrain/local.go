@@ -97,8 +97,15 @@ func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, 
 	if err != nil {
 		return err
 	}
+	// The live progress line says what the cluster does; its parts log
+	// warnings only, unless --log-level asks for debug.
+	log := slog.Default()
+	if !slog.Default().Enabled(ctx, slog.LevelDebug) {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	c, err := coordinator.New(coordinator.Config{
-		Etcd: cli, Job: j, JobFile: jobFile, JobText: jobText, RunDir: runDir,
+		Logger: log,
+		Etcd:   cli, Job: j, JobFile: jobFile, JobText: jobText, RunDir: runDir,
 		Advertise: lis.Addr().String(), Settle: 200 * time.Millisecond, Checkpoints: coordinator.FSCheckpoints{},
 	})
 	if err != nil {
@@ -121,7 +128,7 @@ func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := runWorker(wctx, cli, wl, coordinator.DefaultPrefix, name, wl.Addr().String(), 5*time.Second, true, nil)
+			err := runWorker(wctx, cli, wl, coordinator.DefaultPrefix, name, wl.Addr().String(), 5*time.Second, true, log)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				werrs <- fmt.Errorf("worker %s: %w", name, err)
 				wcancel()
@@ -137,8 +144,6 @@ func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, 
 		}
 		return err
 	}
-	st := c.Status()
-	fmt.Fprintf(os.Stderr, "done: %d steps, loss %.4f, run dir %s\n", st.Step, st.Loss, c.RunDir())
 	return nil
 }
 

@@ -30,7 +30,7 @@ var kernel14x32AVX512 = &microKernel{
 
 // kernel12x32AVX512 is a smaller AVX-512 register block: 24 ZMM accumulators.
 var kernel12x32AVX512 = &microKernel{
-	name: "avx512-12x32", mr: 12, nr: 32, mc: 144, kc: 256, nc: 4096,
+	name: "avx512-12x32", mr: 12, nr: 32, mc: 144, kc: 384, nc: 768,
 	fn: func(k int, a, b, c []float32, ldc int, beta float32) {
 		_ = a[k*12-1]
 		_ = b[k*32-1]
