@@ -33,3 +33,28 @@ func BenchmarkAllReduce(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSmall measures the latency of reducing a few float64s (the
+// loss and token counts of a step).
+func BenchmarkSmall(b *testing.B) {
+	for _, kind := range transportKinds {
+		for _, w := range []int{2, 4} {
+			b.Run(fmt.Sprintf("%s/W=%d", kind.name, w), func(b *testing.B) {
+				c := kind.build(b, Config{Generation: 1, WorldSize: w}, nil)
+				bufs := make([][]float64, w)
+				for r := range bufs {
+					bufs[r] = make([]float64, 3)
+				}
+				ctx := context.Background()
+				b.ResetTimer()
+				for range b.N {
+					for rank, err := range c.each(func(rank int, r *Ring) error { return r.AllReduceFloat64(ctx, bufs[rank], Sum) }) {
+						if err != nil {
+							b.Fatalf("rank %d: %v", rank, err)
+						}
+					}
+				}
+			})
+		}
+	}
+}
