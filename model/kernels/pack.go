@@ -33,7 +33,14 @@ func packB(dst []float32, g *gemmArgs, pc, kc, jc, nc, nr int) {
 		}
 		return
 	}
-	// op(B)[p,j] = b[p·ldb + j]: walk k outside so each row of B streams.
+	// op(B)[p,j] = b[p·ldb + j]
+	if packAcrossAsm(dst[:nr*kc], nr, g.b[pc*g.ldb+jc:], g.ldb, min(nr, nc), kc, 1) {
+		for jr := nr; jr < nc; jr += nr {
+			packAcrossAsm(dst[jr*kc:(jr+nr)*kc], nr, g.b[pc*g.ldb+jc+jr:], g.ldb, min(nr, nc-jr), kc, 1)
+		}
+		return
+	}
+	// In Go, walk k outside so each row of B streams.
 	full := nc / nr * nr
 	for p := 0; p < kc; p++ {
 		row := g.b[(pc+p)*g.ldb+jc:]
