@@ -42,7 +42,7 @@ type Sampler struct {
 	cfg SamplerConfig
 	rng *rand.Rand
 	idx []int32   // candidate ids
-	w   []float64 // their unnormalised probabilities
+	w   []float64 // unnormalised probabilities, by id
 }
 
 // NewSampler validates cfg and seeds the sampler's random stream.
@@ -83,41 +83,64 @@ func (s *Sampler) Sample(logits []float32) int32 {
 		return la > lb || (la == lb && a < b)
 	}
 	topP := s.cfg.TopP > 0 && s.cfg.TopP < 1
+	sorted := false
 	if k := s.cfg.TopK; k > 0 && k < n {
 		topK(cand, k, better)
 		cand = cand[:k]
 		sortCandidates(cand, better)
-	} else if topP {
-		sortCandidates(cand, better)
+		sorted = true
 	}
 	mx := logits[cand[0]]
 	for _, c := range cand {
 		mx = max(mx, logits[c])
 	}
-	w := s.w[:len(cand)]
+	w := s.w[:n] // w[id]: unnormalised probability of id
 	invT := 1 / s.cfg.Temperature
 	var total float64
-	for i, c := range cand {
-		w[i] = math.Exp(float64(logits[c]-mx) * invT)
-		total += w[i]
+	for _, c := range cand {
+		w[c] = math.Exp(float64(logits[c]-mx) * invT)
+		total += w[c]
 	}
 	if topP {
-		var cum float64
-		cut := len(cand)
-		for i, x := range w {
-			cum += x
-			if cum >= s.cfg.TopP*total {
-				cut = i + 1
+		// The nucleus is a prefix of the sorted candidates. Without top-k,
+		// sort only the best m (m = 64, 256, …) until their mass reaches P:
+		// the best m in sorted order are exactly the first m of the full
+		// sort, so the cut is the same as sorting everything.
+		m := len(cand)
+		if !sorted {
+			m = min(m, 64)
+		}
+		for {
+			if !sorted {
+				if m < len(cand) {
+					topK(cand, m, better)
+				}
+				sortCandidates(cand[:m], better)
+			}
+			var cum float64
+			cut := 0
+			for i, c := range cand[:m] {
+				cum += w[c]
+				if cum >= s.cfg.TopP*total {
+					cut = i + 1
+					break
+				}
+			}
+			if cut > 0 || m == len(cand) {
+				if cut == 0 { // rounding: the whole mass fell short of P·total
+					cut = m
+				}
+				cand, total = cand[:cut], cum
 				break
 			}
+			m = min(len(cand), 4*m)
 		}
-		cand, w, total = cand[:cut], w[:cut], cum
 	}
 	r := s.rng.Float64() * total
-	for i, x := range w {
-		r -= x
+	for _, c := range cand {
+		r -= w[c]
 		if r < 0 {
-			return cand[i]
+			return c
 		}
 	}
 	return cand[len(cand)-1] // r ran past the end by rounding

@@ -198,3 +198,73 @@ func TestTopK(t *testing.T) {
 		}
 	}
 }
+
+// refSample is Sample written plainly: sort every id, cut top-k and top-p
+// on the sorted list, draw.
+func refSample(logits []float32, cfg SamplerConfig, rng *rand.Rand) int32 {
+	n := len(logits)
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	better := func(a, b int32) bool { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b) }
+	if cfg.TopK > 0 && cfg.TopK < n {
+		sortCandidates(ids, better)
+		ids = ids[:cfg.TopK]
+	}
+	mx := logits[ids[0]]
+	for _, c := range ids {
+		mx = max(mx, logits[c])
+	}
+	w := make([]float64, n)
+	var total float64
+	for _, c := range ids { // in the order Sample sums them
+		w[c] = math.Exp(float64(logits[c]-mx) / cfg.Temperature)
+		total += w[c]
+	}
+	if cfg.TopP > 0 && cfg.TopP < 1 {
+		sortCandidates(ids, better)
+		var cum float64
+		for i, c := range ids {
+			cum += w[c]
+			if cum >= cfg.TopP*total {
+				ids = ids[:i+1]
+				break
+			}
+		}
+		total = cum
+	}
+	r := rng.Float64() * total
+	for _, c := range ids {
+		r -= w[c]
+		if r < 0 {
+			return c
+		}
+	}
+	return ids[len(ids)-1]
+}
+
+// TestSamplerMatchesReference: on large vocabularies, where top-p sorts only
+// a growing prefix, the draws are exactly those of sorting everything.
+func TestSamplerMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	for _, scale := range []float64{0.1, 1, 4, 20} {
+		logits := randomLogits(rng, 5000, scale)
+		for _, cfg := range []SamplerConfig{
+			{Temperature: 1, TopP: 0.5, Seed: 1},
+			{Temperature: 0.7, TopP: 0.95, Seed: 2},
+			{Temperature: 1.3, TopP: 0.999, Seed: 3},
+			{Temperature: 1, TopK: 300, TopP: 0.8, Seed: 4},
+			{Temperature: 1, TopK: 40, Seed: 5},
+			{Temperature: 0.5, Seed: 6},
+		} {
+			s := mustSampler(t, cfg)
+			ref := rand.New(rand.NewPCG(cfg.Seed, 0x5a3b1e)) // NewSampler's stream
+			for i := range 20 {
+				if got, want := s.Sample(logits), refSample(logits, cfg, ref); got != want {
+					t.Fatalf("scale %g %+v draw %d: %d, reference %d", scale, cfg, i, got, want)
+				}
+			}
+		}
+	}
+}
