@@ -239,7 +239,7 @@ func TestGenerate(t *testing.T) {
 		want := referenceGenerate(m, prompt, T, tc.n)
 		for _, noCache := range []bool{false, true} {
 			var got []int32
-			st, err := d.Generate(prompt, GenerateConfig{MaxTokens: tc.n, Stop: -1, NoCache: noCache}, greedy,
+			st, err := d.Generate(prompt, GenerateConfig{MaxTokens: tc.n, NoCache: noCache}, greedy,
 				func(tok int32) error { got = append(got, tok); return nil })
 			if err != nil {
 				t.Fatal(err)
@@ -270,13 +270,13 @@ func TestGenerate(t *testing.T) {
 	stop := want[3]
 	k := slices.Index(want, stop)
 	var got []int32
-	st, err := d.Generate(prompt, GenerateConfig{MaxTokens: 6, Stop: stop}, greedy,
+	st, err := d.Generate(prompt, GenerateConfig{MaxTokens: 6, Stop: []int32{stop}}, greedy,
 		func(tok int32) error { got = append(got, tok); return nil })
 	if err != nil || !st.Stopped || !slices.Equal(got, want[:k]) {
 		t.Errorf("stop %d: got %v, stats %+v, err %v; want %v", stop, got, st, err, want[:k])
 	}
 	// Vocab restricts the draw
-	_, err = d.Generate(prompt, GenerateConfig{MaxTokens: 20, Stop: -1, Vocab: 3}, greedy,
+	_, err = d.Generate(prompt, GenerateConfig{MaxTokens: 20, Vocab: 3}, greedy,
 		func(tok int32) error {
 			if tok >= 3 {
 				t.Errorf("Vocab 3: drew %d", tok)

@@ -2,13 +2,14 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
 // GenerateConfig bounds one call of Decoder.Generate.
 type GenerateConfig struct {
-	MaxTokens int   // new tokens at most (the stop token not counted)
-	Stop      int32 // id that ends generation (not emitted); −1: none
+	MaxTokens int     // new tokens at most (the stop token not counted)
+	Stop      []int32 // ids that end generation (not emitted)
 	// Vocab restricts sampling to ids < Vocab when the tokenizer knows
 	// fewer ids than the model; 0 means the model's vocab_size.
 	Vocab int
@@ -23,7 +24,7 @@ type GenerateStats struct {
 	PromptTokens int           // prompt tokens run (after dropping any beyond MaxT)
 	Dropped      int           // prompt tokens dropped from the front
 	NewTokens    int           // tokens emitted
-	Stopped      bool          // ended at the stop token
+	Stopped      bool          // ended at a stop token
 	Slides       int           // times the window slid (a re-prefill)
 	Prefill      time.Duration // the prompt's Prefill
 	Decode       time.Duration // everything after it: steps, re-prefills, sampling, emit
@@ -64,7 +65,7 @@ func (d *Decoder) Generate(prompt []int32, cfg GenerateConfig, s *Sampler, emit 
 	start = time.Now()
 	for st.NewTokens < cfg.MaxTokens {
 		tok := s.Sample(logits[:vocab])
-		if tok == cfg.Stop {
+		if slices.Contains(cfg.Stop, tok) {
 			st.Stopped = true
 			break
 		}

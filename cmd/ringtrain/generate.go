@@ -109,16 +109,16 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 	if tok.VocabSize() < cfg.VocabSize {
 		slog.Warn("the tokenizer knows fewer ids than the model; sampling only those", "tokenizer_vocab", tok.VocabSize(), "model_vocab", cfg.VocabSize)
 	}
-	stop := int32(-1)
+	var stop []int32
 	if id, ok := tok.SpecialID(tokenizer.EndOfText); ok {
-		stop = int32(id)
+		stop = []int32{int32(id)}
 	}
 	ids := tok.Encode(f.prompt)
 	if len(ids) == 0 {
-		if stop < 0 {
+		if stop == nil {
 			return fmt.Errorf("--prompt is empty and tokenizer %s has no %s to start from", f.tokenizer, tokenizer.EndOfText)
 		}
-		ids = []int{int(stop)}
+		ids = []int{int(stop[0])}
 	}
 	prompt := make([]int32, len(ids))
 	for i, id := range ids {

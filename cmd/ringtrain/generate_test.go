@@ -123,7 +123,7 @@ func TestGenerateCommand(t *testing.T) {
 	eot, _ := tok.SpecialID(tokenizer.EndOfText)
 	var want bytes.Buffer
 	w := newUTF8Writer(&want)
-	if _, err := d.Generate(ids, model.GenerateConfig{MaxTokens: 40, Stop: int32(eot)}, greedy, func(id int32) error {
+	if _, err := d.Generate(ids, model.GenerateConfig{MaxTokens: 40, Stop: []int32{int32(eot)}}, greedy, func(id int32) error {
 		_, err := w.Write(tok.Token(int(id)))
 		return err
 	}); err != nil {
