@@ -287,3 +287,29 @@ func TestGenerate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGenerateAllocs: the allocations of Generate do not grow with the
+// number of tokens (none per token; the prompt's prefill and set-up do
+// allocate).
+func TestGenerateAllocs(t *testing.T) {
+	cfg := decodeConfigs[1].cfg
+	m, _ := New(cfg, 1, 1)
+	m.Init(2)
+	d, err := NewDecoder(cfg, m.Params, cfg.ContextLength)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := mustSampler(t, SamplerConfig{Temperature: 1, TopK: 10, TopP: 0.9, Seed: 1})
+	prompt := []int32{1, 2, 3}
+	emit := func(int32) error { return nil }
+	allocs := func(n int) float64 {
+		return testing.AllocsPerRun(5, func() {
+			if _, err := d.Generate(prompt, GenerateConfig{MaxTokens: n}, s, emit); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if few, many := allocs(2), allocs(30); many > few {
+		t.Errorf("Generate allocates %v times for 2 tokens, %v for 30", few, many)
+	}
+}
