@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	pb "github.com/ringtrain/ringtrain/proto"
 )
@@ -72,10 +72,51 @@ func dialCoordinator(addr string) (pb.CoordinatorClient, func(), error) {
 	return pb.NewCoordinatorClient(cc), func() { cc.Close() }, nil
 }
 
-// statusJSON renders the status with the proto's field names, zero values
-// included.
+// statusJSON renders the status as one JSON object with snake_case keys
+// and numbers as JSON numbers.
 func statusJSON(st *pb.JobStatusResponse) ([]byte, error) {
-	return protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(st)
+	type workerJSON struct {
+		Name                string  `json:"name"`
+		Rank                int32   `json:"rank"`
+		Address             string  `json:"address"`
+		State               string  `json:"state"`
+		Step                int64   `json:"step"`
+		StepTimeS           float64 `json:"step_time_s"`
+		TokensPerS          float64 `json:"tokens_per_s"`
+		LastHeartbeatUnixMs int64   `json:"last_heartbeat_unix_ms"`
+	}
+	out := struct {
+		Job                string       `json:"job"`
+		Phase              string       `json:"phase"`
+		Step               int64        `json:"step"`
+		MaxSteps           int64        `json:"max_steps"`
+		Loss               float64      `json:"loss"`
+		ValLoss            float64      `json:"val_loss"`
+		LR                 float64      `json:"lr"`
+		GradNorm           float64      `json:"grad_norm"`
+		TokensPerS         float64      `json:"tokens_per_s"`
+		Tokens             int64        `json:"tokens"`
+		EtaS               float64      `json:"eta_s"`
+		Generation         int64        `json:"generation"`
+		WorldSize          int32        `json:"world_size"`
+		LastCheckpointStep int64        `json:"last_checkpoint_step"`
+		RunDir             string       `json:"run_dir"`
+		Error              string       `json:"error"`
+		TimeUnixMs         int64        `json:"time_unix_ms"`
+		Workers            []workerJSON `json:"workers"`
+	}{
+		Job: st.GetJob(), Phase: st.GetPhase(), Step: st.GetStep(), MaxSteps: st.GetMaxSteps(), Loss: st.GetLoss(),
+		ValLoss: st.GetValLoss(), LR: st.GetLr(), GradNorm: st.GetGradNorm(), TokensPerS: st.GetTokensPerS(),
+		Tokens: st.GetTokens(), EtaS: st.GetEtaS(), Generation: st.GetGeneration(), WorldSize: st.GetWorldSize(),
+		LastCheckpointStep: st.GetLastCheckpointStep(), RunDir: st.GetRunDir(), Error: st.GetError(),
+		TimeUnixMs: st.GetTimeUnixMs(), Workers: []workerJSON{},
+	}
+	for _, w := range st.GetWorkers() {
+		out.Workers = append(out.Workers, workerJSON{Name: w.GetName(), Rank: w.GetRank(), Address: w.GetAddress(),
+			State: w.GetState(), Step: w.GetStep(), StepTimeS: w.GetStepTimeS(), TokensPerS: w.GetTokensPerS(),
+			LastHeartbeatUnixMs: w.GetLastHeartbeatUnixMs()})
+	}
+	return json.Marshal(out)
 }
 
 func printStatus(w io.Writer, st *pb.JobStatusResponse) error {
