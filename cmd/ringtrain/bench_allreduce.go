@@ -1,23 +1,16 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
-
-	"github.com/ringtrain/ringtrain/allreduce"
 )
 
 var benchAllreduceFlags struct {
@@ -26,14 +19,19 @@ var benchAllreduceFlags struct {
 	iters   int
 	warmup  int
 	chunk   string
+	procs   bool
+
+	childRank  int
+	childPeers string
 }
 
 var benchAllreduceCmd = &cobra.Command{
 	Use:   "allreduce",
 	Short: "Measure ring all-reduce bandwidth over real gRPC on loopback",
-	Long: `Runs --workers ranks of a ring all-reduce (mean of float32) in this process,
-each with its own gRPC server on 127.0.0.1, talking through real loopback TCP
-exactly as workers do, and times --iters all-reduces of --bytes each after
+	Long: `Runs --workers ranks of a ring all-reduce (mean of float32) as goroutines of
+this process (or, with --procs, as child processes), each with its own gRPC
+server on 127.0.0.1, talking through real loopback TCP exactly as workers do,
+and times --iters all-reduces of --bytes each after
 --warmup untimed ones. SIZE accepts plain bytes or a unit: 64MiB, 64MB, 512KiB.
 Progress goes to stderr; the last line on stdout is
   algbw_GBps=<float> busbw_GBps=<float>
@@ -65,40 +63,27 @@ from the median iteration: algbw = bytes / time, busbw = algbw·2(n−1)/n
 			return fmt.Errorf("--chunk %s: must be at least 64 bytes", f.chunk)
 		}
 		w, n := f.workers, int(size/4)
+		if f.childRank >= 0 {
+			return benchAllreduceChild(cmd, f.childRank, strings.Split(f.childPeers, ","), n, int(chunk))
+		}
 
-		rings, stop, err := loopbackRing(cmd.Context(), w, int(chunk))
+		var ranks benchRanks
+		if f.procs {
+			ranks, err = startChildRanks(cmd, w)
+		} else {
+			ranks, err = startLocalRanks(cmd.Context(), w, n, int(chunk))
+		}
 		if err != nil {
 			return err
 		}
-		defer stop()
+		defer ranks.close()
 
-		bufs := make([][]float32, w)
-		for r := range bufs {
-			bufs[r] = make([]float32, n)
-			for i := range bufs[r] {
-				bufs[r][i] = float32(r + 1)
-			}
+		where := "goroutines of this process"
+		if f.procs {
+			where = "child processes"
 		}
-		ctx := cmd.Context()
-		iter := func() (time.Duration, error) {
-			errs := make([]error, w)
-			var wg sync.WaitGroup
-			start := time.Now()
-			for r := range w {
-				wg.Go(func() { errs[r] = rings[r].AllReduce(ctx, bufs[r]) })
-			}
-			wg.Wait()
-			el := time.Since(start)
-			for r, err := range errs {
-				if err != nil {
-					return 0, fmt.Errorf("rank %d: %w", r, err)
-				}
-			}
-			return el, nil
-		}
-
-		fmt.Fprintf(out, "ring all-reduce: %d workers over gRPC on 127.0.0.1, %s (%d float32), chunk %s, %d warm-up + %d timed\n",
-			w, f.bytes, n, f.chunk, f.warmup, f.iters)
+		fmt.Fprintf(out, "ring all-reduce: %d workers (%s) over gRPC on 127.0.0.1, %s (%d float32), chunk %s, %d warm-up + %d timed\n",
+			w, where, f.bytes, n, f.chunk, f.warmup, f.iters)
 		bar := progressbar.NewOptions(f.warmup+f.iters,
 			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("bench allreduce"),
@@ -107,31 +92,33 @@ from the median iteration: algbw = bytes / time, busbw = algbw·2(n−1)/n
 			progressbar.OptionClearOnFinish(),
 		)
 		for i := 0; i < f.warmup; i++ {
-			if _, err := iter(); err != nil {
+			if _, err := ranks.iter(); err != nil {
 				return err
 			}
 			bar.Add(1)
 		}
 		times := make([]time.Duration, f.iters)
-		cpu0 := cpuTime()
+		cpu0, err := ranks.cpu()
+		if err != nil {
+			return err
+		}
 		for i := range times {
-			if times[i], err = iter(); err != nil {
+			if times[i], err = ranks.iter(); err != nil {
 				return err
 			}
 			bar.Add(1)
 		}
-		cpu := (cpuTime() - cpu0) / time.Duration(f.iters)
+		cpu1, err := ranks.cpu()
+		if err != nil {
+			return err
+		}
+		cpu := (cpu1 - cpu0) / time.Duration(f.iters)
 		bar.Finish()
 
 		// Every rank must hold the mean of 1 … W (exact in float32 for
 		// these small integers, up to the rounding of 1/W).
-		want := float64(w+1) / 2
-		for r := range w {
-			for _, i := range []int{0, n / 2, n - 1} {
-				if got := float64(bufs[r][i]); math.Abs(got-want) > 1e-5*want {
-					return fmt.Errorf("rank %d element %d: %v, want %v: the all-reduce is wrong", r, i, got, want)
-				}
-			}
+		if err := ranks.check(float64(w+1) / 2); err != nil {
+			return err
 		}
 
 		slices.Sort(times)
@@ -141,7 +128,7 @@ from the median iteration: algbw = bytes / time, busbw = algbw·2(n−1)/n
 		}
 		bw := func(d time.Duration) float64 { return float64(size) / d.Seconds() / 1e9 }
 		factor := 2 * float64(w-1) / float64(w)
-		fmt.Fprintf(out, "time per all-reduce: median %.2f ms, min %.2f ms, max %.2f ms; algbw best %.3f GB/s; process CPU %.2f ms per all-reduce (%.2f cores)\n",
+		fmt.Fprintf(out, "time per all-reduce: median %.2f ms, min %.2f ms, max %.2f ms; algbw best %.3f GB/s; CPU %.2f ms per all-reduce (%.2f cores)\n",
 			ms(med), ms(times[0]), ms(times[len(times)-1]), bw(times[0]), ms(cpu), float64(cpu)/float64(med))
 		fmt.Fprintf(out, "algbw_GBps=%.3f busbw_GBps=%.3f\n", bw(med), bw(med)*factor)
 		return nil
@@ -149,70 +136,6 @@ from the median iteration: algbw = bytes / time, busbw = algbw·2(n−1)/n
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
-
-// cpuTime is the user+system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// loopbackRing starts w ring members in this process, each with its own
-// gRPC server on an ephemeral 127.0.0.1 port, and connects them.
-func loopbackRing(ctx context.Context, w, chunk int) ([]*allreduce.Ring, func(), error) {
-	servers := make([]*grpc.Server, w)
-	trs := make([]*allreduce.GRPCTransport, w)
-	addrs := make([]string, w)
-	stopServers := func() {
-		for _, s := range servers {
-			if s != nil {
-				s.Stop()
-			}
-		}
-	}
-	for r := range w {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			stopServers()
-			return nil, nil, fmt.Errorf("listen on 127.0.0.1: %w", err)
-		}
-		trs[r] = allreduce.NewGRPCTransport()
-		servers[r] = grpc.NewServer(allreduce.ServerOptions()...)
-		trs[r].Register(servers[r])
-		go servers[r].Serve(lis)
-		addrs[r] = lis.Addr().String()
-	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	rings := make([]*allreduce.Ring, w)
-	errs := make([]error, w)
-	var wg sync.WaitGroup
-	for r := range w {
-		wg.Go(func() {
-			rings[r], errs[r] = allreduce.New(cctx, trs[r], allreduce.Config{
-				Generation: 1, Rank: r, WorldSize: w, Peers: addrs, ChunkBytes: chunk,
-			})
-		})
-	}
-	wg.Wait()
-	stop := func() {
-		for _, ring := range rings {
-			if ring != nil {
-				ring.Close()
-			}
-		}
-		stopServers()
-	}
-	for r, err := range errs {
-		if err != nil {
-			stop()
-			return nil, nil, fmt.Errorf("rank %d: %w", r, err)
-		}
-	}
-	return rings, stop, nil
-}
 
 // parseSize parses a byte count: plain digits, or a number with a unit —
 // B, KB/MB/GB (powers of 1000) or KiB/MiB/GiB (powers of 1024), in any
@@ -250,5 +173,10 @@ func init() {
 	fl.IntVar(&benchAllreduceFlags.iters, "iters", 10, "timed all-reduces")
 	fl.IntVar(&benchAllreduceFlags.warmup, "warmup", 2, "untimed all-reduces before timing")
 	fl.StringVar(&benchAllreduceFlags.chunk, "chunk", "1MiB", "pipelined chunk size")
+	fl.BoolVar(&benchAllreduceFlags.procs, "procs", false, "run each rank in its own child process instead of a goroutine")
+	fl.IntVar(&benchAllreduceFlags.childRank, "child-rank", -1, "internal: run as rank N of a --procs benchmark")
+	fl.StringVar(&benchAllreduceFlags.childPeers, "child-peers", "", "internal: peer addresses of a --procs benchmark")
+	fl.MarkHidden("child-rank")
+	fl.MarkHidden("child-peers")
 	benchCmd.AddCommand(benchAllreduceCmd)
 }
