@@ -168,8 +168,10 @@ func TestDecoderStepAllocs(t *testing.T) {
 	}
 }
 
-// TestRowLayersMatch: the one-row layers of Step give the same bits as the
-// training layers on one row.
+// TestRowLayersMatch: the one-row layers of Step agree with the training
+// layers on one row within 1e-6 relative (max(1, |y|)). Today they do the
+// same arithmetic and give the same bits; the tolerance leaves the training
+// layers free to move to other kernels.
 func TestRowLayersMatch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	const C, F = 37, 53
@@ -183,14 +185,14 @@ func TestRowLayersMatch(t *testing.T) {
 	want, got, rstd := make([]float32, C), make([]float32, C), make([]float32, 1)
 	rmsnormForward(want, rstd, x, g, 1, C)
 	rmsnormRow(got, x, g)
-	if !slices.Equal(got, want) {
-		t.Errorf("rmsnormRow %v, rmsnormForward %v", got, want)
+	if d := maxRelDiff(got, want); d > 1e-6 {
+		t.Errorf("rmsnormRow differs from rmsnormForward by %.3g: %v, %v", d, got, want)
 	}
 	wantS, gotS := make([]float32, F), make([]float32, F)
 	swigluForward(wantS, h13, 1, F)
 	swigluRow(gotS, h13)
-	if !slices.Equal(gotS, wantS) {
-		t.Errorf("swigluRow %v, swigluForward %v", gotS, wantS)
+	if d := maxRelDiff(gotS, wantS); d > 1e-6 {
+		t.Errorf("swigluRow differs from swigluForward by %.3g: %v, %v", d, gotS, wantS)
 	}
 }
 
