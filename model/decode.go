@@ -197,9 +197,9 @@ func (d *Decoder) head(x []float32) []float32 {
 	return d.logits
 }
 
-// rmsnormRow is rmsnormForward for one row, with the same arithmetic (so
-// the same bits) but no goroutines: parallelFor would heap-allocate its
-// closure on every call, and a row of C values is too little work to split.
+// rmsnormRow is rmsnormForward for one row (today the same arithmetic, so
+// the same bits) without goroutines: parallelFor heap-allocates its closure
+// on every call, and a row of C values is too little work to split.
 //
 //	out (C), inp (C), g (C)
 func rmsnormRow(out, inp, g []float32) {
