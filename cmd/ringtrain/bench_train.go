@@ -11,17 +11,16 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/cpu"
 
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/model/kernels"
 )
 
-// Peak FLOP rate assumed per core for MFU: AVX2 with two FMA pipes,
-// 2 × 8 fp32 FMAs = 32 FLOP per cycle, at 3.0 GHz (see KERNELS.md).
-const (
-	peakGHz           = 3.0
-	peakFLOPsPerCycle = 32
-)
+// Peak FLOP rate assumed per core for MFU: 3.0 GHz and, by default, AVX2
+// with two FMA pipes, 2 × 8 fp32 FMAs = 32 FLOP per cycle (KERNELS.md);
+// --flops-per-cycle 64 gives the AVX-512 peak.
+const peakGHz = 3.0
 
 var benchTrainFlags struct {
 	model   string
@@ -31,6 +30,7 @@ var benchTrainFlags struct {
 	seq     int
 	warmup  int
 	profile string
+	fpc     int
 }
 
 var benchTrainCmd = &cobra.Command{
@@ -40,7 +40,8 @@ var benchTrainCmd = &cobra.Command{
 clipping and AdamW — on random tokens, after untimed warm-up steps.
 Progress goes to stderr; the last line on stdout is
   tokens_per_s=<float> mfu=<float>
-with mfu = 6·params·tokens_per_s / (threads × 3.0 GHz × 32 FLOP/cycle).`,
+with mfu = 6·params·tokens_per_s / (threads × 3.0 GHz × flops-per-cycle),
+flops-per-cycle 32 by default (AVX2: 2 FMA pipes × 8 fp32 × 2).`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := benchTrainFlags
@@ -78,11 +79,17 @@ with mfu = 6·params·tokens_per_s / (threads × 3.0 GHz × 32 FLOP/cycle).`,
 		x, y := make([]int32, B*T), make([]int32, B*T)
 		params := float64(cfg.NumParams())
 		tokens := B * T
-		peak := float64(threads) * peakGHz * 1e9 * peakFLOPsPerCycle
+		if f.fpc < 1 {
+			return fmt.Errorf("--flops-per-cycle %d: must be positive", f.fpc)
+		}
+		peak := float64(threads) * peakGHz * 1e9 * float64(f.fpc)
 		fmt.Fprintf(out, "model %s: %d parameters, batch %d×%d = %d tokens/step, threads %d\n",
 			f.model, cfg.NumParams(), B, T, tokens, threads)
 		fmt.Fprintf(out, "peak = %d cores × %.1f GHz × %d FLOP/cycle = %.1f GFLOP/s; mfu = 6·params·tokens_per_s / peak\n",
-			threads, peakGHz, peakFLOPsPerCycle, peak/1e9)
+			threads, peakGHz, f.fpc, peak/1e9)
+		if cpu.X86.HasAVX512F && f.fpc == 32 {
+			fmt.Fprintln(out, "note: this CPU has AVX-512 (2 FMA pipes × 16 fp32 = 64 FLOP/cycle); --flops-per-cycle 64 measures against that peak")
+		}
 
 		step := func(s int) float64 {
 			for i := range x {
@@ -142,6 +149,7 @@ func init() {
 	fl.IntVar(&benchTrainFlags.steps, "steps", 10, "timed training steps")
 	fl.IntVar(&benchTrainFlags.warmup, "warmup", 1, "untimed warm-up steps before timing")
 	fl.IntVar(&benchTrainFlags.batch, "batch", 8, "sequences per step")
+	fl.IntVar(&benchTrainFlags.fpc, "flops-per-cycle", 32, "peak fp32 FLOP per cycle per core for mfu (32 = AVX2 FMA, 64 = AVX-512)")
 	fl.StringVar(&benchTrainFlags.profile, "cpuprofile", "", "write a CPU profile of the timed steps to this file")
 	fl.IntVar(&benchTrainFlags.seq, "seq", 0, "tokens per sequence; 0 = the model's context_length")
 	benchCmd.AddCommand(benchTrainCmd)
