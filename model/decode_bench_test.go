@@ -83,6 +83,7 @@ func BenchmarkPrefill(b *testing.B) {
 	}
 	toks := randomTokens(rand.New(rand.NewPCG(2, 2)), T, cfg.VocabSize)
 	b.ReportAllocs()
+	b.ResetTimer()
 	for range b.N {
 		d.Prefill(toks)
 	}
