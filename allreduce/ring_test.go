@@ -566,3 +566,100 @@ func TestReconnectSameGeneration(t *testing.T) {
 		}
 	}
 }
+
+// TestRandomSequence runs a seeded random mix of operations (lengths,
+// reductions, float32 buckets and float64 vectors, several queued at once)
+// and checks every result bit for bit.
+func TestRandomSequence(t *testing.T) {
+	for _, kind := range transportKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			const w, ops = 3, 40
+			c := kind.build(t, Config{Generation: 2, WorldSize: w, ChunkBytes: 96}, nil)
+			ctx := testCtx(t)
+			rng := rand.New(rand.NewPCG(2024, 1))
+			type plan struct {
+				n     int
+				o     Op
+				f64   bool
+				batch int // ops started together before waiting
+			}
+			plans := make([]plan, ops)
+			for i := range plans {
+				plans[i] = plan{n: rng.IntN(300), o: Op(rng.IntN(2)), f64: rng.IntN(4) == 0, batch: 1 + rng.IntN(4)}
+			}
+			xs := make([][][]float32, ops)
+			for i, p := range plans {
+				xs[i] = inputs(uint64(i), w, p.n)
+			}
+			bufs32 := make([][][]float32, ops)
+			bufs64 := make([][][]float64, ops)
+			for i, p := range plans {
+				bufs32[i] = clone(xs[i])
+				bufs64[i] = make([][]float64, w)
+				for r := range w {
+					bufs64[i][r] = make([]float64, p.n)
+					for j, v := range xs[i][r] {
+						bufs64[i][r][j] = float64(v)
+					}
+				}
+			}
+			errs := c.each(func(rank int, r *Ring) error {
+				for i := 0; i < ops; {
+					var hs []*Handle
+					batch := plans[i].batch
+					for j := 0; j < batch && i < ops; j++ {
+						if p := plans[i]; p.f64 {
+							if err := r.AllReduceFloat64(ctx, bufs64[i][rank], p.o); err != nil {
+								return fmt.Errorf("op %d: %w", i, err)
+							}
+						} else {
+							hs = append(hs, r.StartOp(ctx, i, bufs32[i][rank], p.o))
+						}
+						i++
+					}
+					for _, h := range hs {
+						if err := h.Wait(); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+			for rank, err := range errs {
+				if err != nil {
+					t.Fatalf("rank %d: %v", rank, err)
+				}
+			}
+			for i, p := range plans {
+				if p.f64 {
+					for rank := range w {
+						for j := range p.n {
+							var want float64
+							seg := 0
+							for s := (schedule{n: p.n, w: w}); seg < w; seg++ {
+								if off, cnt := s.segment(seg); j >= off && j < off+cnt {
+									break
+								}
+							}
+							want = float64(xs[i][seg][j])
+							for k := 1; k < w; k++ {
+								want = float64(xs[i][(seg+k)%w][j]) + want
+							}
+							if p.o == Mean {
+								want *= 1 / float64(w)
+							}
+							if got := bufs64[i][rank][j]; math.Float64bits(got) != math.Float64bits(want) {
+								t.Fatalf("op %d (float64) rank %d element %d: %v, want %v", i, rank, j, got, want)
+							}
+						}
+					}
+					continue
+				}
+				want := reference(xs[i], p.o)
+				for rank := range w {
+					sameBits(t, fmt.Sprintf("op %d rank %d", i, rank), bufs32[i][rank], want)
+				}
+			}
+		})
+	}
+}
