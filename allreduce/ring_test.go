@@ -663,3 +663,33 @@ func TestRandomSequence(t *testing.T) {
 		})
 	}
 }
+
+// TestBucketRunsAlone: a started bucket is reduced in the background
+// without waiting for later buckets or for a Wait call, so backward can go
+// on while it travels.
+func TestBucketRunsAlone(t *testing.T) {
+	for _, kind := range transportKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			const w = 3
+			c := kind.build(t, Config{Generation: 1, WorldSize: w, ChunkBytes: 64}, nil)
+			ctx := testCtx(t)
+			xs := inputs(9, w, 500)
+			bufs := clone(xs)
+			errs := c.each(func(rank int, r *Ring) error {
+				h := r.Start(ctx, 0, bufs[rank])
+				select {
+				case <-h.Done(): // finished with nobody waiting and nothing else started
+				case <-ctx.Done():
+					return fmt.Errorf("bucket 0 made no progress on its own")
+				}
+				return h.Wait()
+			})
+			for rank, err := range errs {
+				if err != nil {
+					t.Fatalf("rank %d: %v", rank, err)
+				}
+				sameBits(t, fmt.Sprintf("rank %d", rank), bufs[rank], reference(xs, Mean))
+			}
+		})
+	}
+}

@@ -1684,3 +1684,383 @@ swigluGrad_tail:
 swigluGrad_done:
 	VZEROUPPER
 	RET
+
+// func maxAVX2(x *float32, blocks int) float32
+// Requires: AVX, SSE
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ    x+0(FP), AX
+	MOVQ    blocks+8(FP), CX
+	VMOVUPS (AX), Y0
+
+max8_loop:
+	TESTQ  CX, CX
+	JE     max8_done
+	VMAXPS (AX), Y0, Y0
+	ADDQ   $0x20, AX
+	DECQ   CX
+	JMP    max8_loop
+
+max8_done:
+	VEXTRACTF128 $0x01, Y0, X1
+	VMAXPS       X0, X1, X1
+	VPERMILPS    $0x4e, X1, X0
+	VMAXPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VMAXPS       X0, X1, X1
+	VZEROUPPER
+	MOVSS        X1, ret+16(FP)
+	RET
+
+// func expSumAVX2(dst *float32, src *float32, blocks int, sub float32, mul float32) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·expSumAVX2(SB), NOSPLIT, $0-36
+	MOVQ         dst+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         blocks+16(FP), DX
+	VBROADCASTSS exp8Lo<>+0(SB), Y0
+	VBROADCASTSS exp8Hi<>+0(SB), Y1
+	VBROADCASTSS expLog2e<>+0(SB), Y2
+	VBROADCASTSS expLn2hi<>+0(SB), Y3
+	VBROADCASTSS expLn2lo<>+0(SB), Y4
+	VBROADCASTSS expOne<>+0(SB), Y5
+	VBROADCASTSS posInf<>+0(SB), Y6
+	VXORPS       Y7, Y7, Y7
+	VPBROADCASTD exp8Bias<>+0(SB), Y8
+	VBROADCASTSS expP0<>+0(SB), Y9
+	VBROADCASTSS expP1<>+0(SB), Y10
+	VBROADCASTSS expP2<>+0(SB), Y11
+	VBROADCASTSS expP3<>+0(SB), Y12
+	VBROADCASTSS expP4<>+0(SB), Y13
+	VBROADCASTSS expP5<>+0(SB), Y14
+	VBROADCASTSS sub+24(FP), Y15
+	VBROADCASTSS mul+28(FP), Y16
+	VXORPS       Y17, Y17, Y17
+
+expSumAVX2_loop:
+	TESTQ        DX, DX
+	JE           expSumAVX2_done
+	VMOVUPS      (CX), Y18
+	VSUBPS       Y15, Y18, Y18
+	VCMPPS       $0x1e, Y1, Y18, Y20
+	VCMPPS       $0x11, Y0, Y18, Y21
+	VMAXPS       Y18, Y0, Y18
+	VMINPS       Y18, Y1, Y18
+	VMULPS       Y2, Y18, Y22
+	VROUNDPS     $0x00, Y22, Y22
+	VFNMADD231PS Y3, Y22, Y18
+	VFNMADD231PS Y4, Y22, Y18
+	VMOVAPS      Y9, Y19
+	VFMADD213PS  Y10, Y18, Y19
+	VFMADD213PS  Y11, Y18, Y19
+	VFMADD213PS  Y12, Y18, Y19
+	VFMADD213PS  Y13, Y18, Y19
+	VFMADD213PS  Y14, Y18, Y19
+	VMULPS       Y18, Y18, Y23
+	VFMADD213PS  Y18, Y23, Y19
+	VADDPS       Y5, Y19, Y19
+	VCVTPS2DQ    Y22, Y22
+	VPADDD       Y8, Y22, Y22
+	VPSLLD       $0x17, Y22, Y22
+	VMULPS       Y22, Y19, Y19
+	VBLENDVPS    Y20, Y6, Y19, Y19
+	VBLENDVPS    Y21, Y7, Y19, Y19
+	VADDPS       Y19, Y17, Y17
+	VMULPS       Y16, Y19, Y19
+	VMOVUPS      Y19, (AX)
+	ADDQ         $0x20, CX
+	ADDQ         $0x20, AX
+	DECQ         DX
+	JMP          expSumAVX2_loop
+
+expSumAVX2_done:
+	VEXTRACTF128 $0x01, Y17, X0
+	VADDPS       X17, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+32(FP)
+	RET
+
+DATA exp8Lo<>+0(SB)/4, $0xc2aeac4f
+GLOBL exp8Lo<>(SB), RODATA|NOPTR, $4
+
+DATA exp8Hi<>+0(SB)/4, $0x42b17217
+GLOBL exp8Hi<>(SB), RODATA|NOPTR, $4
+
+DATA posInf<>+0(SB)/4, $0x7f800000
+GLOBL posInf<>(SB), RODATA|NOPTR, $4
+
+DATA exp8Bias<>+0(SB)/4, $0x0000007f
+GLOBL exp8Bias<>(SB), RODATA|NOPTR, $4
+
+// func sumExpAVX2(src *float32, blocks int, sub float32) float32
+// Requires: AVX, AVX2, FMA3, SSE
+TEXT ·sumExpAVX2(SB), NOSPLIT, $0-28
+	MOVQ         src+0(FP), AX
+	MOVQ         blocks+8(FP), CX
+	VBROADCASTSS exp8Lo<>+0(SB), Y0
+	VBROADCASTSS exp8Hi<>+0(SB), Y1
+	VBROADCASTSS expLog2e<>+0(SB), Y2
+	VBROADCASTSS expLn2hi<>+0(SB), Y3
+	VBROADCASTSS expLn2lo<>+0(SB), Y4
+	VBROADCASTSS expOne<>+0(SB), Y5
+	VBROADCASTSS posInf<>+0(SB), Y6
+	VXORPS       Y7, Y7, Y7
+	VPBROADCASTD exp8Bias<>+0(SB), Y8
+	VBROADCASTSS expP0<>+0(SB), Y9
+	VBROADCASTSS expP1<>+0(SB), Y10
+	VBROADCASTSS expP2<>+0(SB), Y11
+	VBROADCASTSS expP3<>+0(SB), Y12
+	VBROADCASTSS expP4<>+0(SB), Y13
+	VBROADCASTSS expP5<>+0(SB), Y14
+	VBROADCASTSS sub+16(FP), Y15
+	VXORPS       Y16, Y16, Y16
+
+sumExpAVX2_loop:
+	TESTQ        CX, CX
+	JE           sumExpAVX2_done
+	VMOVUPS      (AX), Y17
+	VSUBPS       Y15, Y17, Y17
+	VCMPPS       $0x1e, Y1, Y17, Y19
+	VCMPPS       $0x11, Y0, Y17, Y20
+	VMAXPS       Y17, Y0, Y17
+	VMINPS       Y17, Y1, Y17
+	VMULPS       Y2, Y17, Y21
+	VROUNDPS     $0x00, Y21, Y21
+	VFNMADD231PS Y3, Y21, Y17
+	VFNMADD231PS Y4, Y21, Y17
+	VMOVAPS      Y9, Y18
+	VFMADD213PS  Y10, Y17, Y18
+	VFMADD213PS  Y11, Y17, Y18
+	VFMADD213PS  Y12, Y17, Y18
+	VFMADD213PS  Y13, Y17, Y18
+	VFMADD213PS  Y14, Y17, Y18
+	VMULPS       Y17, Y17, Y22
+	VFMADD213PS  Y17, Y22, Y18
+	VADDPS       Y5, Y18, Y18
+	VCVTPS2DQ    Y21, Y21
+	VPADDD       Y8, Y21, Y21
+	VPSLLD       $0x17, Y21, Y21
+	VMULPS       Y21, Y18, Y18
+	VBLENDVPS    Y19, Y6, Y18, Y18
+	VBLENDVPS    Y20, Y7, Y18, Y18
+	VADDPS       Y18, Y16, Y16
+	ADDQ         $0x20, AX
+	DECQ         CX
+	JMP          sumExpAVX2_loop
+
+sumExpAVX2_done:
+	VEXTRACTF128 $0x01, Y16, X0
+	VADDPS       X16, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+24(FP)
+	RET
+
+// func expGradAVX2(p *float32, dp *float32, blocks int, lse float32, d float32)
+// Requires: AVX, AVX2, FMA3
+TEXT ·expGradAVX2(SB), NOSPLIT, $0-32
+	MOVQ         p+0(FP), AX
+	MOVQ         dp+8(FP), CX
+	MOVQ         blocks+16(FP), DX
+	VBROADCASTSS exp8Lo<>+0(SB), Y0
+	VBROADCASTSS exp8Hi<>+0(SB), Y1
+	VBROADCASTSS expLog2e<>+0(SB), Y2
+	VBROADCASTSS expLn2hi<>+0(SB), Y3
+	VBROADCASTSS expLn2lo<>+0(SB), Y4
+	VBROADCASTSS expOne<>+0(SB), Y5
+	VBROADCASTSS posInf<>+0(SB), Y6
+	VXORPS       Y7, Y7, Y7
+	VPBROADCASTD exp8Bias<>+0(SB), Y8
+	VBROADCASTSS expP0<>+0(SB), Y9
+	VBROADCASTSS expP1<>+0(SB), Y10
+	VBROADCASTSS expP2<>+0(SB), Y11
+	VBROADCASTSS expP3<>+0(SB), Y12
+	VBROADCASTSS expP4<>+0(SB), Y13
+	VBROADCASTSS expP5<>+0(SB), Y14
+	VBROADCASTSS lse+24(FP), Y15
+	VBROADCASTSS d+28(FP), Y16
+
+expGrad8_loop:
+	TESTQ        DX, DX
+	JE           expGrad8_done
+	VMOVUPS      (AX), Y17
+	VSUBPS       Y15, Y17, Y17
+	VCMPPS       $0x1e, Y1, Y17, Y19
+	VCMPPS       $0x11, Y0, Y17, Y20
+	VMAXPS       Y17, Y0, Y17
+	VMINPS       Y17, Y1, Y17
+	VMULPS       Y2, Y17, Y21
+	VROUNDPS     $0x00, Y21, Y21
+	VFNMADD231PS Y3, Y21, Y17
+	VFNMADD231PS Y4, Y21, Y17
+	VMOVAPS      Y9, Y18
+	VFMADD213PS  Y10, Y17, Y18
+	VFMADD213PS  Y11, Y17, Y18
+	VFMADD213PS  Y12, Y17, Y18
+	VFMADD213PS  Y13, Y17, Y18
+	VFMADD213PS  Y14, Y17, Y18
+	VMULPS       Y17, Y17, Y22
+	VFMADD213PS  Y17, Y22, Y18
+	VADDPS       Y5, Y18, Y18
+	VCVTPS2DQ    Y21, Y21
+	VPADDD       Y8, Y21, Y21
+	VPSLLD       $0x17, Y21, Y21
+	VMULPS       Y21, Y18, Y18
+	VBLENDVPS    Y19, Y6, Y18, Y18
+	VBLENDVPS    Y20, Y7, Y18, Y18
+	VMOVUPS      Y18, (AX)
+	VMOVUPS      (CX), Y17
+	VSUBPS       Y16, Y17, Y17
+	VMULPS       Y18, Y17, Y17
+	VMOVUPS      Y17, (CX)
+	ADDQ         $0x20, AX
+	ADDQ         $0x20, CX
+	DECQ         DX
+	JMP          expGrad8_loop
+
+expGrad8_done:
+	VZEROUPPER
+	RET
+
+// func swigluAVX2(out *float32, a *float32, b *float32, blocks int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·swigluAVX2(SB), NOSPLIT, $0-32
+	MOVQ         out+0(FP), AX
+	MOVQ         a+8(FP), CX
+	MOVQ         b+16(FP), DX
+	MOVQ         blocks+24(FP), BX
+	VBROADCASTSS exp8Lo<>+0(SB), Y0
+	VBROADCASTSS exp8Hi<>+0(SB), Y1
+	VBROADCASTSS expLog2e<>+0(SB), Y2
+	VBROADCASTSS expLn2hi<>+0(SB), Y3
+	VBROADCASTSS expLn2lo<>+0(SB), Y4
+	VBROADCASTSS expOne<>+0(SB), Y5
+	VBROADCASTSS posInf<>+0(SB), Y6
+	VXORPS       Y7, Y7, Y7
+	VPBROADCASTD exp8Bias<>+0(SB), Y8
+	VBROADCASTSS expP0<>+0(SB), Y9
+	VBROADCASTSS expP1<>+0(SB), Y10
+	VBROADCASTSS expP2<>+0(SB), Y11
+	VBROADCASTSS expP3<>+0(SB), Y12
+	VBROADCASTSS expP4<>+0(SB), Y13
+	VBROADCASTSS expP5<>+0(SB), Y14
+
+swiglu8_loop:
+	TESTQ        BX, BX
+	JE           swiglu8_done
+	VMOVUPS      (CX), Y15
+	VSUBPS       Y15, Y7, Y16
+	VCMPPS       $0x1e, Y1, Y16, Y18
+	VCMPPS       $0x11, Y0, Y16, Y19
+	VMAXPS       Y16, Y0, Y16
+	VMINPS       Y16, Y1, Y16
+	VMULPS       Y2, Y16, Y20
+	VROUNDPS     $0x00, Y20, Y20
+	VFNMADD231PS Y3, Y20, Y16
+	VFNMADD231PS Y4, Y20, Y16
+	VMOVAPS      Y9, Y17
+	VFMADD213PS  Y10, Y16, Y17
+	VFMADD213PS  Y11, Y16, Y17
+	VFMADD213PS  Y12, Y16, Y17
+	VFMADD213PS  Y13, Y16, Y17
+	VFMADD213PS  Y14, Y16, Y17
+	VMULPS       Y16, Y16, Y21
+	VFMADD213PS  Y16, Y21, Y17
+	VADDPS       Y5, Y17, Y17
+	VCVTPS2DQ    Y20, Y20
+	VPADDD       Y8, Y20, Y20
+	VPSLLD       $0x17, Y20, Y20
+	VMULPS       Y20, Y17, Y17
+	VBLENDVPS    Y18, Y6, Y17, Y17
+	VBLENDVPS    Y19, Y7, Y17, Y17
+	VADDPS       Y5, Y17, Y17
+	VDIVPS       Y17, Y15, Y15
+	VMULPS       (DX), Y15, Y15
+	VMOVUPS      Y15, (AX)
+	ADDQ         $0x20, AX
+	ADDQ         $0x20, CX
+	ADDQ         $0x20, DX
+	DECQ         BX
+	JMP          swiglu8_loop
+
+swiglu8_done:
+	VZEROUPPER
+	RET
+
+// func swigluGradAVX2(da *float32, db *float32, d *float32, a *float32, b *float32, blocks int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·swigluGradAVX2(SB), NOSPLIT, $0-48
+	MOVQ         da+0(FP), AX
+	MOVQ         db+8(FP), CX
+	MOVQ         d+16(FP), DX
+	MOVQ         a+24(FP), BX
+	MOVQ         b+32(FP), SI
+	MOVQ         blocks+40(FP), DI
+	VBROADCASTSS exp8Lo<>+0(SB), Y0
+	VBROADCASTSS exp8Hi<>+0(SB), Y1
+	VBROADCASTSS expLog2e<>+0(SB), Y2
+	VBROADCASTSS expLn2hi<>+0(SB), Y3
+	VBROADCASTSS expLn2lo<>+0(SB), Y4
+	VBROADCASTSS expOne<>+0(SB), Y5
+	VBROADCASTSS posInf<>+0(SB), Y6
+	VXORPS       Y7, Y7, Y7
+	VPBROADCASTD exp8Bias<>+0(SB), Y8
+	VBROADCASTSS expP0<>+0(SB), Y9
+	VBROADCASTSS expP1<>+0(SB), Y10
+	VBROADCASTSS expP2<>+0(SB), Y11
+	VBROADCASTSS expP3<>+0(SB), Y12
+	VBROADCASTSS expP4<>+0(SB), Y13
+	VBROADCASTSS expP5<>+0(SB), Y14
+
+swigluGrad8_loop:
+	TESTQ        DI, DI
+	JE           swigluGrad8_done
+	VMOVUPS      (BX), Y15
+	VSUBPS       Y15, Y7, Y16
+	VCMPPS       $0x1e, Y1, Y16, Y18
+	VCMPPS       $0x11, Y0, Y16, Y19
+	VMAXPS       Y16, Y0, Y16
+	VMINPS       Y16, Y1, Y16
+	VMULPS       Y2, Y16, Y20
+	VROUNDPS     $0x00, Y20, Y20
+	VFNMADD231PS Y3, Y20, Y16
+	VFNMADD231PS Y4, Y20, Y16
+	VMOVAPS      Y9, Y17
+	VFMADD213PS  Y10, Y16, Y17
+	VFMADD213PS  Y11, Y16, Y17
+	VFMADD213PS  Y12, Y16, Y17
+	VFMADD213PS  Y13, Y16, Y17
+	VFMADD213PS  Y14, Y16, Y17
+	VMULPS       Y16, Y16, Y21
+	VFMADD213PS  Y16, Y21, Y17
+	VADDPS       Y5, Y17, Y17
+	VCVTPS2DQ    Y20, Y20
+	VPADDD       Y8, Y20, Y20
+	VPSLLD       $0x17, Y20, Y20
+	VMULPS       Y20, Y17, Y17
+	VBLENDVPS    Y18, Y6, Y17, Y17
+	VBLENDVPS    Y19, Y7, Y17, Y17
+	VADDPS       Y5, Y17, Y17
+	VDIVPS       Y17, Y5, Y16
+	VMOVUPS      (DX), Y18
+	VMULPS       Y16, Y18, Y18
+	VMULPS       Y15, Y18, Y17
+	VMOVUPS      Y17, (CX)
+	VSUBPS       Y16, Y5, Y17
+	VFMADD213PS  Y5, Y15, Y17
+	VMULPS       (SI), Y18, Y18
+	VMULPS       Y17, Y18, Y18
+	VMOVUPS      Y18, (AX)
+	ADDQ         $0x20, AX
+	ADDQ         $0x20, CX
+	ADDQ         $0x20, DX
+	ADDQ         $0x20, BX
+	ADDQ         $0x20, SI
+	DECQ         DI
+	JMP          swigluGrad8_loop
+
+swigluGrad8_done:
+	VZEROUPPER
+	RET

@@ -46,3 +46,21 @@ func swigluAVX512(out *float32, a *float32, b *float32, blocks int, tail uint32)
 
 // swigluGradAVX512 sets da[i] = d[i]·b[i]·σ(a[i])·(1 + a[i]·(1−σ(a[i]))) and db[i] = d[i]·a[i]·σ(a[i]).
 func swigluGradAVX512(da *float32, db *float32, d *float32, a *float32, b *float32, blocks int, tail uint32)
+
+// maxAVX2 returns the largest of the 8·blocks values at x (blocks ≥ 1).
+func maxAVX2(x *float32, blocks int) float32
+
+// expSumAVX2 sets dst[i] = e^(src[i]−sub)·mul for 8·blocks values and returns Σ e^(src[i]−sub).
+func expSumAVX2(dst *float32, src *float32, blocks int, sub float32, mul float32) float32
+
+// sumExpAVX2 returns Σ e^(src[i]−sub) over 8·blocks values.
+func sumExpAVX2(src *float32, blocks int, sub float32) float32
+
+// expGradAVX2 sets p[i] = e^(p[i]−lse) and dp[i] = p[i]·(dp[i]−d) for 8·blocks values.
+func expGradAVX2(p *float32, dp *float32, blocks int, lse float32, d float32)
+
+// swigluAVX2 sets out[i] = a[i]·σ(a[i])·b[i] for 8·blocks values.
+func swigluAVX2(out *float32, a *float32, b *float32, blocks int)
+
+// swigluGradAVX2 sets da[i] = d[i]·b[i]·σ(a[i])·(1 + a[i]·(1−σ(a[i]))) and db[i] = d[i]·a[i]·σ(a[i]) for 8·blocks values.
+func swigluGradAVX2(da *float32, db *float32, d *float32, a *float32, b *float32, blocks int)

@@ -27,6 +27,7 @@ func main() {
 	packGather()
 	packCopy()
 	rowKernels()
+	rowKernelsAVX2()
 	Generate()
 }
 

@@ -323,3 +323,253 @@ func rowKernels() {
 		RET()
 	}
 }
+
+// expConsts8 holds the broadcast constants of the 8-lane AVX2 exp.
+type expConsts8 struct {
+	lo, hi, log2e, ln2hi, ln2lo, one, inf, zero VecVirtual
+	bias                                        VecVirtual
+	p                                           [6]VecVirtual
+}
+
+func loadExpConsts8() *expConsts8 {
+	c := &expConsts8{}
+	bc := func(name string, v float32) VecVirtual {
+		y := YMM()
+		VBROADCASTSS(f32(name, v), y)
+		return y
+	}
+	c.lo = bc("exp8Lo", -87.33654)
+	c.hi = bc("exp8Hi", 88.72283)
+	c.log2e = bc("expLog2e", 1.44269504088896341)
+	c.ln2hi = bc("expLn2hi", 0.693359375)
+	c.ln2lo = bc("expLn2lo", -2.12194440e-4)
+	c.one = bc("expOne", 1)
+	c.inf = bc("posInf", float32(math.Inf(1)))
+	c.zero = YMM()
+	VXORPS(c.zero, c.zero, c.zero)
+	c.bias = YMM()
+	VPBROADCASTD(f32("exp8Bias", math.Float32frombits(127)), c.bias)
+	for i, v := range []float32{1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1} {
+		c.p[i] = bc("expP"+string(rune('0'+i)), v)
+	}
+	return c
+}
+
+// exp sets y = e^x lane-wise exactly like the scalar expf: 0 below −87.34,
+// +Inf above 88.72, NaN for NaN; x is clobbered.
+func (c *expConsts8) exp(x, y VecVirtual) {
+	big, small := YMM(), YMM()
+	VCMPPS(U8(0x1e), c.hi, x, big)   // x > hi (ordered, quiet)
+	VCMPPS(U8(0x11), c.lo, x, small) // x < lo (ordered, quiet)
+	VMAXPS(x, c.lo, x)
+	VMINPS(x, c.hi, x)
+	n := YMM()
+	VMULPS(c.log2e, x, n)
+	VROUNDPS(U8(0), n, n)
+	VFNMADD231PS(c.ln2hi, n, x)
+	VFNMADD231PS(c.ln2lo, n, x)
+	VMOVAPS(c.p[0], y)
+	for i := 1; i < 6; i++ {
+		VFMADD213PS(c.p[i], x, y)
+	}
+	r2 := YMM()
+	VMULPS(x, x, r2)
+	VFMADD213PS(x, r2, y)
+	VADDPS(c.one, y, y)
+	VCVTPS2DQ(n, n)
+	VPADDD(c.bias, n, n)
+	VPSLLD(U8(23), n, n)
+	VMULPS(n, y, y)
+	VBLENDVPS(big, c.inf, y, y)
+	VBLENDVPS(small, c.zero, y, y)
+}
+
+// hsum8 returns the sum of the lanes of y in the low lane of an XMM.
+func hsum8(y VecVirtual) VecVirtual {
+	x := XMM()
+	VEXTRACTF128(U8(1), y, x)
+	VADDPS(y.AsX(), x, x)
+	VHADDPS(x, x, x)
+	VHADDPS(x, x, x)
+	return x
+}
+
+func hmax8(y VecVirtual) VecVirtual {
+	x := XMM()
+	VEXTRACTF128(U8(1), y, x)
+	VMAXPS(y.AsX(), x, x)
+	t := XMM()
+	VPERMILPS(U8(0x4e), x, t)
+	VMAXPS(t, x, x)
+	VPERMILPS(U8(0xb1), x, t)
+	VMAXPS(t, x, x)
+	return x
+}
+
+// loop8 emits a loop over blocks of 8 lanes.
+func loop8(name string, blocks Register, body func(), advance func()) {
+	Label(name + "_loop")
+	TESTQ(blocks, blocks)
+	JE(LabelRef(name + "_done"))
+	body()
+	advance()
+	DECQ(blocks)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+}
+
+// rowKernelsAVX2 emits the row primitives for AVX2/FMA CPUs: whole blocks
+// of 8 only; the Go wrappers finish the tail.
+func rowKernelsAVX2() {
+	TEXT("maxAVX2", NOSPLIT, "func(x *float32, blocks int) float32")
+	Doc("maxAVX2 returns the largest of the 8·blocks values at x (blocks ≥ 1).")
+	{
+		x := Load(Param("x"), GP64())
+		blocks := Load(Param("blocks"), GP64())
+		acc := YMM()
+		VMOVUPS(Mem{Base: x}, acc)
+		loop8("max8", blocks, func() { VMAXPS(Mem{Base: x}, acc, acc) }, func() { ADDQ(U8(32), x) })
+		r := hmax8(acc)
+		VZEROUPPER()
+		Store(r, ReturnIndex(0))
+		RET()
+	}
+
+	for _, st := range []bool{true, false} {
+		name, sig := "expSumAVX2", "func(dst, src *float32, blocks int, sub, mul float32) float32"
+		if !st {
+			name, sig = "sumExpAVX2", "func(src *float32, blocks int, sub float32) float32"
+		}
+		TEXT(name, NOSPLIT, sig)
+		if st {
+			Doc(name + " sets dst[i] = e^(src[i]−sub)·mul for 8·blocks values and returns Σ e^(src[i]−sub).")
+		} else {
+			Doc(name + " returns Σ e^(src[i]−sub) over 8·blocks values.")
+		}
+		var dst Register
+		if st {
+			dst = Load(Param("dst"), GP64())
+		}
+		src := Load(Param("src"), GP64())
+		blocks := Load(Param("blocks"), GP64())
+		c := loadExpConsts8()
+		sub := YMM()
+		VBROADCASTSS(mustResolve(Param("sub")).Addr, sub)
+		var mul VecVirtual
+		if st {
+			mul = YMM()
+			VBROADCASTSS(mustResolve(Param("mul")).Addr, mul)
+		}
+		acc := YMM()
+		VXORPS(acc, acc, acc)
+		loop8(name, blocks, func() {
+			x, e := YMM(), YMM()
+			VMOVUPS(Mem{Base: src}, x)
+			VSUBPS(sub, x, x)
+			c.exp(x, e)
+			VADDPS(e, acc, acc)
+			if st {
+				VMULPS(mul, e, e)
+				VMOVUPS(e, Mem{Base: dst})
+			}
+		}, func() {
+			ADDQ(U8(32), src)
+			if st {
+				ADDQ(U8(32), dst)
+			}
+		})
+		r := hsum8(acc)
+		VZEROUPPER()
+		Store(r, ReturnIndex(0))
+		RET()
+	}
+
+	TEXT("expGradAVX2", NOSPLIT, "func(p, dp *float32, blocks int, lse, d float32)")
+	Doc("expGradAVX2 sets p[i] = e^(p[i]−lse) and dp[i] = p[i]·(dp[i]−d) for 8·blocks values.")
+	{
+		p := Load(Param("p"), GP64())
+		dp := Load(Param("dp"), GP64())
+		blocks := Load(Param("blocks"), GP64())
+		c := loadExpConsts8()
+		lse, d := YMM(), YMM()
+		VBROADCASTSS(mustResolve(Param("lse")).Addr, lse)
+		VBROADCASTSS(mustResolve(Param("d")).Addr, d)
+		loop8("expGrad8", blocks, func() {
+			x, e, g := YMM(), YMM(), YMM()
+			VMOVUPS(Mem{Base: p}, x)
+			VSUBPS(lse, x, x)
+			c.exp(x, e)
+			VMOVUPS(e, Mem{Base: p})
+			VMOVUPS(Mem{Base: dp}, g)
+			VSUBPS(d, g, g)
+			VMULPS(e, g, g)
+			VMOVUPS(g, Mem{Base: dp})
+		}, func() {
+			ADDQ(U8(32), p)
+			ADDQ(U8(32), dp)
+		})
+		VZEROUPPER()
+		RET()
+	}
+
+	TEXT("swigluAVX2", NOSPLIT, "func(out, a, b *float32, blocks int)")
+	Doc("swigluAVX2 sets out[i] = a[i]·σ(a[i])·b[i] for 8·blocks values.")
+	{
+		out := Load(Param("out"), GP64())
+		a := Load(Param("a"), GP64())
+		b := Load(Param("b"), GP64())
+		blocks := Load(Param("blocks"), GP64())
+		c := loadExpConsts8()
+		loop8("swiglu8", blocks, func() {
+			x, nx, e, y := YMM(), YMM(), YMM(), YMM()
+			VMOVUPS(Mem{Base: a}, x)
+			VSUBPS(x, c.zero, nx)
+			c.exp(nx, e)
+			VADDPS(c.one, e, e)
+			VDIVPS(e, x, y)
+			VMULPS(Mem{Base: b}, y, y)
+			VMOVUPS(y, Mem{Base: out})
+		}, func() {
+			ADDQ(U8(32), out)
+			ADDQ(U8(32), a)
+			ADDQ(U8(32), b)
+		})
+		VZEROUPPER()
+		RET()
+	}
+
+	TEXT("swigluGradAVX2", NOSPLIT, "func(da, db, d, a, b *float32, blocks int)")
+	Doc("swigluGradAVX2 sets da[i] = d[i]·b[i]·σ(a[i])·(1 + a[i]·(1−σ(a[i]))) and db[i] = d[i]·a[i]·σ(a[i]) for 8·blocks values.")
+	{
+		da := Load(Param("da"), GP64())
+		db := Load(Param("db"), GP64())
+		dd := Load(Param("d"), GP64())
+		a := Load(Param("a"), GP64())
+		b := Load(Param("b"), GP64())
+		blocks := Load(Param("blocks"), GP64())
+		c := loadExpConsts8()
+		loop8("swigluGrad8", blocks, func() {
+			x, nx, e, s, t, g := YMM(), YMM(), YMM(), YMM(), YMM(), YMM()
+			VMOVUPS(Mem{Base: a}, x)
+			VSUBPS(x, c.zero, nx)
+			c.exp(nx, e)
+			VADDPS(c.one, e, e)
+			VDIVPS(e, c.one, s)
+			VMOVUPS(Mem{Base: dd}, g)
+			VMULPS(s, g, g)
+			VMULPS(x, g, t)
+			VMOVUPS(t, Mem{Base: db})
+			VSUBPS(s, c.one, t)
+			VFMADD213PS(c.one, x, t)
+			VMULPS(Mem{Base: b}, g, g)
+			VMULPS(t, g, g)
+			VMOVUPS(g, Mem{Base: da})
+		}, func() {
+			for _, r := range []Register{da, db, dd, a, b} {
+				ADDQ(U8(32), r)
+			}
+		})
+		VZEROUPPER()
+		RET()
+	}
+}
