@@ -1717,64 +1717,52 @@ TEXT ·expSumAVX2(SB), NOSPLIT, $0-36
 	MOVQ         dst+0(FP), AX
 	MOVQ         src+8(FP), CX
 	MOVQ         blocks+16(FP), DX
-	VBROADCASTSS exp8Lo<>+0(SB), Y0
-	VBROADCASTSS exp8Hi<>+0(SB), Y1
-	VBROADCASTSS expLog2e<>+0(SB), Y2
-	VBROADCASTSS expLn2hi<>+0(SB), Y3
-	VBROADCASTSS expLn2lo<>+0(SB), Y4
-	VBROADCASTSS expOne<>+0(SB), Y5
-	VBROADCASTSS posInf<>+0(SB), Y6
-	VXORPS       Y7, Y7, Y7
-	VPBROADCASTD exp8Bias<>+0(SB), Y8
-	VBROADCASTSS expP0<>+0(SB), Y9
-	VBROADCASTSS expP1<>+0(SB), Y10
-	VBROADCASTSS expP2<>+0(SB), Y11
-	VBROADCASTSS expP3<>+0(SB), Y12
-	VBROADCASTSS expP4<>+0(SB), Y13
-	VBROADCASTSS expP5<>+0(SB), Y14
-	VBROADCASTSS sub+24(FP), Y15
-	VBROADCASTSS mul+28(FP), Y16
-	VXORPS       Y17, Y17, Y17
+	VMOVUPS      exp8Lo<>+0(SB), Y0
+	VMOVUPS      exp8Hi<>+0(SB), Y1
+	VMOVUPS      exp8One<>+0(SB), Y2
+	VBROADCASTSS sub+24(FP), Y3
+	VBROADCASTSS mul+28(FP), Y4
+	VXORPS       Y5, Y5, Y5
 
 expSumAVX2_loop:
 	TESTQ        DX, DX
 	JE           expSumAVX2_done
-	VMOVUPS      (CX), Y18
-	VSUBPS       Y15, Y18, Y18
-	VCMPPS       $0x1e, Y1, Y18, Y20
-	VCMPPS       $0x11, Y0, Y18, Y21
-	VMAXPS       Y18, Y0, Y18
-	VMINPS       Y18, Y1, Y18
-	VMULPS       Y2, Y18, Y22
-	VROUNDPS     $0x00, Y22, Y22
-	VFNMADD231PS Y3, Y22, Y18
-	VFNMADD231PS Y4, Y22, Y18
-	VMOVAPS      Y9, Y19
-	VFMADD213PS  Y10, Y18, Y19
-	VFMADD213PS  Y11, Y18, Y19
-	VFMADD213PS  Y12, Y18, Y19
-	VFMADD213PS  Y13, Y18, Y19
-	VFMADD213PS  Y14, Y18, Y19
-	VMULPS       Y18, Y18, Y23
-	VFMADD213PS  Y18, Y23, Y19
-	VADDPS       Y5, Y19, Y19
-	VCVTPS2DQ    Y22, Y22
-	VPADDD       Y8, Y22, Y22
-	VPSLLD       $0x17, Y22, Y22
-	VMULPS       Y22, Y19, Y19
-	VBLENDVPS    Y20, Y6, Y19, Y19
-	VBLENDVPS    Y21, Y7, Y19, Y19
-	VADDPS       Y19, Y17, Y17
-	VMULPS       Y16, Y19, Y19
-	VMOVUPS      Y19, (AX)
+	VMOVUPS      (CX), Y6
+	VSUBPS       Y3, Y6, Y6
+	VCMPPS       $0x1e, Y1, Y6, Y8
+	VCMPPS       $0x11, Y0, Y6, Y9
+	VMAXPS       Y6, Y0, Y6
+	VMINPS       Y6, Y1, Y6
+	VMULPS       exp8Log2e<>+0(SB), Y6, Y10
+	VROUNDPS     $0x00, Y10, Y10
+	VFNMADD231PS exp8Ln2hi<>+0(SB), Y10, Y6
+	VFNMADD231PS exp8Ln2lo<>+0(SB), Y10, Y6
+	VMOVUPS      exp8P0<>+0(SB), Y7
+	VFMADD213PS  exp8P1<>+0(SB), Y6, Y7
+	VFMADD213PS  exp8P2<>+0(SB), Y6, Y7
+	VFMADD213PS  exp8P3<>+0(SB), Y6, Y7
+	VFMADD213PS  exp8P4<>+0(SB), Y6, Y7
+	VFMADD213PS  exp8P5<>+0(SB), Y6, Y7
+	VMULPS       Y6, Y6, Y11
+	VFMADD213PS  Y6, Y11, Y7
+	VADDPS       Y2, Y7, Y7
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       exp8Bias<>+0(SB), Y10, Y10
+	VPSLLD       $0x17, Y10, Y10
+	VMULPS       Y10, Y7, Y7
+	VBLENDVPS    Y8, exp8Inf<>+0(SB), Y7, Y7
+	VANDNPS      Y7, Y9, Y7
+	VADDPS       Y7, Y5, Y5
+	VMULPS       Y4, Y7, Y7
+	VMOVUPS      Y7, (AX)
 	ADDQ         $0x20, CX
 	ADDQ         $0x20, AX
 	DECQ         DX
 	JMP          expSumAVX2_loop
 
 expSumAVX2_done:
-	VEXTRACTF128 $0x01, Y17, X0
-	VADDPS       X17, X0, X0
+	VEXTRACTF128 $0x01, Y5, X0
+	VADDPS       X5, X0, X0
 	VHADDPS      X0, X0, X0
 	VHADDPS      X0, X0, X0
 	VZEROUPPER
@@ -1782,76 +1770,192 @@ expSumAVX2_done:
 	RET
 
 DATA exp8Lo<>+0(SB)/4, $0xc2aeac4f
-GLOBL exp8Lo<>(SB), RODATA|NOPTR, $4
+DATA exp8Lo<>+4(SB)/4, $0xc2aeac4f
+DATA exp8Lo<>+8(SB)/4, $0xc2aeac4f
+DATA exp8Lo<>+12(SB)/4, $0xc2aeac4f
+DATA exp8Lo<>+16(SB)/4, $0xc2aeac4f
+DATA exp8Lo<>+20(SB)/4, $0xc2aeac4f
+DATA exp8Lo<>+24(SB)/4, $0xc2aeac4f
+DATA exp8Lo<>+28(SB)/4, $0xc2aeac4f
+GLOBL exp8Lo<>(SB), RODATA|NOPTR, $32
 
 DATA exp8Hi<>+0(SB)/4, $0x42b17217
-GLOBL exp8Hi<>(SB), RODATA|NOPTR, $4
+DATA exp8Hi<>+4(SB)/4, $0x42b17217
+DATA exp8Hi<>+8(SB)/4, $0x42b17217
+DATA exp8Hi<>+12(SB)/4, $0x42b17217
+DATA exp8Hi<>+16(SB)/4, $0x42b17217
+DATA exp8Hi<>+20(SB)/4, $0x42b17217
+DATA exp8Hi<>+24(SB)/4, $0x42b17217
+DATA exp8Hi<>+28(SB)/4, $0x42b17217
+GLOBL exp8Hi<>(SB), RODATA|NOPTR, $32
 
-DATA posInf<>+0(SB)/4, $0x7f800000
-GLOBL posInf<>(SB), RODATA|NOPTR, $4
+DATA exp8One<>+0(SB)/4, $0x3f800000
+DATA exp8One<>+4(SB)/4, $0x3f800000
+DATA exp8One<>+8(SB)/4, $0x3f800000
+DATA exp8One<>+12(SB)/4, $0x3f800000
+DATA exp8One<>+16(SB)/4, $0x3f800000
+DATA exp8One<>+20(SB)/4, $0x3f800000
+DATA exp8One<>+24(SB)/4, $0x3f800000
+DATA exp8One<>+28(SB)/4, $0x3f800000
+GLOBL exp8One<>(SB), RODATA|NOPTR, $32
+
+DATA exp8Log2e<>+0(SB)/4, $0x3fb8aa3b
+DATA exp8Log2e<>+4(SB)/4, $0x3fb8aa3b
+DATA exp8Log2e<>+8(SB)/4, $0x3fb8aa3b
+DATA exp8Log2e<>+12(SB)/4, $0x3fb8aa3b
+DATA exp8Log2e<>+16(SB)/4, $0x3fb8aa3b
+DATA exp8Log2e<>+20(SB)/4, $0x3fb8aa3b
+DATA exp8Log2e<>+24(SB)/4, $0x3fb8aa3b
+DATA exp8Log2e<>+28(SB)/4, $0x3fb8aa3b
+GLOBL exp8Log2e<>(SB), RODATA|NOPTR, $32
+
+DATA exp8Ln2hi<>+0(SB)/4, $0x3f318000
+DATA exp8Ln2hi<>+4(SB)/4, $0x3f318000
+DATA exp8Ln2hi<>+8(SB)/4, $0x3f318000
+DATA exp8Ln2hi<>+12(SB)/4, $0x3f318000
+DATA exp8Ln2hi<>+16(SB)/4, $0x3f318000
+DATA exp8Ln2hi<>+20(SB)/4, $0x3f318000
+DATA exp8Ln2hi<>+24(SB)/4, $0x3f318000
+DATA exp8Ln2hi<>+28(SB)/4, $0x3f318000
+GLOBL exp8Ln2hi<>(SB), RODATA|NOPTR, $32
+
+DATA exp8Ln2lo<>+0(SB)/4, $0xb95e8083
+DATA exp8Ln2lo<>+4(SB)/4, $0xb95e8083
+DATA exp8Ln2lo<>+8(SB)/4, $0xb95e8083
+DATA exp8Ln2lo<>+12(SB)/4, $0xb95e8083
+DATA exp8Ln2lo<>+16(SB)/4, $0xb95e8083
+DATA exp8Ln2lo<>+20(SB)/4, $0xb95e8083
+DATA exp8Ln2lo<>+24(SB)/4, $0xb95e8083
+DATA exp8Ln2lo<>+28(SB)/4, $0xb95e8083
+GLOBL exp8Ln2lo<>(SB), RODATA|NOPTR, $32
+
+DATA exp8P0<>+0(SB)/4, $0x39506967
+DATA exp8P0<>+4(SB)/4, $0x39506967
+DATA exp8P0<>+8(SB)/4, $0x39506967
+DATA exp8P0<>+12(SB)/4, $0x39506967
+DATA exp8P0<>+16(SB)/4, $0x39506967
+DATA exp8P0<>+20(SB)/4, $0x39506967
+DATA exp8P0<>+24(SB)/4, $0x39506967
+DATA exp8P0<>+28(SB)/4, $0x39506967
+GLOBL exp8P0<>(SB), RODATA|NOPTR, $32
+
+DATA exp8P1<>+0(SB)/4, $0x3ab743ce
+DATA exp8P1<>+4(SB)/4, $0x3ab743ce
+DATA exp8P1<>+8(SB)/4, $0x3ab743ce
+DATA exp8P1<>+12(SB)/4, $0x3ab743ce
+DATA exp8P1<>+16(SB)/4, $0x3ab743ce
+DATA exp8P1<>+20(SB)/4, $0x3ab743ce
+DATA exp8P1<>+24(SB)/4, $0x3ab743ce
+DATA exp8P1<>+28(SB)/4, $0x3ab743ce
+GLOBL exp8P1<>(SB), RODATA|NOPTR, $32
+
+DATA exp8P2<>+0(SB)/4, $0x3c088908
+DATA exp8P2<>+4(SB)/4, $0x3c088908
+DATA exp8P2<>+8(SB)/4, $0x3c088908
+DATA exp8P2<>+12(SB)/4, $0x3c088908
+DATA exp8P2<>+16(SB)/4, $0x3c088908
+DATA exp8P2<>+20(SB)/4, $0x3c088908
+DATA exp8P2<>+24(SB)/4, $0x3c088908
+DATA exp8P2<>+28(SB)/4, $0x3c088908
+GLOBL exp8P2<>(SB), RODATA|NOPTR, $32
+
+DATA exp8P3<>+0(SB)/4, $0x3d2aa9c1
+DATA exp8P3<>+4(SB)/4, $0x3d2aa9c1
+DATA exp8P3<>+8(SB)/4, $0x3d2aa9c1
+DATA exp8P3<>+12(SB)/4, $0x3d2aa9c1
+DATA exp8P3<>+16(SB)/4, $0x3d2aa9c1
+DATA exp8P3<>+20(SB)/4, $0x3d2aa9c1
+DATA exp8P3<>+24(SB)/4, $0x3d2aa9c1
+DATA exp8P3<>+28(SB)/4, $0x3d2aa9c1
+GLOBL exp8P3<>(SB), RODATA|NOPTR, $32
+
+DATA exp8P4<>+0(SB)/4, $0x3e2aaaaa
+DATA exp8P4<>+4(SB)/4, $0x3e2aaaaa
+DATA exp8P4<>+8(SB)/4, $0x3e2aaaaa
+DATA exp8P4<>+12(SB)/4, $0x3e2aaaaa
+DATA exp8P4<>+16(SB)/4, $0x3e2aaaaa
+DATA exp8P4<>+20(SB)/4, $0x3e2aaaaa
+DATA exp8P4<>+24(SB)/4, $0x3e2aaaaa
+DATA exp8P4<>+28(SB)/4, $0x3e2aaaaa
+GLOBL exp8P4<>(SB), RODATA|NOPTR, $32
+
+DATA exp8P5<>+0(SB)/4, $0x3f000000
+DATA exp8P5<>+4(SB)/4, $0x3f000000
+DATA exp8P5<>+8(SB)/4, $0x3f000000
+DATA exp8P5<>+12(SB)/4, $0x3f000000
+DATA exp8P5<>+16(SB)/4, $0x3f000000
+DATA exp8P5<>+20(SB)/4, $0x3f000000
+DATA exp8P5<>+24(SB)/4, $0x3f000000
+DATA exp8P5<>+28(SB)/4, $0x3f000000
+GLOBL exp8P5<>(SB), RODATA|NOPTR, $32
 
 DATA exp8Bias<>+0(SB)/4, $0x0000007f
-GLOBL exp8Bias<>(SB), RODATA|NOPTR, $4
+DATA exp8Bias<>+4(SB)/4, $0x0000007f
+DATA exp8Bias<>+8(SB)/4, $0x0000007f
+DATA exp8Bias<>+12(SB)/4, $0x0000007f
+DATA exp8Bias<>+16(SB)/4, $0x0000007f
+DATA exp8Bias<>+20(SB)/4, $0x0000007f
+DATA exp8Bias<>+24(SB)/4, $0x0000007f
+DATA exp8Bias<>+28(SB)/4, $0x0000007f
+GLOBL exp8Bias<>(SB), RODATA|NOPTR, $32
+
+DATA exp8Inf<>+0(SB)/4, $0x7f800000
+DATA exp8Inf<>+4(SB)/4, $0x7f800000
+DATA exp8Inf<>+8(SB)/4, $0x7f800000
+DATA exp8Inf<>+12(SB)/4, $0x7f800000
+DATA exp8Inf<>+16(SB)/4, $0x7f800000
+DATA exp8Inf<>+20(SB)/4, $0x7f800000
+DATA exp8Inf<>+24(SB)/4, $0x7f800000
+DATA exp8Inf<>+28(SB)/4, $0x7f800000
+GLOBL exp8Inf<>(SB), RODATA|NOPTR, $32
 
 // func sumExpAVX2(src *float32, blocks int, sub float32) float32
 // Requires: AVX, AVX2, FMA3, SSE
 TEXT ·sumExpAVX2(SB), NOSPLIT, $0-28
 	MOVQ         src+0(FP), AX
 	MOVQ         blocks+8(FP), CX
-	VBROADCASTSS exp8Lo<>+0(SB), Y0
-	VBROADCASTSS exp8Hi<>+0(SB), Y1
-	VBROADCASTSS expLog2e<>+0(SB), Y2
-	VBROADCASTSS expLn2hi<>+0(SB), Y3
-	VBROADCASTSS expLn2lo<>+0(SB), Y4
-	VBROADCASTSS expOne<>+0(SB), Y5
-	VBROADCASTSS posInf<>+0(SB), Y6
-	VXORPS       Y7, Y7, Y7
-	VPBROADCASTD exp8Bias<>+0(SB), Y8
-	VBROADCASTSS expP0<>+0(SB), Y9
-	VBROADCASTSS expP1<>+0(SB), Y10
-	VBROADCASTSS expP2<>+0(SB), Y11
-	VBROADCASTSS expP3<>+0(SB), Y12
-	VBROADCASTSS expP4<>+0(SB), Y13
-	VBROADCASTSS expP5<>+0(SB), Y14
-	VBROADCASTSS sub+16(FP), Y15
-	VXORPS       Y16, Y16, Y16
+	VMOVUPS      exp8Lo<>+0(SB), Y0
+	VMOVUPS      exp8Hi<>+0(SB), Y1
+	VMOVUPS      exp8One<>+0(SB), Y2
+	VBROADCASTSS sub+16(FP), Y3
+	VXORPS       Y4, Y4, Y4
 
 sumExpAVX2_loop:
 	TESTQ        CX, CX
 	JE           sumExpAVX2_done
-	VMOVUPS      (AX), Y17
-	VSUBPS       Y15, Y17, Y17
-	VCMPPS       $0x1e, Y1, Y17, Y19
-	VCMPPS       $0x11, Y0, Y17, Y20
-	VMAXPS       Y17, Y0, Y17
-	VMINPS       Y17, Y1, Y17
-	VMULPS       Y2, Y17, Y21
-	VROUNDPS     $0x00, Y21, Y21
-	VFNMADD231PS Y3, Y21, Y17
-	VFNMADD231PS Y4, Y21, Y17
-	VMOVAPS      Y9, Y18
-	VFMADD213PS  Y10, Y17, Y18
-	VFMADD213PS  Y11, Y17, Y18
-	VFMADD213PS  Y12, Y17, Y18
-	VFMADD213PS  Y13, Y17, Y18
-	VFMADD213PS  Y14, Y17, Y18
-	VMULPS       Y17, Y17, Y22
-	VFMADD213PS  Y17, Y22, Y18
-	VADDPS       Y5, Y18, Y18
-	VCVTPS2DQ    Y21, Y21
-	VPADDD       Y8, Y21, Y21
-	VPSLLD       $0x17, Y21, Y21
-	VMULPS       Y21, Y18, Y18
-	VBLENDVPS    Y19, Y6, Y18, Y18
-	VBLENDVPS    Y20, Y7, Y18, Y18
-	VADDPS       Y18, Y16, Y16
+	VMOVUPS      (AX), Y5
+	VSUBPS       Y3, Y5, Y5
+	VCMPPS       $0x1e, Y1, Y5, Y7
+	VCMPPS       $0x11, Y0, Y5, Y8
+	VMAXPS       Y5, Y0, Y5
+	VMINPS       Y5, Y1, Y5
+	VMULPS       exp8Log2e<>+0(SB), Y5, Y9
+	VROUNDPS     $0x00, Y9, Y9
+	VFNMADD231PS exp8Ln2hi<>+0(SB), Y9, Y5
+	VFNMADD231PS exp8Ln2lo<>+0(SB), Y9, Y5
+	VMOVUPS      exp8P0<>+0(SB), Y6
+	VFMADD213PS  exp8P1<>+0(SB), Y5, Y6
+	VFMADD213PS  exp8P2<>+0(SB), Y5, Y6
+	VFMADD213PS  exp8P3<>+0(SB), Y5, Y6
+	VFMADD213PS  exp8P4<>+0(SB), Y5, Y6
+	VFMADD213PS  exp8P5<>+0(SB), Y5, Y6
+	VMULPS       Y5, Y5, Y10
+	VFMADD213PS  Y5, Y10, Y6
+	VADDPS       Y2, Y6, Y6
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       exp8Bias<>+0(SB), Y9, Y9
+	VPSLLD       $0x17, Y9, Y9
+	VMULPS       Y9, Y6, Y6
+	VBLENDVPS    Y7, exp8Inf<>+0(SB), Y6, Y6
+	VANDNPS      Y6, Y8, Y6
+	VADDPS       Y6, Y4, Y4
 	ADDQ         $0x20, AX
 	DECQ         CX
 	JMP          sumExpAVX2_loop
 
 sumExpAVX2_done:
-	VEXTRACTF128 $0x01, Y16, X0
-	VADDPS       X16, X0, X0
+	VEXTRACTF128 $0x01, Y4, X0
+	VADDPS       X4, X0, X0
 	VHADDPS      X0, X0, X0
 	VHADDPS      X0, X0, X0
 	VZEROUPPER
@@ -1864,57 +1968,45 @@ TEXT ·expGradAVX2(SB), NOSPLIT, $0-32
 	MOVQ         p+0(FP), AX
 	MOVQ         dp+8(FP), CX
 	MOVQ         blocks+16(FP), DX
-	VBROADCASTSS exp8Lo<>+0(SB), Y0
-	VBROADCASTSS exp8Hi<>+0(SB), Y1
-	VBROADCASTSS expLog2e<>+0(SB), Y2
-	VBROADCASTSS expLn2hi<>+0(SB), Y3
-	VBROADCASTSS expLn2lo<>+0(SB), Y4
-	VBROADCASTSS expOne<>+0(SB), Y5
-	VBROADCASTSS posInf<>+0(SB), Y6
-	VXORPS       Y7, Y7, Y7
-	VPBROADCASTD exp8Bias<>+0(SB), Y8
-	VBROADCASTSS expP0<>+0(SB), Y9
-	VBROADCASTSS expP1<>+0(SB), Y10
-	VBROADCASTSS expP2<>+0(SB), Y11
-	VBROADCASTSS expP3<>+0(SB), Y12
-	VBROADCASTSS expP4<>+0(SB), Y13
-	VBROADCASTSS expP5<>+0(SB), Y14
-	VBROADCASTSS lse+24(FP), Y15
-	VBROADCASTSS d+28(FP), Y16
+	VMOVUPS      exp8Lo<>+0(SB), Y0
+	VMOVUPS      exp8Hi<>+0(SB), Y1
+	VMOVUPS      exp8One<>+0(SB), Y2
+	VBROADCASTSS lse+24(FP), Y3
+	VBROADCASTSS d+28(FP), Y4
 
 expGrad8_loop:
 	TESTQ        DX, DX
 	JE           expGrad8_done
-	VMOVUPS      (AX), Y17
-	VSUBPS       Y15, Y17, Y17
-	VCMPPS       $0x1e, Y1, Y17, Y19
-	VCMPPS       $0x11, Y0, Y17, Y20
-	VMAXPS       Y17, Y0, Y17
-	VMINPS       Y17, Y1, Y17
-	VMULPS       Y2, Y17, Y21
-	VROUNDPS     $0x00, Y21, Y21
-	VFNMADD231PS Y3, Y21, Y17
-	VFNMADD231PS Y4, Y21, Y17
-	VMOVAPS      Y9, Y18
-	VFMADD213PS  Y10, Y17, Y18
-	VFMADD213PS  Y11, Y17, Y18
-	VFMADD213PS  Y12, Y17, Y18
-	VFMADD213PS  Y13, Y17, Y18
-	VFMADD213PS  Y14, Y17, Y18
-	VMULPS       Y17, Y17, Y22
-	VFMADD213PS  Y17, Y22, Y18
-	VADDPS       Y5, Y18, Y18
-	VCVTPS2DQ    Y21, Y21
-	VPADDD       Y8, Y21, Y21
-	VPSLLD       $0x17, Y21, Y21
-	VMULPS       Y21, Y18, Y18
-	VBLENDVPS    Y19, Y6, Y18, Y18
-	VBLENDVPS    Y20, Y7, Y18, Y18
-	VMOVUPS      Y18, (AX)
-	VMOVUPS      (CX), Y17
-	VSUBPS       Y16, Y17, Y17
-	VMULPS       Y18, Y17, Y17
-	VMOVUPS      Y17, (CX)
+	VMOVUPS      (AX), Y5
+	VSUBPS       Y3, Y5, Y5
+	VCMPPS       $0x1e, Y1, Y5, Y7
+	VCMPPS       $0x11, Y0, Y5, Y8
+	VMAXPS       Y5, Y0, Y5
+	VMINPS       Y5, Y1, Y5
+	VMULPS       exp8Log2e<>+0(SB), Y5, Y9
+	VROUNDPS     $0x00, Y9, Y9
+	VFNMADD231PS exp8Ln2hi<>+0(SB), Y9, Y5
+	VFNMADD231PS exp8Ln2lo<>+0(SB), Y9, Y5
+	VMOVUPS      exp8P0<>+0(SB), Y6
+	VFMADD213PS  exp8P1<>+0(SB), Y5, Y6
+	VFMADD213PS  exp8P2<>+0(SB), Y5, Y6
+	VFMADD213PS  exp8P3<>+0(SB), Y5, Y6
+	VFMADD213PS  exp8P4<>+0(SB), Y5, Y6
+	VFMADD213PS  exp8P5<>+0(SB), Y5, Y6
+	VMULPS       Y5, Y5, Y10
+	VFMADD213PS  Y5, Y10, Y6
+	VADDPS       Y2, Y6, Y6
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       exp8Bias<>+0(SB), Y9, Y9
+	VPSLLD       $0x17, Y9, Y9
+	VMULPS       Y9, Y6, Y6
+	VBLENDVPS    Y7, exp8Inf<>+0(SB), Y6, Y6
+	VANDNPS      Y6, Y8, Y6
+	VMOVUPS      Y6, (AX)
+	VMOVUPS      (CX), Y5
+	VSUBPS       Y4, Y5, Y5
+	VMULPS       Y6, Y5, Y5
+	VMOVUPS      Y5, (CX)
 	ADDQ         $0x20, AX
 	ADDQ         $0x20, CX
 	DECQ         DX
@@ -1927,58 +2019,46 @@ expGrad8_done:
 // func swigluAVX2(out *float32, a *float32, b *float32, blocks int)
 // Requires: AVX, AVX2, FMA3
 TEXT ·swigluAVX2(SB), NOSPLIT, $0-32
-	MOVQ         out+0(FP), AX
-	MOVQ         a+8(FP), CX
-	MOVQ         b+16(FP), DX
-	MOVQ         blocks+24(FP), BX
-	VBROADCASTSS exp8Lo<>+0(SB), Y0
-	VBROADCASTSS exp8Hi<>+0(SB), Y1
-	VBROADCASTSS expLog2e<>+0(SB), Y2
-	VBROADCASTSS expLn2hi<>+0(SB), Y3
-	VBROADCASTSS expLn2lo<>+0(SB), Y4
-	VBROADCASTSS expOne<>+0(SB), Y5
-	VBROADCASTSS posInf<>+0(SB), Y6
-	VXORPS       Y7, Y7, Y7
-	VPBROADCASTD exp8Bias<>+0(SB), Y8
-	VBROADCASTSS expP0<>+0(SB), Y9
-	VBROADCASTSS expP1<>+0(SB), Y10
-	VBROADCASTSS expP2<>+0(SB), Y11
-	VBROADCASTSS expP3<>+0(SB), Y12
-	VBROADCASTSS expP4<>+0(SB), Y13
-	VBROADCASTSS expP5<>+0(SB), Y14
+	MOVQ    out+0(FP), AX
+	MOVQ    a+8(FP), CX
+	MOVQ    b+16(FP), DX
+	MOVQ    blocks+24(FP), BX
+	VMOVUPS exp8Lo<>+0(SB), Y0
+	VMOVUPS exp8Hi<>+0(SB), Y1
+	VMOVUPS exp8One<>+0(SB), Y2
 
 swiglu8_loop:
 	TESTQ        BX, BX
 	JE           swiglu8_done
-	VMOVUPS      (CX), Y15
-	VSUBPS       Y15, Y7, Y16
-	VCMPPS       $0x1e, Y1, Y16, Y18
-	VCMPPS       $0x11, Y0, Y16, Y19
-	VMAXPS       Y16, Y0, Y16
-	VMINPS       Y16, Y1, Y16
-	VMULPS       Y2, Y16, Y20
-	VROUNDPS     $0x00, Y20, Y20
-	VFNMADD231PS Y3, Y20, Y16
-	VFNMADD231PS Y4, Y20, Y16
-	VMOVAPS      Y9, Y17
-	VFMADD213PS  Y10, Y16, Y17
-	VFMADD213PS  Y11, Y16, Y17
-	VFMADD213PS  Y12, Y16, Y17
-	VFMADD213PS  Y13, Y16, Y17
-	VFMADD213PS  Y14, Y16, Y17
-	VMULPS       Y16, Y16, Y21
-	VFMADD213PS  Y16, Y21, Y17
-	VADDPS       Y5, Y17, Y17
-	VCVTPS2DQ    Y20, Y20
-	VPADDD       Y8, Y20, Y20
-	VPSLLD       $0x17, Y20, Y20
-	VMULPS       Y20, Y17, Y17
-	VBLENDVPS    Y18, Y6, Y17, Y17
-	VBLENDVPS    Y19, Y7, Y17, Y17
-	VADDPS       Y5, Y17, Y17
-	VDIVPS       Y17, Y15, Y15
-	VMULPS       (DX), Y15, Y15
-	VMOVUPS      Y15, (AX)
+	VMOVUPS      (CX), Y3
+	VXORPS       exp8Sign<>+0(SB), Y3, Y4
+	VCMPPS       $0x1e, Y1, Y4, Y6
+	VCMPPS       $0x11, Y0, Y4, Y7
+	VMAXPS       Y4, Y0, Y4
+	VMINPS       Y4, Y1, Y4
+	VMULPS       exp8Log2e<>+0(SB), Y4, Y8
+	VROUNDPS     $0x00, Y8, Y8
+	VFNMADD231PS exp8Ln2hi<>+0(SB), Y8, Y4
+	VFNMADD231PS exp8Ln2lo<>+0(SB), Y8, Y4
+	VMOVUPS      exp8P0<>+0(SB), Y5
+	VFMADD213PS  exp8P1<>+0(SB), Y4, Y5
+	VFMADD213PS  exp8P2<>+0(SB), Y4, Y5
+	VFMADD213PS  exp8P3<>+0(SB), Y4, Y5
+	VFMADD213PS  exp8P4<>+0(SB), Y4, Y5
+	VFMADD213PS  exp8P5<>+0(SB), Y4, Y5
+	VMULPS       Y4, Y4, Y9
+	VFMADD213PS  Y4, Y9, Y5
+	VADDPS       Y2, Y5, Y5
+	VCVTPS2DQ    Y8, Y8
+	VPADDD       exp8Bias<>+0(SB), Y8, Y8
+	VPSLLD       $0x17, Y8, Y8
+	VMULPS       Y8, Y5, Y5
+	VBLENDVPS    Y6, exp8Inf<>+0(SB), Y5, Y5
+	VANDNPS      Y5, Y7, Y5
+	VADDPS       Y2, Y5, Y5
+	VDIVPS       Y5, Y3, Y3
+	VMULPS       (DX), Y3, Y3
+	VMOVUPS      Y3, (AX)
 	ADDQ         $0x20, AX
 	ADDQ         $0x20, CX
 	ADDQ         $0x20, DX
@@ -1989,70 +2069,68 @@ swiglu8_done:
 	VZEROUPPER
 	RET
 
+DATA exp8Sign<>+0(SB)/4, $0x80000000
+DATA exp8Sign<>+4(SB)/4, $0x80000000
+DATA exp8Sign<>+8(SB)/4, $0x80000000
+DATA exp8Sign<>+12(SB)/4, $0x80000000
+DATA exp8Sign<>+16(SB)/4, $0x80000000
+DATA exp8Sign<>+20(SB)/4, $0x80000000
+DATA exp8Sign<>+24(SB)/4, $0x80000000
+DATA exp8Sign<>+28(SB)/4, $0x80000000
+GLOBL exp8Sign<>(SB), RODATA|NOPTR, $32
+
 // func swigluGradAVX2(da *float32, db *float32, d *float32, a *float32, b *float32, blocks int)
 // Requires: AVX, AVX2, FMA3
 TEXT ·swigluGradAVX2(SB), NOSPLIT, $0-48
-	MOVQ         da+0(FP), AX
-	MOVQ         db+8(FP), CX
-	MOVQ         d+16(FP), DX
-	MOVQ         a+24(FP), BX
-	MOVQ         b+32(FP), SI
-	MOVQ         blocks+40(FP), DI
-	VBROADCASTSS exp8Lo<>+0(SB), Y0
-	VBROADCASTSS exp8Hi<>+0(SB), Y1
-	VBROADCASTSS expLog2e<>+0(SB), Y2
-	VBROADCASTSS expLn2hi<>+0(SB), Y3
-	VBROADCASTSS expLn2lo<>+0(SB), Y4
-	VBROADCASTSS expOne<>+0(SB), Y5
-	VBROADCASTSS posInf<>+0(SB), Y6
-	VXORPS       Y7, Y7, Y7
-	VPBROADCASTD exp8Bias<>+0(SB), Y8
-	VBROADCASTSS expP0<>+0(SB), Y9
-	VBROADCASTSS expP1<>+0(SB), Y10
-	VBROADCASTSS expP2<>+0(SB), Y11
-	VBROADCASTSS expP3<>+0(SB), Y12
-	VBROADCASTSS expP4<>+0(SB), Y13
-	VBROADCASTSS expP5<>+0(SB), Y14
+	MOVQ    da+0(FP), AX
+	MOVQ    db+8(FP), CX
+	MOVQ    d+16(FP), DX
+	MOVQ    a+24(FP), BX
+	MOVQ    b+32(FP), SI
+	MOVQ    blocks+40(FP), DI
+	VMOVUPS exp8Lo<>+0(SB), Y0
+	VMOVUPS exp8Hi<>+0(SB), Y1
+	VMOVUPS exp8One<>+0(SB), Y2
 
 swigluGrad8_loop:
 	TESTQ        DI, DI
 	JE           swigluGrad8_done
-	VMOVUPS      (BX), Y15
-	VSUBPS       Y15, Y7, Y16
-	VCMPPS       $0x1e, Y1, Y16, Y18
-	VCMPPS       $0x11, Y0, Y16, Y19
-	VMAXPS       Y16, Y0, Y16
-	VMINPS       Y16, Y1, Y16
-	VMULPS       Y2, Y16, Y20
-	VROUNDPS     $0x00, Y20, Y20
-	VFNMADD231PS Y3, Y20, Y16
-	VFNMADD231PS Y4, Y20, Y16
-	VMOVAPS      Y9, Y17
-	VFMADD213PS  Y10, Y16, Y17
-	VFMADD213PS  Y11, Y16, Y17
-	VFMADD213PS  Y12, Y16, Y17
-	VFMADD213PS  Y13, Y16, Y17
-	VFMADD213PS  Y14, Y16, Y17
-	VMULPS       Y16, Y16, Y21
-	VFMADD213PS  Y16, Y21, Y17
-	VADDPS       Y5, Y17, Y17
-	VCVTPS2DQ    Y20, Y20
-	VPADDD       Y8, Y20, Y20
-	VPSLLD       $0x17, Y20, Y20
-	VMULPS       Y20, Y17, Y17
-	VBLENDVPS    Y18, Y6, Y17, Y17
-	VBLENDVPS    Y19, Y7, Y17, Y17
-	VADDPS       Y5, Y17, Y17
-	VDIVPS       Y17, Y5, Y16
-	VMOVUPS      (DX), Y18
-	VMULPS       Y16, Y18, Y18
-	VMULPS       Y15, Y18, Y17
-	VMOVUPS      Y17, (CX)
-	VSUBPS       Y16, Y5, Y17
-	VFMADD213PS  Y5, Y15, Y17
-	VMULPS       (SI), Y18, Y18
-	VMULPS       Y17, Y18, Y18
-	VMOVUPS      Y18, (AX)
+	VMOVUPS      (BX), Y3
+	VXORPS       exp8Sign<>+0(SB), Y3, Y4
+	VCMPPS       $0x1e, Y1, Y4, Y6
+	VCMPPS       $0x11, Y0, Y4, Y7
+	VMAXPS       Y4, Y0, Y4
+	VMINPS       Y4, Y1, Y4
+	VMULPS       exp8Log2e<>+0(SB), Y4, Y8
+	VROUNDPS     $0x00, Y8, Y8
+	VFNMADD231PS exp8Ln2hi<>+0(SB), Y8, Y4
+	VFNMADD231PS exp8Ln2lo<>+0(SB), Y8, Y4
+	VMOVUPS      exp8P0<>+0(SB), Y5
+	VFMADD213PS  exp8P1<>+0(SB), Y4, Y5
+	VFMADD213PS  exp8P2<>+0(SB), Y4, Y5
+	VFMADD213PS  exp8P3<>+0(SB), Y4, Y5
+	VFMADD213PS  exp8P4<>+0(SB), Y4, Y5
+	VFMADD213PS  exp8P5<>+0(SB), Y4, Y5
+	VMULPS       Y4, Y4, Y9
+	VFMADD213PS  Y4, Y9, Y5
+	VADDPS       Y2, Y5, Y5
+	VCVTPS2DQ    Y8, Y8
+	VPADDD       exp8Bias<>+0(SB), Y8, Y8
+	VPSLLD       $0x17, Y8, Y8
+	VMULPS       Y8, Y5, Y5
+	VBLENDVPS    Y6, exp8Inf<>+0(SB), Y5, Y5
+	VANDNPS      Y5, Y7, Y5
+	VADDPS       Y2, Y5, Y5
+	VDIVPS       Y5, Y2, Y4
+	VMOVUPS      (DX), Y6
+	VMULPS       Y4, Y6, Y6
+	VMULPS       Y3, Y6, Y5
+	VMOVUPS      Y5, (CX)
+	VSUBPS       Y4, Y2, Y5
+	VFMADD213PS  Y2, Y3, Y5
+	VMULPS       (SI), Y6, Y6
+	VMULPS       Y5, Y6, Y6
+	VMOVUPS      Y6, (AX)
 	ADDQ         $0x20, AX
 	ADDQ         $0x20, CX
 	ADDQ         $0x20, DX

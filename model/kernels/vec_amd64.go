@@ -4,65 +4,113 @@ package kernels
 
 import "golang.org/x/sys/cpu"
 
-// useVecAsm selects the AVX-512 row primitives; tests switch it off to
-// cover the Go versions.
-var useVecAsm = cpu.X86.HasAVX512F
+// Vector levels of the row primitives.
+const (
+	vecGo = iota
+	vecAVX2
+	vecAVX512
+)
+
+// vecLevel selects the row primitives: AVX-512 (16 lanes, masked tails),
+// AVX2/FMA (8 lanes, Go tails) or Go. Tests lower it to cover every level.
+var vecLevel = maxVecLevel()
+
+func maxVecLevel() int {
+	switch {
+	case cpu.X86.HasAVX512F:
+		return vecAVX512
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		return vecAVX2
+	}
+	return vecGo
+}
 
 // blocks splits n into full blocks of 16 and the lane mask of the rest.
 func blocks(n int) (int, uint32) { return n / 16, 1<<(n%16) - 1 }
 
 func vmax(x []float32) float32 {
-	if !useVecAsm || len(x) == 0 {
-		return vmaxGo(x)
+	switch {
+	case vecLevel == vecAVX512 && len(x) > 0:
+		nb, tail := blocks(len(x))
+		return maxAVX512(&x[0], nb, tail)
+	case vecLevel == vecAVX2 && len(x) >= 8:
+		n8 := len(x) &^ 7
+		return max(maxAVX2(&x[0], n8/8), vmaxGo(x[n8:]))
 	}
-	nb, tail := blocks(len(x))
-	return maxAVX512(&x[0], nb, tail)
+	return vmaxGo(x)
 }
 
 func expSum(dst, src []float32, sub, mul float32) float32 {
-	if !useVecAsm || len(src) == 0 {
-		return expSumGo(dst, src, sub, mul)
+	switch {
+	case vecLevel == vecAVX512 && len(src) > 0:
+		_ = dst[len(src)-1]
+		nb, tail := blocks(len(src))
+		return expSumAVX512(&dst[0], &src[0], nb, tail, sub, mul)
+	case vecLevel == vecAVX2 && len(src) >= 8:
+		_ = dst[len(src)-1]
+		n8 := len(src) &^ 7
+		return expSumAVX2(&dst[0], &src[0], n8/8, sub, mul) + expSumGo(dst[n8:], src[n8:], sub, mul)
 	}
-	_ = dst[len(src)-1]
-	nb, tail := blocks(len(src))
-	return expSumAVX512(&dst[0], &src[0], nb, tail, sub, mul)
+	return expSumGo(dst, src, sub, mul)
 }
 
 func sumExp(src []float32, sub float32) float32 {
-	if !useVecAsm || len(src) == 0 {
-		return sumExpGo(src, sub)
+	switch {
+	case vecLevel == vecAVX512 && len(src) > 0:
+		nb, tail := blocks(len(src))
+		return sumExpAVX512(&src[0], nb, tail, sub)
+	case vecLevel == vecAVX2 && len(src) >= 8:
+		n8 := len(src) &^ 7
+		return sumExpAVX2(&src[0], n8/8, sub) + sumExpGo(src[n8:], sub)
 	}
-	nb, tail := blocks(len(src))
-	return sumExpAVX512(&src[0], nb, tail, sub)
+	return sumExpGo(src, sub)
 }
 
 func expGrad(p, dp []float32, lse, d float32) {
-	if !useVecAsm || len(p) == 0 {
-		expGradGo(p, dp, lse, d)
+	switch {
+	case vecLevel == vecAVX512 && len(p) > 0:
+		_ = dp[len(p)-1]
+		nb, tail := blocks(len(p))
+		expGradAVX512(&p[0], &dp[0], nb, tail, lse, d)
 		return
+	case vecLevel == vecAVX2 && len(p) >= 8:
+		_ = dp[len(p)-1]
+		n8 := len(p) &^ 7
+		expGradAVX2(&p[0], &dp[0], n8/8, lse, d)
+		p, dp = p[n8:], dp[n8:]
 	}
-	_ = dp[len(p)-1]
-	nb, tail := blocks(len(p))
-	expGradAVX512(&p[0], &dp[0], nb, tail, lse, d)
+	expGradGo(p, dp, lse, d)
 }
 
 func swigluRow(out, a, b []float32) {
-	if !useVecAsm || len(a) == 0 {
-		swigluRowGo(out, a, b)
+	switch {
+	case vecLevel == vecAVX512 && len(a) > 0:
+		_, _ = out[len(a)-1], b[len(a)-1]
+		nb, tail := blocks(len(a))
+		swigluAVX512(&out[0], &a[0], &b[0], nb, tail)
 		return
+	case vecLevel == vecAVX2 && len(a) >= 8:
+		_, _ = out[len(a)-1], b[len(a)-1]
+		n8 := len(a) &^ 7
+		swigluAVX2(&out[0], &a[0], &b[0], n8/8)
+		out, a, b = out[n8:], a[n8:], b[n8:]
 	}
-	_, _ = out[len(a)-1], b[len(a)-1]
-	nb, tail := blocks(len(a))
-	swigluAVX512(&out[0], &a[0], &b[0], nb, tail)
+	swigluRowGo(out, a, b)
 }
 
 func swigluGradRow(da, db, d, a, b []float32) {
-	if !useVecAsm || len(a) == 0 {
-		swigluGradRowGo(da, db, d, a, b)
+	n := len(a)
+	switch {
+	case vecLevel == vecAVX512 && n > 0:
+		_, _, _, _ = da[n-1], db[n-1], d[n-1], b[n-1]
+		nb, tail := blocks(n)
+		swigluGradAVX512(&da[0], &db[0], &d[0], &a[0], &b[0], nb, tail)
 		return
+	case vecLevel == vecAVX2 && n >= 8:
+		_, _, _, _ = da[n-1], db[n-1], d[n-1], b[n-1]
+		n8 := n &^ 7
+		swigluGradAVX2(&da[0], &db[0], &d[0], &a[0], &b[0], n8/8)
+		da, db, d, a, b = da[n8:], db[n8:], d[n8:], a[n8:], b[n8:]
 	}
-	n := len(a) - 1
-	_, _, _, _ = da[n], db[n], d[n], b[n]
-	nb, tail := blocks(len(a))
-	swigluGradAVX512(&da[0], &db[0], &d[0], &a[0], &b[0], nb, tail)
+	swigluGradRowGo(da, db, d, a, b)
 }

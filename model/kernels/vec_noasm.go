@@ -2,6 +2,13 @@
 
 package kernels
 
+const vecGo = 0
+
+// vecLevel is always vecGo in this build.
+var vecLevel = vecGo
+
+func maxVecLevel() int { return vecGo }
+
 func vmax(x []float32) float32                            { return vmaxGo(x) }
 func expSum(dst, src []float32, sub, mul float32) float32 { return expSumGo(dst, src, sub, mul) }
 func sumExp(src []float32, sub float32) float32           { return sumExpGo(src, sub) }

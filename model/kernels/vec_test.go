@@ -11,6 +11,14 @@ import (
 // the CPU has it) with their Go versions, and expf with math.Exp, over
 // lengths around the 16-lane blocks, with guard values after each slice.
 func TestRowPrimitives(t *testing.T) {
+	defer func() { vecLevel = maxVecLevel() }()
+	for level := maxVecLevel(); level >= 0; level-- {
+		vecLevel = level
+		t.Run(fmt.Sprintf("level%d", level), testRowPrimitives)
+	}
+}
+
+func testRowPrimitives(t *testing.T) {
 	const guard = 5
 	rel := func(got, want float32) float64 {
 		return math.Abs(float64(got-want)) / (math.Abs(float64(want)) + 1e-30)
@@ -91,8 +99,16 @@ func TestRowPrimitives(t *testing.T) {
 }
 
 func TestExpSpecialValues(t *testing.T) {
+	defer func() { vecLevel = maxVecLevel() }()
+	for level := maxVecLevel(); level >= 0; level-- {
+		vecLevel = level
+		t.Run(fmt.Sprintf("level%d", level), testExpSpecialValues)
+	}
+}
+
+func testExpSpecialValues(t *testing.T) {
 	inf := float32(math.Inf(1))
-	in := []float32{0, 1, -1, 88, 89, -87, -88, -104, -1000, inf, -inf, 1e-8}
+	in := []float32{0, 1, -1, 88, 89, -87, -88, -104, -1000, inf, -inf, 1e-8, 2, 3, 4, 5}
 	got := make([]float32, len(in))
 	expSum(got, in, 0, 1)
 	for i, x := range in {
@@ -104,8 +120,29 @@ func TestExpSpecialValues(t *testing.T) {
 		}
 	}
 	nan := float32(math.NaN())
-	expSum(got[:1], []float32{nan}, 0, 1)
+	nans := make([]float32, 16)
+	for i := range nans {
+		nans[i] = nan
+	}
+	expSum(got[:16], nans, 0, 1)
 	if !math.IsNaN(float64(got[0])) {
 		t.Errorf("exp(NaN) = %v", got[0])
+	}
+}
+
+// BenchmarkExpSum times one softmax-style pass over a 10000-value row at
+// each vector level.
+func BenchmarkExpSum(b *testing.B) {
+	defer func() { vecLevel = maxVecLevel() }()
+	x := randSlice(rand.New(rand.NewPCG(1, 1)), 10000, 3)
+	dst := make([]float32, len(x))
+	for level := maxVecLevel(); level >= 0; level-- {
+		b.Run(fmt.Sprintf("level%d", level), func(b *testing.B) {
+			vecLevel = level
+			for b.Loop() {
+				expSum(dst, x, 1, 0.5)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(x)), "ns/value")
+		})
 	}
 }

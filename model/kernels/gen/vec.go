@@ -324,36 +324,39 @@ func rowKernels() {
 	}
 }
 
-// expConsts8 holds the broadcast constants of the 8-lane AVX2 exp.
+// expConsts8 holds the constants of the 8-lane AVX2 exp: the clamps and 1
+// in registers, the rest as 32-byte vectors in memory (AVX2 has 16 YMM).
 type expConsts8 struct {
-	lo, hi, log2e, ln2hi, ln2lo, one, inf, zero VecVirtual
-	bias                                        VecVirtual
-	p                                           [6]VecVirtual
+	lo, hi, one VecVirtual
+}
+
+// vec8 is a float32 constant repeated 8 times in the data section.
+func vec8(name string, v float32) Mem {
+	if m, ok := consts[name]; ok {
+		return m
+	}
+	m := GLOBL(name, RODATA|NOPTR)
+	for i := 0; i < 8; i++ {
+		DATA(4*i, U32(math.Float32bits(v)))
+	}
+	consts[name] = m
+	return m
 }
 
 func loadExpConsts8() *expConsts8 {
-	c := &expConsts8{}
-	bc := func(name string, v float32) VecVirtual {
-		y := YMM()
-		VBROADCASTSS(f32(name, v), y)
-		return y
-	}
-	c.lo = bc("exp8Lo", -87.33654)
-	c.hi = bc("exp8Hi", 88.72283)
-	c.log2e = bc("expLog2e", 1.44269504088896341)
-	c.ln2hi = bc("expLn2hi", 0.693359375)
-	c.ln2lo = bc("expLn2lo", -2.12194440e-4)
-	c.one = bc("expOne", 1)
-	c.inf = bc("posInf", float32(math.Inf(1)))
-	c.zero = YMM()
-	VXORPS(c.zero, c.zero, c.zero)
-	c.bias = YMM()
-	VPBROADCASTD(f32("exp8Bias", math.Float32frombits(127)), c.bias)
-	for i, v := range []float32{1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1} {
-		c.p[i] = bc("expP"+string(rune('0'+i)), v)
-	}
+	c := &expConsts8{lo: YMM(), hi: YMM(), one: YMM()}
+	VMOVUPS(vec8("exp8Lo", -87.33654), c.lo)
+	VMOVUPS(vec8("exp8Hi", 88.72283), c.hi)
+	VMOVUPS(vec8("exp8One", 1), c.one)
 	return c
 }
+
+// neg sets y = −x.
+func (c *expConsts8) neg(x, y VecVirtual) {
+	VXORPS(vec8("exp8Sign", math.Float32frombits(0x80000000)), x, y)
+}
+
+var expPoly = []float32{1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1}
 
 // exp sets y = e^x lane-wise exactly like the scalar expf: 0 below −87.34,
 // +Inf above 88.72, NaN for NaN; x is clobbered.
@@ -361,27 +364,27 @@ func (c *expConsts8) exp(x, y VecVirtual) {
 	big, small := YMM(), YMM()
 	VCMPPS(U8(0x1e), c.hi, x, big)   // x > hi (ordered, quiet)
 	VCMPPS(U8(0x11), c.lo, x, small) // x < lo (ordered, quiet)
-	VMAXPS(x, c.lo, x)
+	VMAXPS(x, c.lo, x)               // operand order keeps a NaN in x
 	VMINPS(x, c.hi, x)
 	n := YMM()
-	VMULPS(c.log2e, x, n)
+	VMULPS(vec8("exp8Log2e", 1.44269504088896341), x, n)
 	VROUNDPS(U8(0), n, n)
-	VFNMADD231PS(c.ln2hi, n, x)
-	VFNMADD231PS(c.ln2lo, n, x)
-	VMOVAPS(c.p[0], y)
+	VFNMADD231PS(vec8("exp8Ln2hi", 0.693359375), n, x)
+	VFNMADD231PS(vec8("exp8Ln2lo", -2.12194440e-4), n, x)
+	VMOVUPS(vec8("exp8P0", expPoly[0]), y)
 	for i := 1; i < 6; i++ {
-		VFMADD213PS(c.p[i], x, y)
+		VFMADD213PS(vec8("exp8P"+string(rune('0'+i)), expPoly[i]), x, y)
 	}
 	r2 := YMM()
 	VMULPS(x, x, r2)
 	VFMADD213PS(x, r2, y)
 	VADDPS(c.one, y, y)
 	VCVTPS2DQ(n, n)
-	VPADDD(c.bias, n, n)
+	VPADDD(vec8("exp8Bias", math.Float32frombits(127)), n, n)
 	VPSLLD(U8(23), n, n)
 	VMULPS(n, y, y)
-	VBLENDVPS(big, c.inf, y, y)
-	VBLENDVPS(small, c.zero, y, y)
+	VBLENDVPS(big, vec8("exp8Inf", float32(math.Inf(1))), y, y)
+	VANDNPS(y, small, y)
 }
 
 // hsum8 returns the sum of the lanes of y in the low lane of an XMM.
@@ -523,7 +526,7 @@ func rowKernelsAVX2() {
 		loop8("swiglu8", blocks, func() {
 			x, nx, e, y := YMM(), YMM(), YMM(), YMM()
 			VMOVUPS(Mem{Base: a}, x)
-			VSUBPS(x, c.zero, nx)
+			c.neg(x, nx)
 			c.exp(nx, e)
 			VADDPS(c.one, e, e)
 			VDIVPS(e, x, y)
@@ -551,7 +554,7 @@ func rowKernelsAVX2() {
 		loop8("swigluGrad8", blocks, func() {
 			x, nx, e, s, t, g := YMM(), YMM(), YMM(), YMM(), YMM(), YMM()
 			VMOVUPS(Mem{Base: a}, x)
-			VSUBPS(x, c.zero, nx)
+			c.neg(x, nx)
 			c.exp(nx, e)
 			VADDPS(c.one, e, e)
 			VDIVPS(e, c.one, s)
