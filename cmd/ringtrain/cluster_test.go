@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -512,4 +513,30 @@ func TestClusterWorkerKilled(t *testing.T) {
 			t.Errorf("%d metrics lines, want %d", n, steps)
 		}
 	})
+}
+
+func TestEtcdCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: builds the binary")
+	}
+	client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
+	p := startProc(t, "etcd", "etcd", "--data-dir", filepath.Join(t.TempDir(), "etcd"), "--listen-client", client, "--listen-peer", peer)
+	cli, err := newEtcdClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cli.Put(ctx, "/k", "v"); err != nil {
+		t.Fatalf("put through ringtrain etcd: %v", err)
+	}
+	resp, err := cli.Get(ctx, "/k")
+	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v" {
+		t.Fatalf("get /k: %v %v", resp, err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.wait(t, 30*time.Second); err != nil {
+		t.Errorf("etcd after SIGTERM: %v", err)
+	}
 }
