@@ -112,7 +112,11 @@ type microKernel struct {
 	name       string
 	mr, nr     int
 	mc, kc, nc int
-	fn         func(k int, a, b, c []float32, ldc int, beta float32)
+	// bOuter puts the loop over B slivers outside the loop over A slivers
+	// (B sliver in L1, A block in L2: the classic order for small L2s);
+	// otherwise the A sliver stays in L1 and B slivers stream from L2.
+	bOuter bool
+	fn     func(k int, a, b, c []float32, ldc int, beta float32)
 }
 
 // activeKernel is the fastest kernel of this CPU; tests swap it.
@@ -199,7 +203,7 @@ func grow(s []float32, n int) []float32 {
 
 // gemmBlock computes rows [i0,i1) × columns [j0,j1) of C with the BLIS loop
 // nest: column panels of B (nc), k blocks (kc, B packed), row blocks of A
-// (mc, A packed), then micro-tiles, B sliver outer so it stays in L1.
+// (mc, A packed), then micro-tiles in the kernel's order (bOuter).
 func gemmBlock(kern *microKernel, g *gemmArgs, buf *gemmBuf, i0, i1, j0, j1 int) {
 	mr, nr := kern.mr, kern.nr
 	kcMax := min(kern.kc, g.k)
@@ -210,7 +214,6 @@ func gemmBlock(kern *microKernel, g *gemmArgs, buf *gemmBuf, i0, i1, j0, j1 int)
 		panic("kernels: prepacked B deeper than one k block")
 	}
 	buf.tile = grow(buf.tile, mr*nr)
-	c, ldc := g.c, g.ldc
 	for jc := j0; jc < j1; jc += kern.nc {
 		ncb := min(kern.nc, j1-jc)
 		for pc := 0; pc < g.k; pc += kern.kc {
@@ -228,25 +231,38 @@ func gemmBlock(kern *microKernel, g *gemmArgs, buf *gemmBuf, i0, i1, j0, j1 int)
 			for ic := i0; ic < i1; ic += kern.mc {
 				mcb := min(kern.mc, i1-ic)
 				packA(buf.a, g, ic, mcb, pc, kcb, mr)
-				for ir := 0; ir < mcb; ir += mr {
-					mrb := min(mr, mcb-ir)
-					ap := buf.a[ir*kcb : (ir+mr)*kcb]
+				if kern.bOuter {
 					for jr := 0; jr < ncb; jr += nr {
-						nrb := min(nr, ncb-jr)
 						off := (first + jr/nr) * stride
 						bp := bs[off : off+kcb*nr]
-						ct := c[(ic+ir)*ldc+jc+jr:]
-						if mrb == mr && nrb == nr {
-							kern.fn(kcb, ap, bp, ct, ldc, beta)
-							continue
+						for ir := 0; ir < mcb; ir += mr {
+							microTile(kern, g, buf, kcb, buf.a[ir*kcb:(ir+mr)*kcb], bp, ic+ir, jc+jr, min(mr, mcb-ir), min(nr, ncb-jr), beta)
 						}
-						kern.fn(kcb, ap, bp, buf.tile, nr, 0)
-						mergeTile(ct, ldc, buf.tile, nr, mrb, nrb, beta)
+					}
+					continue
+				}
+				for ir := 0; ir < mcb; ir += mr {
+					ap := buf.a[ir*kcb : (ir+mr)*kcb]
+					for jr := 0; jr < ncb; jr += nr {
+						off := (first + jr/nr) * stride
+						microTile(kern, g, buf, kcb, ap, bs[off:off+kcb*nr], ic+ir, jc+jr, min(mr, mcb-ir), min(nr, ncb-jr), beta)
 					}
 				}
 			}
 		}
 	}
+}
+
+// microTile computes the rows × cols tile of C at (i, j) from packed
+// slivers; partial tiles go through the scratch tile.
+func microTile(kern *microKernel, g *gemmArgs, buf *gemmBuf, kc int, ap, bp []float32, i, j, rows, cols int, beta float32) {
+	ct := g.c[i*g.ldc+j:]
+	if rows == kern.mr && cols == kern.nr {
+		kern.fn(kc, ap, bp, ct, g.ldc, beta)
+		return
+	}
+	kern.fn(kc, ap, bp, buf.tile, kern.nr, 0)
+	mergeTile(ct, g.ldc, buf.tile, kern.nr, rows, cols, beta)
 }
 
 // mergeTile sets c[i,j] = t[i,j] + beta·c[i,j] for i < rows, j < cols.

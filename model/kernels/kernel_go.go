@@ -3,7 +3,7 @@ package kernels
 // kernelGo is the pure-Go register block, used where no assembly kernel
 // runs (other architectures, -tags noasm, x86 CPUs without AVX2/FMA).
 var kernelGo = &microKernel{
-	name: "go-4x8", mr: 4, nr: 8, mc: 128, kc: 256, nc: 4096,
+	name: "go-4x8", mr: 4, nr: 8, mc: 128, kc: 256, nc: 4096, bOuter: true,
 	fn: gemmKernelGo,
 }
 
