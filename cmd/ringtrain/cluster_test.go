@@ -361,7 +361,7 @@ func TestClusterCoordinatorRestartResumes(t *testing.T) {
 	}
 	etcdURL := clusterEtcd(t)
 	data := clusterData(t)
-	const steps = 40
+	const steps = 100
 	job := clusterJob(t, data, steps, 4, 64, 2, 2)
 
 	full := t.TempDir()
@@ -414,7 +414,7 @@ func TestLocalRestartResumes(t *testing.T) {
 		t.Skip("slow: builds the binary")
 	}
 	data := clusterData(t)
-	const steps = 40
+	const steps = 100
 	job := clusterJob(t, data, steps, 4, 64, 1, 4)
 
 	full := t.TempDir()
