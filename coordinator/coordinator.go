@@ -213,6 +213,40 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 		watchErr <- WatchMembers(ctx, c.cfg.Etcd, c.k, membersCh)
 	}()
 
+	// The committer writes commit markers (hashing every file of the
+	// checkpoint) and prunes, one checkpoint at a time, so that reports
+	// are not held up by the I/O.
+	type commitResult struct {
+		step int
+		err  error
+	}
+	commitReq := make(chan int, 64)
+	commitDone := make(chan commitResult, 64)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case step := <-commitReq:
+				dir := CheckpointDir(c.cfg.RunDir, step)
+				err := c.cfg.Checkpoints.Commit(dir)
+				if err == nil {
+					c.log.Info("checkpoint committed", "step", step, "dir", dir)
+					if perr := c.cfg.Checkpoints.Prune(c.cfg.RunDir, j.Checkpoint.Keep); perr != nil {
+						c.log.Warn("prune checkpoints", "err", perr)
+					}
+				}
+				select {
+				case commitDone <- commitResult{step, err}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 
@@ -227,15 +261,10 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 					apply(m.Fail(err))
 				}
 			case Commit:
-				dir := CheckpointDir(c.cfg.RunDir, a.Step)
-				err := c.cfg.Checkpoints.Commit(dir)
-				if err == nil {
-					c.log.Info("checkpoint committed", "step", a.Step, "dir", dir)
-					if perr := c.cfg.Checkpoints.Prune(c.cfg.RunDir, j.Checkpoint.Keep); perr != nil {
-						c.log.Warn("prune checkpoints", "err", perr)
-					}
+				select {
+				case commitReq <- a.Step: // the committer hashes off the event loop
+				case <-ctx.Done():
 				}
-				apply(m.Committed(time.Now(), a.Step, err))
 			case Finish:
 				finished = true
 				g := m.Generation()
@@ -278,6 +307,8 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 			}
 			rq.reply <- reportReply{stale: stale, gen: gen}
 			apply(acts)
+		case cr := <-commitDone:
+			apply(m.Committed(time.Now(), cr.step, cr.err))
 		case now := <-tick.C:
 			apply(m.Tick(now))
 		}

@@ -181,6 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case err := <-watchErr:
 			return err
 		case err := <-doneCh:
+			runStop()
 			runStop, runDone = nil, nil
 			if err != nil && !errors.Is(err, context.Canceled) {
 				w.log.Error("generation ended with an error", "generation", cur.ID, "err", err)
