@@ -276,6 +276,9 @@ func TestToyStandbyCoordinator(t *testing.T) {
 	done1, done2 := make(chan error, 1), make(chan error, 1)
 	go func() { done1 <- first.Run(ctx1) }()
 	for first.Status().Generation == 0 { // until first leads and published a generation
+		if ctx.Err() != nil {
+			t.Fatal("first coordinator published no generation")
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	go func() { done2 <- second.Run(ctx) }()
