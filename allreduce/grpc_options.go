@@ -8,9 +8,12 @@ import (
 
 // Tuning of the peer streams (see GRPC.md in the project notes): both flow
 // control windows large, 1 MiB socket buffers, and message limits well
-// above the chunk size.
+// above the chunk size. The window holds 8 default chunks: far more than
+// the bandwidth-delay product of loopback or a LAN at ~1 GB/s, while the
+// data grpc buffers ahead of the reader stays small enough to be found in
+// cache (4 and 16 MiB measured alike here, within noise).
 const (
-	windowSize     = 16 << 20
+	windowSize     = 8 << 20
 	ioBufferSize   = 1 << 20
 	maxMessageSize = 256 << 20
 )
