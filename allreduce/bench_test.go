@@ -17,6 +17,9 @@ func BenchmarkAllReduce(b *testing.B) {
 					bufs := make([][]float32, w)
 					for r := range bufs {
 						bufs[r] = make([]float32, size/4)
+						for i := range bufs[r] {
+							bufs[r][i] = float32(r) // fault the pages in before timing
+						}
 					}
 					ctx := context.Background()
 					b.SetBytes(int64(size))
