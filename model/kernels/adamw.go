@@ -36,6 +36,10 @@ func adamPart(a *adamArgs, i, n int) {
 	p := a.p[lo:hi]
 	g, m, v := a.g[lo:hi], a.m[lo:hi], a.v[lo:hi]
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	k := [8]float32{a.b1, a.ob1, a.b2, a.ob2, a.stepSize, a.invBc2sqrt, a.eps, a.decay}
+	if adamwRow(p, g, m, v, &k) {
+		return
+	}
 	for j, gj := range g {
 		mj := a.b1*m[j] + a.ob1*gj
 		vj := a.b2*v[j] + a.ob2*gj*gj

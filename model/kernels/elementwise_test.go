@@ -196,7 +196,15 @@ func TestRoPE(t *testing.T) {
 }
 
 func TestAdamW(t *testing.T) {
-	for _, n := range []int{1, 7, 1000, 70000} {
+	defer func() { vecLevel = maxVecLevel() }()
+	for level := maxVecLevel(); level >= 0; level-- {
+		vecLevel = level
+		t.Run(fmt.Sprintf("level%d", level), testAdamW)
+	}
+}
+
+func testAdamW(t *testing.T) {
+	for _, n := range []int{1, 7, 17, 1000, 70000} {
 		for _, step := range []int{0, 9} {
 			t.Run(fmt.Sprintf("n%d/step%d", n, step), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(n), uint64(step)))

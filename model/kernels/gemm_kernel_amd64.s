@@ -2142,3 +2142,75 @@ swigluGrad8_loop:
 swigluGrad8_done:
 	VZEROUPPER
 	RET
+
+// func adamwAVX512(p *float32, grad *float32, m *float32, v *float32, blocks int, tail uint32, k *[8]float32)
+// Requires: AVX, AVX512F
+TEXT ·adamwAVX512(SB), NOSPLIT, $0-56
+	MOVQ         p+0(FP), AX
+	MOVQ         grad+8(FP), CX
+	MOVQ         m+16(FP), DX
+	MOVQ         v+24(FP), BX
+	MOVQ         blocks+32(FP), SI
+	MOVL         tail+40(FP), DI
+	MOVQ         k+48(FP), R8
+	VBROADCASTSS (R8), Z0
+	VBROADCASTSS 4(R8), Z1
+	VBROADCASTSS 8(R8), Z2
+	VBROADCASTSS 12(R8), Z3
+	VBROADCASTSS 16(R8), Z4
+	VBROADCASTSS 20(R8), Z5
+	VBROADCASTSS 24(R8), Z6
+	VBROADCASTSS 28(R8), Z7
+
+adamw_loop:
+	TESTQ       SI, SI
+	JE          adamw_tail
+	VMOVUPS     (CX), Z8
+	VMOVUPS     (DX), Z9
+	VMOVUPS     (BX), Z10
+	VMOVUPS     (AX), Z11
+	VMULPS      Z0, Z9, Z9
+	VFMADD231PS Z1, Z8, Z9
+	VMULPS      Z3, Z8, Z12
+	VMULPS      Z8, Z12, Z12
+	VFMADD132PS Z2, Z12, Z10
+	VMOVUPS     Z9, (DX)
+	VMOVUPS     Z10, (BX)
+	VSQRTPS     Z10, Z12
+	VFMADD132PS Z5, Z6, Z12
+	VDIVPS      Z12, Z9, Z9
+	VMULPS      Z4, Z9, Z9
+	VFMSUB132PS Z7, Z9, Z11
+	VMOVUPS     Z11, (AX)
+	ADDQ        $0x40, AX
+	ADDQ        $0x40, CX
+	ADDQ        $0x40, DX
+	ADDQ        $0x40, BX
+	DECQ        SI
+	JMP         adamw_loop
+
+adamw_tail:
+	TESTL       DI, DI
+	JE          adamw_done
+	KMOVW       DI, K1
+	VMOVUPS.Z   (CX), K1, Z8
+	VMOVUPS.Z   (DX), K1, Z9
+	VMOVUPS.Z   (BX), K1, Z10
+	VMOVUPS.Z   (AX), K1, Z11
+	VMULPS      Z0, Z9, Z9
+	VFMADD231PS Z1, Z8, Z9
+	VMULPS      Z3, Z8, Z0
+	VMULPS      Z8, Z0, Z0
+	VFMADD132PS Z2, Z0, Z10
+	VMOVUPS     Z9, K1, (DX)
+	VMOVUPS     Z10, K1, (BX)
+	VSQRTPS     Z10, Z0
+	VFMADD132PS Z5, Z6, Z0
+	VDIVPS      Z0, Z9, Z9
+	VMULPS      Z4, Z9, Z9
+	VFMSUB132PS Z7, Z9, Z11
+	VMOVUPS     Z11, K1, (AX)
+
+adamw_done:
+	VZEROUPPER
+	RET

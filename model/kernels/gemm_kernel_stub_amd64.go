@@ -64,3 +64,9 @@ func swigluAVX2(out *float32, a *float32, b *float32, blocks int)
 
 // swigluGradAVX2 sets da[i] = d[i]·b[i]·σ(a[i])·(1 + a[i]·(1−σ(a[i]))) and db[i] = d[i]·a[i]·σ(a[i]) for 8·blocks values.
 func swigluGradAVX2(da *float32, db *float32, d *float32, a *float32, b *float32, blocks int)
+
+// adamwAVX512 applies the AdamW update of adamPart to 16·blocks+popcount(tail) values;
+// k holds b1, 1−b1, b2, 1−b2, stepSize, 1/sqrt(bc2), eps, decay.
+//
+//go:noescape
+func adamwAVX512(p *float32, grad *float32, m *float32, v *float32, blocks int, tail uint32, k *[8]float32)

@@ -114,3 +114,16 @@ func swigluGradRow(da, db, d, a, b []float32) {
 	}
 	swigluGradRowGo(da, db, d, a, b)
 }
+
+// adamwRow runs the AVX-512 AdamW update on p, g, m, v (equal lengths)
+// and reports whether it did.
+func adamwRow(p, g, m, v []float32, k *[8]float32) bool {
+	n := len(p)
+	if vecLevel != vecAVX512 || n == 0 {
+		return false
+	}
+	_, _, _ = g[n-1], m[n-1], v[n-1]
+	nb, tail := blocks(n)
+	adamwAVX512(&p[0], &g[0], &m[0], &v[0], nb, tail, k)
+	return true
+}

@@ -28,6 +28,7 @@ func main() {
 	packCopy()
 	rowKernels()
 	rowKernelsAVX2()
+	adamw()
 	Generate()
 }
 

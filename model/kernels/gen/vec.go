@@ -576,3 +576,53 @@ func rowKernelsAVX2() {
 		RET()
 	}
 }
+
+// adamw emits the AVX-512 AdamW update (see adamPart for the loop).
+func adamw() {
+	TEXT("adamwAVX512", NOSPLIT, "func(p, grad, m, v *float32, blocks int, tail uint32, k *[8]float32)")
+	Pragma("noescape")
+	Doc("adamwAVX512 applies the AdamW update of adamPart to 16·blocks+popcount(tail) values;",
+		"k holds b1, 1−b1, b2, 1−b2, stepSize, 1/sqrt(bc2), eps, decay.")
+	p := Load(Param("p"), GP64())
+	g := Load(Param("grad"), GP64())
+	m := Load(Param("m"), GP64())
+	v := Load(Param("v"), GP64())
+	blocks := Load(Param("blocks"), GP64())
+	tail := Load(Param("tail"), GP32())
+	kp := Load(Param("k"), GP64())
+	var c [8]VecVirtual
+	for i := range c {
+		c[i] = ZMM()
+		VBROADCASTSS(Mem{Base: kp, Disp: 4 * i}, c[i])
+	}
+	b1, ob1, b2, ob2, step, invBc2, eps, decay := c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+	blockLoop("adamw", blocks, tail, func(k Op) {
+		gv, mv, vv, pv, t := ZMM(), ZMM(), ZMM(), ZMM(), ZMM()
+		load(Mem{Base: g}, k, gv)
+		load(Mem{Base: m}, k, mv)
+		load(Mem{Base: v}, k, vv)
+		load(Mem{Base: p}, k, pv)
+		// m = b1·m + (1−b1)·g
+		VMULPS(b1, mv, mv)
+		VFMADD231PS(ob1, gv, mv)
+		// v = b2·v + (1−b2)·g·g
+		VMULPS(ob2, gv, t)
+		VMULPS(gv, t, t)
+		VFMADD132PS(b2, t, vv) // vv = vv·b2 + t
+		store(mv, k, Mem{Base: m})
+		store(vv, k, Mem{Base: v})
+		// denom = sqrt(v)·invBc2 + eps; p = p·decay − step·(m/denom)
+		VSQRTPS(vv, t)
+		VFMADD132PS(invBc2, eps, t) // t = t·invBc2 + eps
+		VDIVPS(t, mv, mv)
+		VMULPS(step, mv, mv)
+		VFMSUB132PS(decay, mv, pv) // pv = pv·decay − mv
+		store(pv, k, Mem{Base: p})
+	}, func() {
+		for _, r := range []Register{p, g, m, v} {
+			ADDQ(U8(64), r)
+		}
+	})
+	VZEROUPPER()
+	RET()
+}
