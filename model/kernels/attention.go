@@ -33,7 +33,7 @@ func CausalAttentionForward(out, lse, q, k, v []float32, B, T, H, dh, ld, ldo in
 	j := attnJobs.get()
 	j.a = attnArgs{out: out, lse: lse, q: q, k: k, v: v, B: B, T: T, H: H, dh: dh, ld: ld, ldo: ldo}
 	j.rows = B * H
-	parallel(j, partsFor(B*H, float64(B*H)*float64(T)*float64(T)*float64(dh)/16), &j.wg)
+	parallel(j, partsFor(B*H, float64(B*H)*float64(T)*float64(T)*float64(dh)/16))
 	j.a = attnArgs{}
 	attnJobs.put(j)
 }
@@ -56,7 +56,7 @@ func CausalAttentionBackward(dq, dk, dv, dout, q, k, v, out, lse []float32, B, T
 	j.a = attnArgs{out: out, lse: lse, q: q, k: k, v: v, B: B, T: T, H: H, dh: dh, ld: ld, ldo: ldo,
 		dq: dq, dk: dk, dv: dv, dout: dout, backward: true}
 	j.rows = B * H
-	parallel(j, partsFor(B*H, float64(B*H)*float64(T)*float64(T)*float64(dh)/8), &j.wg)
+	parallel(j, partsFor(B*H, float64(B*H)*float64(T)*float64(T)*float64(dh)/8))
 	j.a = attnArgs{}
 	attnJobs.put(j)
 }

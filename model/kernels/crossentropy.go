@@ -20,7 +20,7 @@ func SoftmaxCrossEntropy(losses, logits []float32, targets []int32, N, V int, sc
 	j := ceJobs.get()
 	j.losses, j.logits, j.targets, j.V, j.scale = losses, logits, targets, V, scale
 	j.rows = N
-	parallel(j, partsFor(N, float64(N)*float64(V)), &j.wg)
+	parallel(j, partsFor(N, float64(N)*float64(V)))
 	j.losses, j.logits, j.targets = nil, nil, nil
 	ceJobs.put(j)
 }

@@ -1,9 +1,6 @@
 package kernels
 
-import (
-	"fmt"
-	"sync"
-)
+import "fmt"
 
 // Gemm computes C = alpha·op(A)·op(B) + beta·C on row-major matrices, like
 // BLAS sgemm: op(A) is (m,k), op(B) is (k,n), C is (m,n) with row stride ldc.
@@ -131,7 +128,6 @@ type gemmJob struct {
 	args   gemmArgs
 	kern   *microKernel
 	byRows bool
-	wg     sync.WaitGroup
 }
 
 var (
@@ -166,7 +162,7 @@ func gemmWith(kern *microKernel, nthreads int, g *gemmArgs) {
 	}
 	j := gemmJobs.get()
 	j.args, j.kern, j.byRows = *g, kern, byRows
-	parallel(j, parts, &j.wg)
+	parallel(j, parts)
 	j.args = gemmArgs{} // drop references to the caller's slices
 	gemmJobs.put(j)
 }

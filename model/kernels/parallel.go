@@ -1,7 +1,5 @@
 package kernels
 
-import "sync"
-
 // minParallelWork is the amount of work (roughly, elements touched) below
 // which the element-wise kernels run on the calling goroutine.
 const minParallelWork = 1 << 15
@@ -10,15 +8,20 @@ const minParallelWork = 1 << 15
 // takes rows splitRange(rows, 1, i, n).
 type rowsJob struct {
 	rows int
-	wg   sync.WaitGroup
 }
+
+// partsPerThread is how many parts a row-split call has per thread: parts
+// are claimed dynamically, so a thread that runs slower (its core shared
+// with another process) simply takes fewer of them.
+const partsPerThread = 4
 
 // partsFor is the number of parts for work units of work, at most rows.
 func partsFor(rows int, work float64) int {
-	if work < minParallelWork {
+	t := Threads()
+	if work < minParallelWork || t <= 1 {
 		return 1
 	}
-	return max(1, min(Threads(), rows))
+	return max(1, min(partsPerThread*t, rows, maxParts))
 }
 
 // job is a kernel call with arguments A whose part i of n is fn(&args, i, n).
@@ -36,7 +39,7 @@ func (j *job[A]) runPart(i, n int) { j.fn(&j.args, i, n) }
 func run[A any](list freeList[job[A]], args A, parts int, fn func(a *A, i, n int)) {
 	j := list.get()
 	j.args, j.fn = args, fn
-	parallel(j, parts, &j.wg)
+	parallel(j, parts)
 	var zero A
 	j.args = zero // drop references to the caller's slices
 	list.put(j)

@@ -6,16 +6,20 @@ import (
 	"sync/atomic"
 )
 
-// The worker pool: persistent goroutines that run parts of a parallel
-// kernel call. The calling goroutine always runs part 0 itself, so a call
-// split n ways wakes n−1 workers. Workers are started on first use and stay
-// parked on the task channel.
+// The worker pool: persistent goroutines that help with the parts of a
+// parallel kernel call. A call wakes up to Threads()−1 workers and works on
+// its parts itself; every participant claims the next unclaimed part until
+// none is left. So a worker that is slow to wake up (another process holds
+// its core) costs nothing: the caller does its parts, and the late worker
+// finds nothing to claim. Workers are started on first use and stay parked
+// on the wake-up channel.
 
 var (
-	threads     atomic.Int32 // 0: runtime.GOMAXPROCS(0)
-	workersMu   sync.Mutex
-	workersUp   atomic.Int32
-	workerTasks = make(chan task, 64)
+	threads   atomic.Int32 // 0: runtime.GOMAXPROCS(0)
+	workersMu sync.Mutex
+	workersUp atomic.Int32
+	wakeups   = make(chan wakeup, 64)
+	calls     = newFreeList[call](16)
 )
 
 // SetThreads sets the number of threads kernel calls may use (n ≤ 0
@@ -42,27 +46,73 @@ type runner interface {
 	runPart(i, n int)
 }
 
-type task struct {
-	r     runner
-	i, n  int
-	group *sync.WaitGroup
+// maxParts bounds the parts of one call (they are counted in 16 bits).
+const maxParts = 1 << 12
+
+// call is a parallel kernel call in flight. Call objects are recycled as
+// soon as their call returns; a wake-up that arrives late carries the old
+// generation and finds nothing to claim.
+type call struct {
+	r       runner
+	state   atomic.Uint64 // generation<<32 | parts<<16 | next part to claim
+	pending atomic.Int32  // parts not finished
+	done    chan struct{} // receives once per call, from whoever finishes the last part
 }
 
-// parallel runs r split into n parts on the pool and returns when all are
-// done. wg must be idle; it is owned by the caller (usually a field of r, so
-// that the call does not allocate).
-func parallel(r runner, n int, wg *sync.WaitGroup) {
+type wakeup struct {
+	c   *call
+	gen uint32
+}
+
+// parallel runs r split into n parts (at most maxParts) on the caller and
+// up to Threads()−1 workers, and returns when all parts are done.
+func parallel(r runner, n int) {
 	if n <= 1 {
 		r.runPart(0, 1)
 		return
 	}
-	startWorkers(n - 1)
-	wg.Add(n - 1)
-	for i := 1; i < n; i++ {
-		workerTasks <- task{r: r, i: i, n: n, group: wg}
+	n = min(n, maxParts)
+	helpers := min(n, Threads()) - 1
+	startWorkers(helpers)
+	c := calls.get()
+	if c.done == nil {
+		c.done = make(chan struct{}, 1)
 	}
-	r.runPart(0, n)
-	wg.Wait()
+	c.r = r
+	gen := uint32(c.state.Load()>>32) + 1
+	c.pending.Store(int32(n))
+	c.state.Store(uint64(gen)<<32 | uint64(n)<<16) // publishes r
+	for i := 0; i < helpers; i++ {
+		select {
+		case wakeups <- wakeup{c, gen}:
+		default: // the pool is saturated: do the work here
+		}
+	}
+	c.work(gen)
+	<-c.done
+	c.r = nil
+	calls.put(c)
+}
+
+// work claims and runs parts of generation gen until none is left.
+func (c *call) work(gen uint32) {
+	for {
+		s := c.state.Load()
+		if uint32(s>>32) != gen {
+			return
+		}
+		n, i := int(s>>16&0xffff), int(s&0xffff)
+		if i >= n {
+			return
+		}
+		if !c.state.CompareAndSwap(s, s+1) {
+			continue
+		}
+		c.r.runPart(i, n)
+		if c.pending.Add(-1) == 0 {
+			c.done <- struct{}{}
+		}
+	}
 }
 
 func startWorkers(n int) {
@@ -78,9 +128,8 @@ func startWorkers(n int) {
 }
 
 func worker() {
-	for t := range workerTasks {
-		t.r.runPart(t.i, t.n)
-		t.group.Done()
+	for w := range wakeups {
+		w.c.work(w.gen)
 	}
 }
 
