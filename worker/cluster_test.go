@@ -53,7 +53,7 @@ eval: {every: 0}, checkpoint: {every: %d, keep: 2}, workers: {min: %d, max: %d}}
 // runToyCluster runs a coordinator and w in-process workers (in-memory
 // rings, real etcd, real gRPC reports) on runDir until the coordinator
 // returns or stop says to stop.
-func runToyCluster(t *testing.T, cli *clientv3.Client, j *job.Job, runDir string, w int, hook func(int) error, stop func(coordinator.Status) bool) error {
+func runToyCluster(t *testing.T, cli *clientv3.Client, j *job.Job, runDir string, w int, hook func(int) error, stop func(coordinator.Status) bool, afterCoordinator ...func()) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -108,6 +108,9 @@ loop:
 		}
 	}
 	ccancel()
+	for _, f := range afterCoordinator {
+		f()
+	}
 	wcancel()
 	wg.Wait()
 	return res
@@ -181,22 +184,15 @@ func TestToyClusterResumeContinuesExactly(t *testing.T) {
 	// committed and the workers are held at step 4, past it.
 	part := t.TempDir()
 	hold := make(chan struct{})
-	var once sync.Once
 	hook := func(step int) error {
 		if step >= 4 {
 			<-hold
-			return errors.New("held")
 		}
 		return nil
 	}
 	err := runToyCluster(t, cli, toyJob(t, steps, 3, 2, 2), part, 2, hook, func(s coordinator.Status) bool {
-		if s.LastCheckpoint >= 3 {
-			once.Do(func() { close(hold) })
-			return true
-		}
-		return false
-	})
-	once.Do(func() { close(hold) })
+		return s.LastCheckpoint >= 3
+	}, func() { close(hold) })
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("first attempt: %v, want canceled", err)
 	}
