@@ -178,19 +178,32 @@ func clusterEtcd(t *testing.T) string {
 	return e.ClientURL
 }
 
-// runCluster runs a job with a coordinator process and w worker processes
-// and returns the coordinator's address and process.
-func startCluster(t *testing.T, etcdURL, prefix, jobPath, runDir string, w int) (string, *proc, []*proc) {
+// startCoordinator starts a coordinator process and returns its address.
+func startCoordinator(t *testing.T, name, etcdURL, prefix, jobPath, runDir string) (string, *proc) {
 	t.Helper()
 	addr := freeAddr(t)
-	coord := startProc(t, "coordinator", "coordinator", "--etcd", etcdURL, "--listen", addr, "--job", jobPath,
+	p := startProc(t, name, "coordinator", "--etcd", etcdURL, "--listen", addr, "--job", jobPath,
 		"--run-dir", runDir, "--prefix", prefix, "--metrics-listen", "", "--settle", "100ms", "--ttl", "2s")
+	return addr, p
+}
+
+// startWorkers starts w worker processes named w0, w1, ….
+func startWorkers(t *testing.T, etcdURL, prefix string, w int) []*proc {
+	t.Helper()
 	var workers []*proc
 	for i := range w {
 		workers = append(workers, startProc(t, fmt.Sprintf("worker %d", i), "worker", "--etcd", etcdURL,
 			"--listen", "127.0.0.1:0", "--name", fmt.Sprintf("w%d", i), "--prefix", prefix, "--ttl", "2s", "--exit-when-done"))
 	}
-	return addr, coord, workers
+	return workers
+}
+
+// startCluster runs a job with a coordinator process and w worker
+// processes and returns the coordinator's address and the processes.
+func startCluster(t *testing.T, etcdURL, prefix, jobPath, runDir string, w int) (string, *proc, []*proc) {
+	t.Helper()
+	addr, coord := startCoordinator(t, "coordinator", etcdURL, prefix, jobPath, runDir)
+	return addr, coord, startWorkers(t, etcdURL, prefix, w)
 }
 
 func readMetrics(t *testing.T, runDir string) []map[string]any {
@@ -256,12 +269,20 @@ func TestClusterProcesses(t *testing.T) {
 			runDir := t.TempDir()
 			// workers.min = max = w: the job file allows 1..4.
 			job := clusterJob(t, data, steps, 4, 32, w, w)
-			addr, coord, workers := startCluster(t, etcdURL, fmt.Sprintf("/w%d", w), job, runDir, w)
+			prefix := fmt.Sprintf("/w%d", w)
+			addr, coord := startCoordinator(t, "coordinator", etcdURL, prefix, job, runDir)
 			var watch *proc
 			if w == 2 {
-				checkStatusJSON(t, addr, steps)
+				// Before any worker: the job waits, so status and watch
+				// see it from its start.
+				st := checkStatusJSON(t, addr, steps)
+				if st["phase"] != "waiting" {
+					t.Errorf("status before any worker: phase %v, want waiting", st["phase"])
+				}
 				watch = startProc(t, "watch", "watch", "--coordinator", addr, "--interval", "0s")
+				waitOutput(t, watch, "waiting", 30*time.Second)
 			}
+			workers := startWorkers(t, etcdURL, prefix, w)
 			if err := coord.wait(t, 60*time.Second); err != nil {
 				t.Fatalf("coordinator: %v", err)
 			}
@@ -298,8 +319,20 @@ func TestClusterProcesses(t *testing.T) {
 	t.Logf("W=4 losses %v", losses[4])
 }
 
+// waitOutput waits until p printed want.
+func waitOutput(t *testing.T, p *proc, want string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !strings.Contains(p.out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not print %q within %s:\n%s", p.name, want, d, p.out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // checkStatusJSON asks for the status while the job starts.
-func checkStatusJSON(t *testing.T, addr string, steps int) {
+func checkStatusJSON(t *testing.T, addr string, steps int) map[string]any {
 	t.Helper()
 	var out []byte
 	var err error
@@ -340,6 +373,7 @@ func checkStatusJSON(t *testing.T, addr string, steps int) {
 			}
 		}
 	}
+	return st
 }
 
 // waitCommitted polls for the commit marker of the checkpoint at step.
@@ -463,7 +497,7 @@ func TestClusterWorkerKilled(t *testing.T) {
 	}
 	etcdURL := clusterEtcd(t)
 	data := clusterData(t)
-	const steps = 40
+	const steps = 100
 
 	t.Run("spare capacity: the ring is re-formed smaller from the checkpoint", func(t *testing.T) {
 		runDir := t.TempDir()
