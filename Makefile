@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/ringtrain
 
-.PHONY: build test test-noasm bench demo proto proto-check fmt vet lint clean docker
+.PHONY: build test bench demo proto proto-check fmt vet lint clean docker
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringtrain
@@ -28,6 +28,9 @@ demo: build
 
 clean:
 	rm -rf bin
+
+docker:
+	./deploy/build.sh
 
 proto:
 	./scripts/genproto.sh
