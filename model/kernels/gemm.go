@@ -123,11 +123,12 @@ var activeKernel = availableKernels()[0]
 // the calling goroutine: waking a worker costs a few microseconds.
 const minParallelFlops = 1 << 22
 
-// gemmJob is one Gemm call split over threads, by rows or by columns of C.
+// gemmJob is one Gemm call split over threads into a grid of rows × cols
+// blocks of C.
 type gemmJob struct {
-	args   gemmArgs
-	kern   *microKernel
-	byRows bool
+	args       gemmArgs
+	kern       *microKernel
+	rows, cols int
 }
 
 var (
@@ -141,6 +142,12 @@ type gemmBuf struct {
 	a, b, tile []float32
 }
 
+// minGridSide is the size of m and n from which a parallel Gemm is cut in
+// both directions, into two blocks per thread: the extra packing (each block
+// packs its share of both operands) costs about 1%, and the finer parts
+// let a thread whose core is busy with another process take fewer of them.
+const minGridSide = 512
+
 func gemmWith(kern *microKernel, nthreads int, g *gemmArgs) {
 	parts := 1
 	if 2*float64(g.m)*float64(g.n)*float64(g.k) >= minParallelFlops {
@@ -148,21 +155,27 @@ func gemmWith(kern *microKernel, nthreads int, g *gemmArgs) {
 	}
 	// Split the larger of m and n: the other operand is packed by every
 	// part, so it should be the smaller one.
-	byRows := g.m >= g.n
-	if byRows {
-		parts = min(parts, ceilDiv(g.m, kern.mr))
+	rows, cols := 1, 1
+	if g.m >= g.n {
+		rows = min(parts, ceilDiv(g.m, kern.mr))
+		if rows > 1 && g.n >= minGridSide {
+			cols = 2
+		}
 	} else {
-		parts = min(parts, ceilDiv(g.n, kern.nr))
+		cols = min(parts, ceilDiv(g.n, kern.nr))
+		if cols > 1 && g.m >= minGridSide {
+			rows = 2
+		}
 	}
-	if parts <= 1 {
+	if rows*cols <= 1 {
 		buf := gemmBufs.get()
 		gemmBlock(kern, g, buf, 0, g.m, 0, g.n)
 		gemmBufs.put(buf)
 		return
 	}
 	j := gemmJobs.get()
-	j.args, j.kern, j.byRows = *g, kern, byRows
-	parallel(j, parts)
+	j.args, j.kern, j.rows, j.cols = *g, kern, rows, cols
+	parallel(j, rows*cols)
 	j.args = gemmArgs{} // drop references to the caller's slices
 	gemmJobs.put(j)
 }
@@ -170,13 +183,9 @@ func gemmWith(kern *microKernel, nthreads int, g *gemmArgs) {
 func (j *gemmJob) runPart(i, n int) {
 	buf := gemmBufs.get()
 	g := &j.args
-	if j.byRows {
-		lo, hi := splitRange(g.m, j.kern.mr, i, n)
-		gemmBlock(j.kern, g, buf, lo, hi, 0, g.n)
-	} else {
-		lo, hi := splitRange(g.n, j.kern.nr, i, n)
-		gemmBlock(j.kern, g, buf, 0, g.m, lo, hi)
-	}
+	r0, r1 := splitRange(g.m, j.kern.mr, i/j.cols, j.rows)
+	c0, c1 := splitRange(g.n, j.kern.nr, i%j.cols, j.cols)
+	gemmBlock(j.kern, g, buf, r0, r1, c0, c1)
 	gemmBufs.put(buf)
 }
 

@@ -139,6 +139,9 @@ func gemmCases() []gemmCase {
 		gemmCase{false, true, 30, 4200, 300, 3, 1, 0},
 		gemmCase{true, false, 330, 70, 520, 0, 1, 1},
 		gemmCase{false, false, 200, 150, 600, 1, -1, 0.5},
+		// m and n ≥ minGridSide: parallel calls cut C in both directions.
+		gemmCase{false, true, 515, 530, 30, 2, 1, 0},
+		gemmCase{true, false, 600, 520, 17, 0, 0.5, 1},
 	)
 	return cases
 }
