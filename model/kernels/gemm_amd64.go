@@ -100,3 +100,17 @@ func packAcrossAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale 
 	}
 	return true
 }
+
+// packRowsAsm packs the full micro-panels of a row block stored with k
+// down its columns (see packAcross), reading each source row once; it
+// returns how many rows (panels·w) it packed.
+func packRowsAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) int {
+	panels := rows / w
+	if !useGather || w > 16 || kc == 0 || panels == 0 {
+		return 0
+	}
+	_ = dst[panels*w*kc-1]
+	_ = src[(kc-1)*ld+panels*w-1]
+	packRowsAVX512(&dst[0], &src[0], ld, kc, panels, w, 1<<w-1, scale)
+	return panels * w
+}

@@ -1166,6 +1166,47 @@ pc_done:
 	VZEROUPPER
 	RET
 
+// func packRowsAVX512(dst *float32, src *float32, ld int, kc int, panels int, w int, mask uint32, scale float32)
+// Requires: AVX, AVX512F
+TEXT ·packRowsAVX512(SB), NOSPLIT, $0-56
+	MOVQ         dst+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         ld+16(FP), DX
+	SHLQ         $0x02, DX
+	MOVQ         kc+24(FP), BX
+	MOVQ         panels+32(FP), SI
+	MOVQ         w+40(FP), DI
+	SHLQ         $0x02, DI
+	MOVL         mask+48(FP), R8
+	MOVQ         BX, R9
+	IMULQ        DI, R9
+	VBROADCASTSS scale+52(FP), Z0
+	KMOVW        R8, K1
+
+pr_row:
+	TESTQ BX, BX
+	JE    pr_done
+	MOVQ  CX, R8
+	MOVQ  AX, R10
+	MOVQ  SI, R11
+
+pr_panel:
+	VMOVUPS.Z (R8), K1, Z1
+	VMULPS    Z0, Z1, Z1
+	VMOVUPS   Z1, K1, (R10)
+	ADDQ      DI, R8
+	ADDQ      R9, R10
+	DECQ      R11
+	JNZ       pr_panel
+	ADDQ      DX, CX
+	ADDQ      DI, AX
+	DECQ      BX
+	JMP       pr_row
+
+pr_done:
+	VZEROUPPER
+	RET
+
 // func maxAVX512(x *float32, blocks int, tail uint32) float32
 // Requires: AVX, AVX512F, SSE
 TEXT ·maxAVX512(SB), NOSPLIT, $0-28

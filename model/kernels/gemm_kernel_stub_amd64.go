@@ -29,6 +29,11 @@ func packGatherAVX512(dst *float32, dstStride int, src *float32, ld int32, kc in
 //	for p < kc, lanes r of store: dst[p·dstStride + r] = scale·src[p·ld + r] if r is in load, else 0
 func packCopyAVX512(dst *float32, dstStride int, src *float32, ld int, kc int, load uint32, store uint32, scale float32)
 
+// packRowsAVX512 packs panels·w columns (w ≤ 16, mask = 1<<w − 1) of src into panels of w:
+//
+//	for p < kc, q < panels, r < w: dst[q·kc·w + p·w + r] = scale·src[p·ld + q·w + r]
+func packRowsAVX512(dst *float32, src *float32, ld int, kc int, panels int, w int, mask uint32, scale float32)
+
 // maxAVX512 returns the largest of the 16·blocks+popcount(tail) values at x.
 func maxAVX512(x *float32, blocks int, tail uint32) float32
 

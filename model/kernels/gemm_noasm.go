@@ -19,3 +19,8 @@ func packAlongAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale f
 func packAcrossAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) bool {
 	return false
 }
+
+// packRowsAsm reports that no assembly packer exists in this build.
+func packRowsAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) int {
+	return 0
+}

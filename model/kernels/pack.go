@@ -9,7 +9,12 @@ package kernels
 // packA packs rows [ic, ic+mc) × k range [pc, pc+kc) of alpha·op(A) into
 // panels of mr rows.
 func packA(dst []float32, g *gemmArgs, ic, mc, pc, kc, mr int) {
-	for ir := 0; ir < mc; ir += mr {
+	start := 0
+	if g.transA {
+		// All full panels in one pass over the rows of A.
+		start = packRowsAsm(dst, mr, g.a[pc*g.lda+ic:], g.lda, mc, kc, g.alpha)
+	}
+	for ir := start; ir < mc; ir += mr {
 		rows := min(mr, mc-ir)
 		d := dst[ir*kc : (ir+mr)*kc]
 		if g.transA {

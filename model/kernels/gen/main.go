@@ -26,6 +26,7 @@ func main() {
 	microKernel("gemmKernel14x32AVX512", 14, 2, 64, ZMM)
 	packGather()
 	packCopy()
+	packRows()
 	rowKernels()
 	rowKernelsAVX2()
 	adamw()
@@ -253,6 +254,56 @@ func packCopy() {
 	JMP(LabelRef("pc_loop"))
 
 	Label("pc_done")
+	VZEROUPPER()
+	RET()
+}
+
+// packRows emits the AVX-512 packer of a row block stored with k down its
+// columns into several micro-panels at once, reading each source row once.
+func packRows() {
+	TEXT("packRowsAVX512", NOSPLIT, "func(dst *float32, src *float32, ld int, kc int, panels int, w int, mask uint32, scale float32)")
+	Doc("packRowsAVX512 packs panels·w columns (w ≤ 16, mask = 1<<w − 1) of src into panels of w:",
+		"",
+		"\tfor p < kc, q < panels, r < w: dst[q·kc·w + p·w + r] = scale·src[p·ld + q·w + r]")
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	ld := Load(Param("ld"), GP64())
+	SHLQ(U8(2), ld)
+	kc := Load(Param("kc"), GP64())
+	panels := Load(Param("panels"), GP64())
+	w := Load(Param("w"), GP64())
+	SHLQ(U8(2), w)
+	mask := Load(Param("mask"), GP32())
+	pstride := GP64()
+	MOVQ(kc, pstride)
+	IMULQ(w, pstride) // kc·w·4 bytes
+	zscale := ZMM()
+	VBROADCASTSS(mustResolve(Param("scale")).Addr, zscale)
+	k := K()
+	KMOVW(mask, k)
+	s, d, q := GP64(), GP64(), GP64()
+
+	Label("pr_row")
+	TESTQ(kc, kc)
+	JE(LabelRef("pr_done"))
+	MOVQ(src, s)
+	MOVQ(dst, d)
+	MOVQ(panels, q)
+	Label("pr_panel")
+	v := ZMM()
+	VMOVUPS_Z(Mem{Base: s}, k, v)
+	VMULPS(zscale, v, v)
+	VMOVUPS(v, k, Mem{Base: d})
+	ADDQ(w, s)
+	ADDQ(pstride, d)
+	DECQ(q)
+	JNZ(LabelRef("pr_panel"))
+	ADDQ(ld, src)
+	ADDQ(w, dst)
+	DECQ(kc)
+	JMP(LabelRef("pr_row"))
+
+	Label("pr_done")
 	VZEROUPPER()
 	RET()
 }
