@@ -32,22 +32,11 @@ var kernel14x32AVX512 = &microKernel{
 	},
 }
 
-// kernel12x32AVX512 is a smaller AVX-512 register block: 24 ZMM accumulators.
-var kernel12x32AVX512 = &microKernel{
-	name: "avx512-12x32", mr: 12, nr: 32, mc: 144, kc: 384, nc: 768,
-	fn: func(k int, a, b, c []float32, ldc int, beta float32) {
-		_ = a[k*12-1]
-		_ = b[k*32-1]
-		_ = c[11*ldc+31]
-		gemmKernel12x32AVX512(k, &a[0], &b[0], &c[0], ldc, beta)
-	},
-}
-
 // availableKernels lists the micro-kernels this CPU can run, fastest first.
 func availableKernels() []*microKernel {
 	var ks []*microKernel
 	if cpu.X86.HasAVX512F {
-		ks = append(ks, kernel14x32AVX512, kernel12x32AVX512)
+		ks = append(ks, kernel14x32AVX512)
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		ks = append(ks, kernel6x16AVX2)

@@ -9,11 +9,6 @@ package kernels
 //	c[i·ldc+j] = Σ_p a[p·6+i]·b[p·16+j] + beta·c[i·ldc+j]   (beta == 0: c is not read)
 func gemmKernel6x16AVX2(k int, a *float32, b *float32, c *float32, ldc int, beta float32)
 
-// gemmKernel12x32AVX512 computes one 12×32 tile of C from packed slivers a (k×12) and b (k×32):
-//
-//	c[i·ldc+j] = Σ_p a[p·12+i]·b[p·32+j] + beta·c[i·ldc+j]   (beta == 0: c is not read)
-func gemmKernel12x32AVX512(k int, a *float32, b *float32, c *float32, ldc int, beta float32)
-
 // gemmKernel14x32AVX512 computes one 14×32 tile of C from packed slivers a (k×14) and b (k×32):
 //
 //	c[i·ldc+j] = Σ_p a[p·14+i]·b[p·32+j] + beta·c[i·ldc+j]   (beta == 0: c is not read)

@@ -22,7 +22,6 @@ import (
 func main() {
 	ConstraintExpr("amd64,!noasm")
 	microKernel("gemmKernel6x16AVX2", 6, 2, 32, YMM)
-	microKernel("gemmKernel12x32AVX512", 12, 2, 64, ZMM)
 	microKernel("gemmKernel14x32AVX512", 14, 2, 64, ZMM)
 	packGather()
 	packCopy()
