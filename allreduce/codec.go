@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unsafe"
 
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
@@ -16,7 +17,14 @@ import (
 // codecName is the gRPC content-subtype of the peer streams.
 const codecName = "ringraw"
 
-func init() { encoding.RegisterCodecV2(rawCodec{}) }
+func init() {
+	// Tensors go on the wire as their in-memory bytes, which are the
+	// little-endian format only on little-endian hosts.
+	if one := uint16(1); *(*byte)(unsafe.Pointer(&one)) != 1 {
+		panic("allreduce: big-endian hosts are not supported")
+	}
+	encoding.RegisterCodecV2(rawCodec{})
+}
 
 // Field numbers of pb.RingFrame.
 const (
