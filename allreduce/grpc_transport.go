@@ -317,12 +317,18 @@ func (l *grpcLink) Send(f *OutFrame) error {
 		if !w.marshaled { // otherwise grpc frees the buffer itself
 			w.data.Free()
 		}
-		select {
-		case <-l.watchDone:
-			if errors.Is(l.watchErr, ErrPeerClosed) {
-				return l.watchErr
+		if errors.Is(err, io.EOF) {
+			// The stream is over; its status comes from the watcher.
+			t := time.NewTimer(time.Second)
+			select {
+			case <-l.watchDone:
+				err = l.watchErr
+			case <-t.C:
 			}
-		default:
+			t.Stop()
+		}
+		if errors.Is(err, ErrPeerClosed) {
+			return err
 		}
 		return l.err(err)
 	}
@@ -339,6 +345,9 @@ func (l *grpcLink) Recv(s Sink) error {
 		if errors.Is(err, io.EOF) {
 			l.in.finish(nil) // acknowledge the left neighbour's graceful close
 			return io.EOF
+		}
+		if status.Code(err) == codes.Canceled && l.in.stream.Context().Err() != nil {
+			err = fmt.Errorf("the stream ended abruptly (the neighbour aborted or died): %w", err)
 		}
 		return l.err(err)
 	}
