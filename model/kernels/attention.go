@@ -27,7 +27,7 @@ const attnBlock = 64
 //	q, k, v (B, T, rows of stride ld)   (packed qkv: q = qkv, k = qkv[d:], v = qkv[2d:], ld = 3d)
 func CausalAttentionForward(out, lse, q, k, v []float32, B, T, H, dh, ld, ldo int) {
 	checkAttention(B, T, H, dh, ld, ldo, q, k, v, out, lse)
-	if B*T*H == 0 {
+	if B*T*H*dh == 0 {
 		return
 	}
 	j := attnJobs.get()
@@ -49,7 +49,7 @@ func CausalAttentionForward(out, lse, q, k, v []float32, B, T, H, dh, ld, ldo in
 func CausalAttentionBackward(dq, dk, dv, dout, q, k, v, out, lse []float32, B, T, H, dh, ld, ldo int) {
 	checkAttention(B, T, H, dh, ld, ldo, q, k, v, out, lse)
 	checkAttention(B, T, H, dh, ld, ldo, dq, dk, dv, dout, lse)
-	if B*T*H == 0 {
+	if B*T*H*dh == 0 {
 		return
 	}
 	j := attnJobs.get()
