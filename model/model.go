@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/ringtrain/ringtrain/model/kernels"
 )
@@ -20,8 +21,19 @@ type Model struct {
 	// work on Grads in one piece or by offset ranges.
 	Params, Grads []float32
 
+	// GradsReady, if set, is called during Backward each time a suffix of
+	// Grads is complete for this pass: Grads[off:] will not change again
+	// before the next Backward. off falls on a parameter boundary and
+	// decreases: the final norm and LM head first, then each block from the
+	// last, then 0. A data-parallel trainer starts reducing gradient
+	// buckets from it while backward goes on (PyTorch DDP's bucket hooks).
+	GradsReady func(off int)
+
 	layout []ParamSpec
-	p, g   weights
+	// readyOffs[l] is the offset of block l's first parameter;
+	// readyOffs[L] that of ln_final (the parameters after the blocks).
+	readyOffs []int
+	p, g      weights
 
 	cos, sin []float32 // RoPE table (MaxT, HS/2)
 
@@ -77,6 +89,11 @@ func New(cfg Config, B, T int) (*Model, error) {
 	}
 	m.p = pointWeights(cfg, m.Params)
 	m.g = pointWeights(cfg, m.Grads)
+	for _, spec := range m.layout {
+		if spec.Name == "ln_final.weight" || strings.HasSuffix(spec.Name, ".ln1.weight") {
+			m.readyOffs = append(m.readyOffs, spec.Offset)
+		}
+	}
 	m.cos = make([]float32, T*HS/2)
 	m.sin = make([]float32, T*HS/2)
 	ropeTable(m.cos, m.sin, T, HS, cfg.RopeTheta)
@@ -245,6 +262,7 @@ func (m *Model) Backward(scale float32) {
 	dres := m.dres[:BT*C]
 	clear(dres)
 	kernels.RMSNormBackward(dres, m.g.lnf, dlnf, last, m.p.lnf, m.lnfRstd, BT, C)
+	m.gradsReady(m.readyOffs[len(m.layers)])
 
 	for l := len(m.layers) - 1; l >= 0; l-- {
 		a, w, g := &m.layers[l], &m.p.layers[l], &m.g.layers[l]
@@ -269,6 +287,14 @@ func (m *Model) Backward(scale float32) {
 		kernels.RoPEBackward(dqkv[C:], m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)
 		matmulBackwardSet(dln, g.qkv, m.dqkv, a.ln1, w.qkv, BT, C, 3*C)
 		kernels.RMSNormBackward(dres, g.ln1, dln, x, w.ln1, a.ln1Rstd, BT, C)
+		m.gradsReady(m.readyOffs[l])
 	}
 	encoderBackward(m.g.wte, dres, m.inputs, BT, C)
+	m.gradsReady(0)
+}
+
+func (m *Model) gradsReady(off int) {
+	if m.GradsReady != nil {
+		m.GradsReady(off)
+	}
 }

@@ -181,3 +181,43 @@ func TestTrainStepAllocs(t *testing.T) {
 		t.Fatalf("%.1f allocations per training step", n)
 	}
 }
+
+// GradsReady reports shrinking offsets at parameter boundaries, and every
+// suffix it reports is final: a snapshot taken in the callback equals the
+// gradients after Backward returns (with accumulation from an earlier pass).
+func TestGradsReady(t *testing.T) {
+	cfg := Config{VocabSize: 16, ContextLength: 8, DModel: 16, NumLayers: 3, NumHeads: 2, DFF: 32, RopeTheta: 10000}
+	const B, T = 2, 8
+	m, _ := New(cfg, B, T)
+	m.Init(3)
+	rng := rand.New(rand.NewPCG(5, 6))
+	toks := randTokens(rng, B*T+1, cfg.VocabSize)
+	m.ZeroGrad()
+	m.Forward(toks[:B*T], toks[1:], B, T)
+	m.Backward(0.5)
+
+	var offs []int
+	var snaps [][]float32
+	m.GradsReady = func(off int) {
+		offs = append(offs, off)
+		snaps = append(snaps, slices.Clone(m.Grads[off:]))
+	}
+	m.Forward(toks[:B*T], toks[1:], B, T)
+	m.Backward(0.5)
+
+	starts := map[int]bool{}
+	for _, p := range m.Layout() {
+		starts[p.Offset] = true
+	}
+	if len(offs) != cfg.NumLayers+2 || offs[len(offs)-1] != 0 {
+		t.Fatalf("offsets %v: want %d of them ending with 0", offs, cfg.NumLayers+2)
+	}
+	for i, off := range offs {
+		if !starts[off] || (i > 0 && off >= offs[i-1]) {
+			t.Errorf("offset %d (%v) is not a decreasing parameter boundary", off, offs)
+		}
+		if !slices.Equal(snaps[i], m.Grads[off:]) {
+			t.Errorf("Grads[%d:] changed after GradsReady reported it final", off)
+		}
+	}
+}
