@@ -48,8 +48,10 @@ func availableKernels() []*microKernel {
 // tests switch it off to cover the Go loop.
 var useGather = cpu.X86.HasAVX512F
 
-// packAlongAsm is packAlong with AVX-512 gathers, 16 rows at a time. It
-// reports false when it cannot run (no AVX-512, or indices beyond int32).
+// packAlongAsm is packAlong with AVX-512: 16 rows at a time, by in-register
+// 16×16 transposes where all 16 rows can be read (panel widths 14 and 32),
+// else by gathers. It reports false when it cannot run (no AVX-512, or
+// indices beyond int32).
 func packAlongAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) bool {
 	if !useGather || 15*ld >= 1<<31 || kc == 0 {
 		return false
@@ -61,11 +63,25 @@ func packAlongAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale f
 	for g := 0; g < w; g += 16 {
 		lanes := min(16, w-g)
 		valid := max(0, min(lanes, rows-g))
+		done := 0
+		if valid == lanes && kc >= 16 && (w == 14 || w == 32) && len(src) >= (g+15)*ld+kc {
+			blocks := kc / 16
+			_ = src[(g+15)*ld+16*blocks-1]
+			if w == 14 {
+				packTrans16W14(&dst[g], &src[g*ld], ld, blocks, 1<<lanes-1, scale)
+			} else {
+				packTrans16W32(&dst[g], &src[g*ld], ld, blocks, 1<<lanes-1, scale)
+			}
+			done = 16 * blocks
+		}
+		if done == kc {
+			continue
+		}
 		s := &src[0]
 		if valid > 0 {
-			s = &src[g*ld]
+			s = &src[g*ld+done]
 		}
-		packGatherAVX512(&dst[g], w, s, int32(ld), kc, 1<<valid-1, 1<<lanes-1, scale)
+		packGatherAVX512(&dst[done*w+g], w, s, int32(ld), kc-done, 1<<valid-1, 1<<lanes-1, scale)
 	}
 	return true
 }

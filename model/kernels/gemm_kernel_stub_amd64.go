@@ -29,6 +29,20 @@ func packCopyAVX512(dst *float32, dstStride int, src *float32, ld int, kc int, l
 //	for p < kc, q < panels, r < w: dst[q·kc·w + p·w + r] = scale·src[p·ld + q·w + r]
 func packRowsAVX512(dst *float32, src *float32, ld int, kc int, panels int, w int, mask uint32, scale float32)
 
+// packTrans16W14 packs 16 rows of src (row stride ld) into k-major groups of stride 14:
+//
+//	for p < 16·blocks, lanes r of store: dst[p·14 + r] = scale·src[r·ld + p]
+//
+// All 16 rows must be readable; lanes outside store are not written.
+func packTrans16W14(dst *float32, src *float32, ld int, blocks int, store uint32, scale float32)
+
+// packTrans16W32 packs 16 rows of src (row stride ld) into k-major groups of stride 32:
+//
+//	for p < 16·blocks, lanes r of store: dst[p·32 + r] = scale·src[r·ld + p]
+//
+// All 16 rows must be readable; lanes outside store are not written.
+func packTrans16W32(dst *float32, src *float32, ld int, blocks int, store uint32, scale float32)
+
 // maxAVX512 returns the largest of the 16·blocks+popcount(tail) values at x.
 func maxAVX512(x *float32, blocks int, tail uint32) float32
 

@@ -26,6 +26,8 @@ func main() {
 	packGather()
 	packCopy()
 	packRows()
+	packTrans16(14)
+	packTrans16(32)
 	rowKernels()
 	rowKernelsAVX2()
 	adamw()
@@ -303,6 +305,100 @@ func packRows() {
 	JMP(LabelRef("pr_row"))
 
 	Label("pr_done")
+	VZEROUPPER()
+	RET()
+}
+
+// packTrans16 emits a transposing packer for panels of width w: blocks of
+// 16 rows × 16 k values are loaded with 16 full-width loads, transposed in
+// registers (unpack 32-bit, unpack 64-bit, two 128-bit lane shuffles) and
+// stored as 16 k-major groups; cheaper than one gather per k.
+func packTrans16(w int) {
+	name := fmt.Sprintf("packTrans16W%d", w)
+	TEXT(name, NOSPLIT, "func(dst *float32, src *float32, ld int, blocks int, store uint32, scale float32)")
+	Doc(name+" packs 16 rows of src (row stride ld) into k-major groups of stride "+fmt.Sprint(w)+":",
+		"",
+		fmt.Sprintf("\tfor p < 16·blocks, lanes r of store: dst[p·%d + r] = scale·src[r·ld + p]", w),
+		"",
+		"All 16 rows must be readable; lanes outside store are not written.")
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	ld := Load(Param("ld"), GP64())
+	SHLQ(U8(2), ld)
+	l3 := GP64()
+	LEAQ(Mem{Base: ld, Index: ld, Scale: 2}, l3)
+	blocks := Load(Param("blocks"), GP64())
+	store := Load(Param("store"), GP32())
+	k := K()
+	KMOVW(store, k)
+	zscale := ZMM()
+	VBROADCASTSS(mustResolve(Param("scale")).Addr, zscale)
+	base := [4]GPVirtual{src.(GPVirtual), GP64(), GP64(), GP64()}
+	for i := 1; i < 4; i++ {
+		LEAQ(Mem{Base: base[i-1], Index: ld, Scale: 4}, base[i])
+	}
+	rowMem := func(r int) Mem {
+		b := base[r/4]
+		switch r % 4 {
+		case 0:
+			return Mem{Base: b}
+		case 1:
+			return Mem{Base: b, Index: ld, Scale: 1}
+		case 2:
+			return Mem{Base: b, Index: ld, Scale: 2}
+		}
+		return Mem{Base: b, Index: l3, Scale: 1}
+	}
+
+	Label(name + "_loop")
+	TESTQ(blocks, blocks)
+	JE(LabelRef(name + "_done"))
+	r := make([]VecVirtual, 16)
+	for i := range r {
+		r[i] = ZMM()
+		VMULPS(rowMem(i), zscale, r[i])
+	}
+	t := make([]VecVirtual, 16)
+	for i := 0; i < 8; i++ {
+		t[2*i], t[2*i+1] = ZMM(), ZMM()
+		VUNPCKLPS(r[2*i+1], r[2*i], t[2*i])
+		VUNPCKHPS(r[2*i+1], r[2*i], t[2*i+1])
+	}
+	u := make([]VecVirtual, 16)
+	for g := 0; g < 4; g++ {
+		b := 4 * g
+		for i := 0; i < 4; i++ {
+			u[b+i] = ZMM()
+		}
+		VUNPCKLPD(t[b+2], t[b+0], u[b+0])
+		VUNPCKHPD(t[b+2], t[b+0], u[b+1])
+		VUNPCKLPD(t[b+3], t[b+1], u[b+2])
+		VUNPCKHPD(t[b+3], t[b+1], u[b+3])
+	}
+	v := make([]VecVirtual, 16)
+	for h := 0; h < 2; h++ {
+		b := 8 * h
+		for i := 0; i < 4; i++ {
+			v[b+i], v[b+4+i] = ZMM(), ZMM()
+			VSHUFF32X4(U8(0x88), u[b+4+i], u[b+i], v[b+i])
+			VSHUFF32X4(U8(0xdd), u[b+4+i], u[b+i], v[b+4+i])
+		}
+	}
+	for i := 0; i < 8; i++ {
+		lo, hi := ZMM(), ZMM()
+		VSHUFF32X4(U8(0x88), v[8+i], v[i], lo)
+		VSHUFF32X4(U8(0xdd), v[8+i], v[i], hi)
+		VMOVUPS(lo, k, Mem{Base: dst, Disp: i * w * 4})
+		VMOVUPS(hi, k, Mem{Base: dst, Disp: (8 + i) * w * 4})
+	}
+	for i := range base {
+		ADDQ(U8(64), base[i])
+	}
+	ADDQ(U32(16*w*4), dst)
+	DECQ(blocks)
+	JMP(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }
