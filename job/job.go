@@ -110,7 +110,12 @@ func Parse(data []byte, name string) (*Job, error) {
 	if err := dec.Decode(&j); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
 		return nil, fmt.Errorf("job file %s: %s", name, yamlMessage(err))
 	}
-	if err := j.check(); err != nil {
+	m, err := j.Model.Resolved()
+	if err == nil {
+		j.Model = m
+		err = j.check()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("job file %s: %w", name, err)
 	}
 	return &j, nil

@@ -44,14 +44,12 @@ func (m Model) Resolved() (Model, error) {
 	return Model{Preset: m.Preset, Config: out}, nil
 }
 
-// check validates everything that does not depend on the world size, and
-// replaces j.Model by its resolved shape.
+// check validates everything that does not depend on the world size. It
+// only reads j: jobs are shared between goroutines.
 func (j *Job) check() error {
-	m, err := j.Model.Resolved()
-	if err != nil {
+	if _, err := j.Model.Resolved(); err != nil {
 		return err
 	}
-	j.Model = m
 	t := j.Train
 	pos := func(key string, v float64) error {
 		if !(v > 0) || math.IsInf(v, 0) {

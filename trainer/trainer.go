@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ringtrain/ringtrain/allreduce"
 	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/model"
@@ -17,6 +18,16 @@ import (
 // gets bit-identical results.
 type Reducer interface {
 	AllReduce(ctx context.Context, buf []float32) error
+}
+
+// BucketReducer is a Reducer that can also average buffers in the
+// background, in the order they are started (allreduce.Ring via the
+// worker). With one, TrainStep reduces gradient buckets while the last
+// micro-batch's backward pass still computes earlier layers.
+type BucketReducer interface {
+	Reducer
+	// Start begins averaging buf; wait blocks until buf holds the result.
+	Start(ctx context.Context, bucket int, buf []float32) (wait func() error)
 }
 
 // Local is the Reducer of a single process: the average over one rank is
@@ -30,6 +41,10 @@ func (Local) AllReduce(context.Context, []float32) error { return nil }
 type Options struct {
 	Job         *job.Job
 	Rank, World int
+	// BucketBytes is the size of the gradient buckets reduced while
+	// backward runs, when the reducer is a BucketReducer (PyTorch DDP's
+	// bucket_cap_mb); 0 reduces all gradients in one piece after backward.
+	BucketBytes int
 	// Data opens shards; nil means shard.OpenGlob. Tests may substitute it.
 	Data func(pattern string, vocabSize, T int) (*shard.Dataset, error)
 }
@@ -49,6 +64,9 @@ type Trainer struct {
 
 	x, y    []int32
 	scalars [1]float32 // the loss, reduced beside the gradients
+
+	buckets []allreduce.Bucket // in the order backward completes them; nil: no overlap
+	waits   []func() error     // of the buckets started in this step
 }
 
 // Result is what one optimizer step did.
@@ -94,6 +112,14 @@ func New(o Options) (*Trainer, error) {
 			Beta1: j.Train.Beta1, Beta2: j.Train.Beta2, Eps: j.Train.Eps, WeightDecay: j.Train.WeightDecay,
 		}),
 		x: make([]int32, mb*T), y: make([]int32, mb*T),
+	}
+	if o.BucketBytes > 0 {
+		sizes := make([]int, len(m.Layout()))
+		for i, p := range m.Layout() {
+			sizes[i] = p.Size
+		}
+		t.buckets = allreduce.PlanBuckets(sizes, o.BucketBytes)
+		t.waits = make([]func() error, 0, len(t.buckets))
 	}
 	if t.train, err = open(j.Data.Train, cfg.VocabSize, T); err != nil {
 		return nil, fmt.Errorf("data.train: %w", err)
@@ -151,6 +177,8 @@ func (t *Trainer) TrainStep(ctx context.Context, r Reducer) (Result, error) {
 	// Each rank computes the gradient of the mean loss of its own G/W
 	// sequences; averaging over the W ranks gives the global mean.
 	scale := float32(1) / float32(nMicro)
+	br, overlap := r.(BucketReducer)
+	overlap = overlap && t.buckets != nil
 	var loss float64
 	for i := range nMicro {
 		n, err := t.sampler.FillMicro(t.x, t.y, t.step, G, t.rank, t.world, i, mb)
@@ -158,10 +186,14 @@ func (t *Trainer) TrainStep(ctx context.Context, r Reducer) (Result, error) {
 			return Result{}, err
 		}
 		loss += m.Forward(t.x, t.y, n, T)
+		if overlap && i == nMicro-1 {
+			m.GradsReady = func(off int) { t.startBuckets(ctx, br, off) }
+		}
 		m.Backward(scale)
+		m.GradsReady = nil
 	}
 	t.scalars[0] = float32(loss / float64(nMicro))
-	if err := r.AllReduce(ctx, m.Grads); err != nil {
+	if err := t.reduceGrads(ctx, r, overlap); err != nil {
 		return Result{}, fmt.Errorf("step %d: all-reduce gradients: %w", t.step, err)
 	}
 	if err := r.AllReduce(ctx, t.scalars[:]); err != nil {
@@ -179,6 +211,37 @@ func (t *Trainer) TrainStep(ctx context.Context, r Reducer) (Result, error) {
 		return res, fmt.Errorf("step %d: loss is %v", res.Step, res.Loss)
 	}
 	return res, nil
+}
+
+// startBuckets starts reducing, in plan order, every bucket that lies
+// inside the completed suffix Grads[off:].
+func (t *Trainer) startBuckets(ctx context.Context, br BucketReducer, off int) {
+	for len(t.waits) < len(t.buckets) {
+		b := t.buckets[len(t.waits)]
+		if b.Off < off {
+			return
+		}
+		t.waits = append(t.waits, br.Start(ctx, b.ID, t.Model.Grads[b.Off:b.Off+b.Len]))
+	}
+}
+
+// reduceGrads averages the gradients over the ranks: by waiting for the
+// buckets started during backward, or in one all-reduce.
+func (t *Trainer) reduceGrads(ctx context.Context, r Reducer, overlap bool) error {
+	if !overlap {
+		return r.AllReduce(ctx, t.Model.Grads)
+	}
+	defer func() { t.waits = t.waits[:0] }()
+	if len(t.waits) != len(t.buckets) {
+		return fmt.Errorf("backward started %d of %d gradient buckets", len(t.waits), len(t.buckets))
+	}
+	var first error
+	for _, wait := range t.waits {
+		if err := wait(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // Eval returns the mean loss over the first eval.sequences validation

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/ringtrain/ringtrain/allreduce"
 	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/shard"
@@ -212,5 +214,69 @@ func TestNewErrors(t *testing.T) {
 	bad.Data.Train = filepath.Join(t.TempDir(), "none_*.bin")
 	if _, err := New(Options{Job: &bad, Rank: 0, World: 1}); err == nil {
 		t.Error("missing shards: want an error")
+	}
+}
+
+// ringReducer adapts an allreduce.Ring to BucketReducer, as the worker does.
+type ringReducer struct{ *allreduce.Ring }
+
+func (r ringReducer) Start(ctx context.Context, bucket int, buf []float32) func() error {
+	return r.Ring.Start(ctx, bucket, buf).Wait
+}
+
+// Gradient buckets reduced on a real ring while backward runs give the
+// trajectory of one all-reduce after backward, on every rank alike.
+func TestBucketedOverlap(t *testing.T) {
+	j := tinyJob(t, "sequential")
+	ref, _, _ := run(t, j, 2, 4)
+
+	const world = 2
+	net := allreduce.NewInmemNetwork()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	losses := make([][]float64, world)
+	errs := make([]error, world)
+	var wg sync.WaitGroup
+	for r := range world {
+		wg.Go(func() {
+			tr, err := New(Options{Job: j, Rank: r, World: world, BucketBytes: 8 << 10})
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			defer tr.Close()
+			if len(tr.buckets) < 3 {
+				errs[r] = fmt.Errorf("only %d buckets planned", len(tr.buckets))
+				return
+			}
+			ring, err := allreduce.New(ctx, net, allreduce.Config{Generation: 1, Rank: r, WorldSize: world, Peers: []string{"a", "b"}})
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			defer ring.Close()
+			for range 4 {
+				res, err := tr.TrainStep(ctx, ringReducer{ring})
+				if err != nil {
+					errs[r] = err
+					return
+				}
+				losses[r] = append(losses[r], res.Loss)
+			}
+		})
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	if fmt.Sprint(losses[0]) != fmt.Sprint(losses[1]) {
+		t.Fatalf("ranks differ: %v vs %v", losses[0], losses[1])
+	}
+	for s := range ref {
+		if d := math.Abs(losses[0][s]-ref[s]) / ref[s]; d > 1e-5 {
+			t.Errorf("step %d: bucketed loss %v, unbucketed %v", s, losses[0][s], ref[s])
+		}
 	}
 }

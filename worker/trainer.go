@@ -11,7 +11,7 @@ import (
 // AdamW and shards. Rank 0 writes the whole checkpoint (all ranks hold
 // identical weights and moments); the other ranks have no part to write.
 func TrainerPackage(ctx context.Context, cfg TrainerConfig) (Trainer, error) {
-	t, err := trainer.New(trainer.Options{Job: cfg.Job, Rank: cfg.Rank, World: cfg.World})
+	t, err := trainer.New(trainer.Options{Job: cfg.Job, Rank: cfg.Rank, World: cfg.World, BucketBytes: cfg.BucketBytes})
 	if err != nil {
 		return nil, err
 	}

@@ -14,9 +14,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/ringtrain/ringtrain/allreduce"
 	"github.com/ringtrain/ringtrain/coordinator"
 	"github.com/ringtrain/ringtrain/job"
 	pb "github.com/ringtrain/ringtrain/proto"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 // Reducer averages a buffer across the ranks of a generation, in place.
@@ -68,6 +70,8 @@ type TrainerConfig struct {
 	World     int
 	StartStep int    // steps completed at start
 	Resume    string // checkpoint dir to restore from; "" for a fresh start
+	// BucketBytes is the gradient bucket size (see Config.BucketBytes).
+	BucketBytes int
 }
 
 // NewTrainer builds a rank's trainer for a generation, restored from
@@ -85,7 +89,10 @@ type Config struct {
 	Rings     Rings
 	// ExitWhenDone makes Run return once a job it took part in is over.
 	ExitWhenDone bool
-	Logger       *slog.Logger
+	// BucketBytes is the gradient bucket size for reducing while backward
+	// runs (0: one all-reduce after backward).
+	BucketBytes int
+	Logger      *slog.Logger
 }
 
 // Errors of the worker.
@@ -315,14 +322,31 @@ func (w *Worker) watchGenerations(ctx context.Context, out chan *coordinator.Gen
 // ringReducer marks the ring's errors with ErrRing.
 type ringReducer struct{ r Ring }
 
+var _ trainer.BucketReducer = ringReducer{}
+
 func (rr ringReducer) AllReduce(ctx context.Context, buf []float32) error {
-	if err := rr.r.AllReduce(ctx, buf); err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		return fmt.Errorf("%w: %w", ErrRing, err)
+	return rr.mark(ctx, rr.r.AllReduce(ctx, buf))
+}
+
+// Start reduces buf in the background when the ring can (allreduce.Ring),
+// else at once.
+func (rr ringReducer) Start(ctx context.Context, bucket int, buf []float32) func() error {
+	bg, ok := rr.r.(interface {
+		Start(ctx context.Context, bucket int, buf []float32) *allreduce.Handle
+	})
+	if !ok {
+		err := rr.AllReduce(ctx, buf)
+		return func() error { return err }
 	}
-	return nil
+	h := bg.Start(ctx, bucket, buf)
+	return func() error { return rr.mark(ctx, h.Wait()) }
+}
+
+func (rr ringReducer) mark(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrRing, err)
 }
 
 // reporter sends reports to the coordinator of a generation.
@@ -388,7 +412,7 @@ func (w *Worker) runGeneration(ctx context.Context, g *coordinator.Generation, r
 	j := g.Job
 	log.Info("joining generation", "start_step", g.StartStep, "resume", g.Resume)
 	tr, err := w.cfg.Trainer(ctx, TrainerConfig{Job: j, JobFile: g.JobFile, JobText: g.JobText, RunDir: g.RunDir, Rank: rank,
-		World: len(g.Members), StartStep: g.StartStep, Resume: g.Resume})
+		World: len(g.Members), StartStep: g.StartStep, Resume: g.Resume, BucketBytes: w.cfg.BucketBytes})
 	if err != nil {
 		return fmt.Errorf("start trainer: %w", err)
 	}

@@ -18,11 +18,13 @@ import (
 
 	"github.com/ringtrain/ringtrain/coordinator"
 	"github.com/ringtrain/ringtrain/job"
+	"github.com/ringtrain/ringtrain/worker"
 )
 
 var localFlags struct {
 	jobFile, runDir, metrics string
 	workers, steps           int
+	bucketMiB                float64
 }
 
 var localCmd = &cobra.Command{
@@ -67,11 +69,11 @@ Run again on the same run dir to resume from its newest committed checkpoint.
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		return runLocal(ctx, j, f.jobFile, string(text), runDir, f.workers, f.metrics)
+		return runLocal(ctx, j, f.jobFile, string(text), runDir, f.workers, f.metrics, int(f.bucketMiB*(1<<20)))
 	},
 }
 
-func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, n int, metrics string) error {
+func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, n int, metrics string, bucketBytes int) error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("--run-dir: %w", err)
 	}
@@ -128,7 +130,10 @@ func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := runWorker(wctx, cli, wl, coordinator.DefaultPrefix, name, wl.Addr().String(), 5*time.Second, true, log)
+			err := runWorker(wctx, wl, worker.Config{
+				Etcd: cli, Prefix: coordinator.DefaultPrefix, Name: name, Advertise: wl.Addr().String(),
+				TTL: 5 * time.Second, ExitWhenDone: true, BucketBytes: bucketBytes, Logger: log,
+			})
 			if err != nil && !errors.Is(err, context.Canceled) {
 				werrs <- fmt.Errorf("worker %s: %w", name, err)
 				wcancel()
@@ -176,5 +181,6 @@ func init() {
 	f.StringVar(&localFlags.runDir, "run-dir", "", "run directory (default runs/<job name>)")
 	f.IntVar(&localFlags.steps, "steps", 0, "override train.max_steps (0: the job's)")
 	f.StringVar(&localFlags.metrics, "metrics-listen", "", "HTTP address for Prometheus /metrics (empty: off)")
+	f.Float64Var(&localFlags.bucketMiB, "bucket-mb", defaultBucketMiB, bucketHelp)
 	rootCmd.AddCommand(localCmd)
 }

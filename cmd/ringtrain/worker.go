@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ringtrain/ringtrain/allreduce"
 	"github.com/ringtrain/ringtrain/coordinator"
@@ -23,7 +22,13 @@ var workerFlags struct {
 	etcd, listen, advertise, name, prefix string
 	ttl                                   time.Duration
 	exitWhenDone                          bool
+	bucketMiB                             float64
 }
+
+// defaultBucketMiB is PyTorch DDP's bucket_cap_mb.
+const defaultBucketMiB = 25
+
+const bucketHelp = "gradient bucket size in MiB: buckets are all-reduced while backward still runs (0: one all-reduce after backward)"
 
 var workerCmd = &cobra.Command{
 	Use:   "worker",
@@ -58,7 +63,10 @@ or with --exit-when-done until the job it took part in is over.`,
 			_, port, _ := net.SplitHostPort(lis.Addr().String())
 			name = fmt.Sprintf("%s-%s", host, port)
 		}
-		err = runWorker(ctx, cli, lis, f.prefix, name, adv, f.ttl, f.exitWhenDone, nil)
+		err = runWorker(ctx, lis, worker.Config{
+			Etcd: cli, Prefix: f.prefix, Name: name, Advertise: adv, TTL: f.ttl,
+			ExitWhenDone: f.exitWhenDone, BucketBytes: int(f.bucketMiB * (1 << 20)),
+		})
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			slog.Info("worker stopped", "name", name)
 			return nil
@@ -68,8 +76,9 @@ or with --exit-when-done until the job it took part in is over.`,
 }
 
 // runWorker serves the all-reduce peer service on lis and runs one worker
-// until ctx ends (or the job ends, with exitWhenDone).
-func runWorker(ctx context.Context, cli *clientv3.Client, lis net.Listener, prefix, name, adv string, ttl time.Duration, exitWhenDone bool, log *slog.Logger) error {
+// with the real trainer and gRPC rings until ctx ends (or the job ends,
+// with cfg.ExitWhenDone).
+func runWorker(ctx context.Context, lis net.Listener, cfg worker.Config) error {
 	tr := allreduce.NewGRPCTransport()
 	srv := worker.NewGRPCServer(tr)
 	served := make(chan error, 1)
@@ -78,11 +87,8 @@ func runWorker(ctx context.Context, cli *clientv3.Client, lis net.Listener, pref
 		coordinator.StopGRPC(srv, 2*time.Second)
 		<-served
 	}()
-	w, err := worker.New(worker.Config{
-		Etcd: cli, Prefix: prefix, Name: name, Advertise: adv, TTL: ttl,
-		Trainer: worker.TrainerPackage, Rings: worker.AllreduceRings{Transport: tr},
-		ExitWhenDone: exitWhenDone, Logger: log,
-	})
+	cfg.Trainer, cfg.Rings = worker.TrainerPackage, worker.AllreduceRings{Transport: tr}
+	w, err := worker.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -98,5 +104,6 @@ func init() {
 	f.StringVar(&workerFlags.prefix, "prefix", coordinator.DefaultPrefix, "etcd key prefix of the cluster")
 	f.DurationVar(&workerFlags.ttl, "ttl", 5*time.Second, "registration lease TTL: a dead worker is noticed after this long")
 	f.BoolVar(&workerFlags.exitWhenDone, "exit-when-done", false, "exit once a job this worker trained is over (0 if done, 1 if failed)")
+	f.Float64Var(&workerFlags.bucketMiB, "bucket-mb", defaultBucketMiB, bucketHelp)
 	rootCmd.AddCommand(workerCmd)
 }
