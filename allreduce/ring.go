@@ -172,7 +172,12 @@ func (r *Ring) AllReduceFloat64(ctx context.Context, buf []float64, o Op) error 
 
 // Close ends the ring. Pending and later operations fail with ErrClosed.
 // If no operation is pending, the neighbours receive everything sent and
-// then see a clean end of stream (bounded by Config.CloseTimeout).
+// then see a clean end of stream: Close waits until the right neighbour
+// has read the stream to its end, which its receive loop acknowledges as
+// soon as it gets there (not after its own Close), so rings closed on every
+// rank at once do not wait on each other. Only a right neighbour that does
+// not read (gone silent, or its ring of this generation never created)
+// holds Close up, for at most Config.CloseTimeout.
 // Idempotent; it returns once the ring's goroutines have exited.
 func (r *Ring) Close() error {
 	r.mu.Lock()
