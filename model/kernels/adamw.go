@@ -37,8 +37,9 @@ func adamPart(a *adamArgs, i, n int) {
 	g, m, v := a.g[lo:hi], a.m[lo:hi], a.v[lo:hi]
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	k := [8]float32{a.b1, a.ob1, a.b2, a.ob2, a.stepSize, a.invBc2sqrt, a.eps, a.decay}
-	if adamwRow(p, g, m, v, &k) {
-		return
+	if rest := adamwRow(p, g, m, v, &k); rest < len(p) {
+		start := len(p) - rest
+		p, g, m, v = p[start:], g[start:], m[start:], v[start:]
 	}
 	for j, gj := range g {
 		mj := a.b1*m[j] + a.ob1*gj

@@ -2122,3 +2122,52 @@ adamw_tail:
 adamw_done:
 	VZEROUPPER
 	RET
+
+// func adamwAVX2(p *float32, grad *float32, m *float32, v *float32, blocks int, k *[8]float32)
+// Requires: AVX, FMA3
+TEXT ·adamwAVX2(SB), NOSPLIT, $0-48
+	MOVQ         p+0(FP), AX
+	MOVQ         grad+8(FP), CX
+	MOVQ         m+16(FP), DX
+	MOVQ         v+24(FP), BX
+	MOVQ         blocks+32(FP), SI
+	MOVQ         k+40(FP), DI
+	VBROADCASTSS (DI), Y0
+	VBROADCASTSS 4(DI), Y1
+	VBROADCASTSS 8(DI), Y2
+	VBROADCASTSS 12(DI), Y3
+	VBROADCASTSS 16(DI), Y4
+	VBROADCASTSS 20(DI), Y5
+	VBROADCASTSS 24(DI), Y6
+	VBROADCASTSS 28(DI), Y7
+
+adamw8_loop:
+	TESTQ       SI, SI
+	JE          adamw8_done
+	VMOVUPS     (CX), Y8
+	VMOVUPS     (DX), Y9
+	VMOVUPS     (BX), Y10
+	VMOVUPS     (AX), Y11
+	VMULPS      Y0, Y9, Y9
+	VFMADD231PS Y1, Y8, Y9
+	VMULPS      Y3, Y8, Y12
+	VMULPS      Y8, Y12, Y12
+	VFMADD132PS Y2, Y12, Y10
+	VMOVUPS     Y9, (DX)
+	VMOVUPS     Y10, (BX)
+	VSQRTPS     Y10, Y12
+	VFMADD132PS Y5, Y6, Y12
+	VDIVPS      Y12, Y9, Y9
+	VMULPS      Y4, Y9, Y9
+	VFMSUB132PS Y7, Y9, Y11
+	VMOVUPS     Y11, (AX)
+	ADDQ        $0x20, AX
+	ADDQ        $0x20, CX
+	ADDQ        $0x20, DX
+	ADDQ        $0x20, BX
+	DECQ        SI
+	JMP         adamw8_loop
+
+adamw8_done:
+	VZEROUPPER
+	RET

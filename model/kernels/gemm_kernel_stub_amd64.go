@@ -84,3 +84,9 @@ func swigluGradAVX2(da *float32, db *float32, d *float32, a *float32, b *float32
 //
 //go:noescape
 func adamwAVX512(p *float32, grad *float32, m *float32, v *float32, blocks int, tail uint32, k *[8]float32)
+
+// adamwAVX2 applies the AdamW update of adamPart to 8·blocks values;
+// k holds b1, 1−b1, b2, 1−b2, stepSize, 1/sqrt(bc2), eps, decay.
+//
+//go:noescape
+func adamwAVX2(p *float32, grad *float32, m *float32, v *float32, blocks int, k *[8]float32)

@@ -115,15 +115,21 @@ func swigluGradRow(da, db, d, a, b []float32) {
 	swigluGradRowGo(da, db, d, a, b)
 }
 
-// adamwRow runs the AVX-512 AdamW update on p, g, m, v (equal lengths)
-// and reports whether it did.
-func adamwRow(p, g, m, v []float32, k *[8]float32) bool {
+// adamwRow runs the vector AdamW update on p, g, m, v (equal lengths).
+// With AVX2 it updates the whole blocks of 8 and returns how many values
+// it did not; the caller finishes those in Go.
+func adamwRow(p, g, m, v []float32, k *[8]float32) (rest int) {
 	n := len(p)
-	if vecLevel != vecAVX512 || n == 0 {
-		return false
+	switch {
+	case vecLevel == vecAVX512 && n > 0:
+		_, _, _ = g[n-1], m[n-1], v[n-1]
+		nb, tail := blocks(n)
+		adamwAVX512(&p[0], &g[0], &m[0], &v[0], nb, tail, k)
+		return 0
+	case vecLevel == vecAVX2 && n >= 8:
+		_, _, _ = g[n-1], m[n-1], v[n-1]
+		adamwAVX2(&p[0], &g[0], &m[0], &v[0], n/8, k)
+		return n % 8
 	}
-	_, _, _ = g[n-1], m[n-1], v[n-1]
-	nb, tail := blocks(n)
-	adamwAVX512(&p[0], &g[0], &m[0], &v[0], nb, tail, k)
-	return true
+	return n
 }

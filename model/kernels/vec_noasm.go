@@ -16,4 +16,4 @@ func expGrad(p, dp []float32, lse, d float32)             { expGradGo(p, dp, lse
 func swigluRow(out, a, b []float32)                       { swigluRowGo(out, a, b) }
 func swigluGradRow(da, db, d, a, b []float32)             { swigluGradRowGo(da, db, d, a, b) }
 
-func adamwRow(p, g, m, v []float32, k *[8]float32) bool { return false }
+func adamwRow(p, g, m, v []float32, k *[8]float32) (rest int) { return len(p) }

@@ -31,6 +31,7 @@ func main() {
 	rowKernels()
 	rowKernelsAVX2()
 	adamw()
+	adamwAVX2()
 	Generate()
 }
 

@@ -626,3 +626,50 @@ func adamw() {
 	VZEROUPPER()
 	RET()
 }
+
+// adamwAVX2 emits the 8-lane AVX2/FMA AdamW update (whole blocks of 8; the
+// Go wrapper finishes the tail).
+func adamwAVX2() {
+	TEXT("adamwAVX2", NOSPLIT, "func(p, grad, m, v *float32, blocks int, k *[8]float32)")
+	Pragma("noescape")
+	Doc("adamwAVX2 applies the AdamW update of adamPart to 8·blocks values;",
+		"k holds b1, 1−b1, b2, 1−b2, stepSize, 1/sqrt(bc2), eps, decay.")
+	p := Load(Param("p"), GP64())
+	g := Load(Param("grad"), GP64())
+	m := Load(Param("m"), GP64())
+	v := Load(Param("v"), GP64())
+	blocks := Load(Param("blocks"), GP64())
+	kp := Load(Param("k"), GP64())
+	var c [8]VecVirtual
+	for i := range c {
+		c[i] = YMM()
+		VBROADCASTSS(Mem{Base: kp, Disp: 4 * i}, c[i])
+	}
+	b1, ob1, b2, ob2, step, invBc2, eps, decay := c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+	loop8("adamw8", blocks, func() {
+		gv, mv, vv, pv, t := YMM(), YMM(), YMM(), YMM(), YMM()
+		VMOVUPS(Mem{Base: g}, gv)
+		VMOVUPS(Mem{Base: m}, mv)
+		VMOVUPS(Mem{Base: v}, vv)
+		VMOVUPS(Mem{Base: p}, pv)
+		VMULPS(b1, mv, mv)
+		VFMADD231PS(ob1, gv, mv)
+		VMULPS(ob2, gv, t)
+		VMULPS(gv, t, t)
+		VFMADD132PS(b2, t, vv)
+		VMOVUPS(mv, Mem{Base: m})
+		VMOVUPS(vv, Mem{Base: v})
+		VSQRTPS(vv, t)
+		VFMADD132PS(invBc2, eps, t)
+		VDIVPS(t, mv, mv)
+		VMULPS(step, mv, mv)
+		VFMSUB132PS(decay, mv, pv)
+		VMOVUPS(pv, Mem{Base: p})
+	}, func() {
+		for _, r := range []Register{p, g, m, v} {
+			ADDQ(U8(32), r)
+		}
+	})
+	VZEROUPPER()
+	RET()
+}
