@@ -44,16 +44,36 @@ func availableKernels() []*microKernel {
 	return append(ks, kernelGo)
 }
 
-// useGather reports whether packAlong may use the AVX-512 gather packer;
-// tests switch it off to cover the Go loop.
-var useGather = cpu.X86.HasAVX512F
+// Packer levels: the Go loops, AVX2 transposes, AVX-512 transposes,
+// gathers and masked copies.
+const (
+	packGo = iota
+	packAVX2
+	packAVX512
+)
+
+// packMode selects the packers; tests lower it to cover every level.
+var packMode = maxPackMode()
+
+func maxPackMode() int {
+	switch {
+	case cpu.X86.HasAVX512F:
+		return packAVX512
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		return packAVX2
+	}
+	return packGo
+}
 
 // packAlongAsm is packAlong with AVX-512: 16 rows at a time, by in-register
 // 16×16 transposes where all 16 rows can be read (panel widths 14 and 32),
 // else by gathers. It reports false when it cannot run (no AVX-512, or
 // indices beyond int32).
 func packAlongAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) bool {
-	if !useGather || 15*ld >= 1<<31 || kc == 0 {
+	if packMode == packAVX2 {
+		return packAlongAVX2(dst, w, src, ld, rows, kc, scale)
+	}
+	if packMode != packAVX512 || 15*ld >= 1<<31 || kc == 0 {
 		return false
 	}
 	dst = dst[:kc*w]
@@ -89,7 +109,7 @@ func packAlongAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale f
 // packAcrossAsm is packAcross with AVX-512 masked loads, 16 columns at a
 // time. It reports false when it cannot run.
 func packAcrossAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) bool {
-	if !useGather || kc == 0 || rows == 0 {
+	if packMode != packAVX512 || kc == 0 || rows == 0 {
 		return false
 	}
 	dst = dst[:kc*w]
@@ -111,11 +131,33 @@ func packAcrossAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale 
 // returns how many rows (panels·w) it packed.
 func packRowsAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) int {
 	panels := rows / w
-	if !useGather || w > 16 || kc == 0 || panels == 0 {
+	if packMode != packAVX512 || w > 16 || kc == 0 || panels == 0 {
 		return 0
 	}
 	_ = dst[panels*w*kc-1]
 	_ = src[(kc-1)*ld+panels*w-1]
 	packRowsAVX512(&dst[0], &src[0], ld, kc, panels, w, 1<<w-1, scale)
 	return panels * w
+}
+
+// packAlongAVX2 packs full panels of width 6 or 16 with 8×8 AVX2
+// transposes (the k remainder in Go); it reports false for other panels,
+// or when the 8 rows a transpose reads are not all in src.
+func packAlongAVX2(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) bool {
+	if (w != 6 && w != 16) || rows != w || kc < 8 || len(src) < (max(w, 8)-1)*ld+kc {
+		return false
+	}
+	blocks := kc / 8
+	_ = dst[kc*w-1]
+	_ = src[(max(w, 8)-1)*ld+8*blocks-1]
+	if w == 6 {
+		packTrans8W6(&dst[0], &src[0], ld, blocks, scale)
+	} else {
+		packTrans8W16(&dst[0], &src[0], ld, blocks, scale)
+		packTrans8W16(&dst[8], &src[8*ld], ld, blocks, scale)
+	}
+	if done := 8 * blocks; done < kc {
+		packAlongGo(dst[done*w:], w, src[done:], ld, rows, kc-done, scale)
+	}
+	return true
 }

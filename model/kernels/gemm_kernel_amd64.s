@@ -1074,6 +1074,147 @@ packTrans16W32_done:
 	VZEROUPPER
 	RET
 
+// func packTrans8W6(dst *float32, src *float32, ld int, blocks int, scale float32)
+// Requires: AVX
+TEXT ·packTrans8W6(SB), NOSPLIT, $0-36
+	MOVQ         dst+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         ld+16(FP), DX
+	SHLQ         $0x02, DX
+	LEAQ         (DX)(DX*2), BX
+	MOVQ         blocks+24(FP), SI
+	VBROADCASTSS scale+32(FP), Y0
+	VMOVUPS      storeMask6<>+0(SB), Y1
+	LEAQ         (CX)(DX*4), DI
+
+packTrans8W6_loop:
+	TESTQ      SI, SI
+	JE         packTrans8W6_done
+	VMULPS     (CX), Y0, Y2
+	VMULPS     (CX)(DX*1), Y0, Y3
+	VMULPS     (CX)(DX*2), Y0, Y4
+	VMULPS     (CX)(BX*1), Y0, Y5
+	VMULPS     (DI), Y0, Y6
+	VMULPS     (DI)(DX*1), Y0, Y7
+	VMULPS     (DI)(DX*2), Y0, Y8
+	VMULPS     (DI)(BX*1), Y0, Y9
+	VUNPCKLPS  Y3, Y2, Y10
+	VUNPCKHPS  Y3, Y2, Y2
+	VUNPCKLPS  Y5, Y4, Y3
+	VUNPCKHPS  Y5, Y4, Y4
+	VUNPCKLPS  Y7, Y6, Y5
+	VUNPCKHPS  Y7, Y6, Y6
+	VUNPCKLPS  Y9, Y8, Y7
+	VUNPCKHPS  Y9, Y8, Y8
+	VSHUFPS    $0x44, Y3, Y10, Y9
+	VSHUFPS    $0xee, Y3, Y10, Y3
+	VSHUFPS    $0x44, Y4, Y2, Y10
+	VSHUFPS    $0xee, Y4, Y2, Y2
+	VSHUFPS    $0x44, Y7, Y5, Y4
+	VSHUFPS    $0xee, Y7, Y5, Y5
+	VSHUFPS    $0x44, Y8, Y6, Y7
+	VSHUFPS    $0xee, Y8, Y6, Y6
+	VPERM2F128 $0x20, Y4, Y9, Y8
+	VPERM2F128 $0x31, Y4, Y9, Y4
+	VMASKMOVPS Y8, Y1, (AX)
+	VMASKMOVPS Y4, Y1, 96(AX)
+	VPERM2F128 $0x20, Y5, Y3, Y4
+	VPERM2F128 $0x31, Y5, Y3, Y3
+	VMASKMOVPS Y4, Y1, 24(AX)
+	VMASKMOVPS Y3, Y1, 120(AX)
+	VPERM2F128 $0x20, Y7, Y10, Y3
+	VPERM2F128 $0x31, Y7, Y10, Y4
+	VMASKMOVPS Y3, Y1, 48(AX)
+	VMASKMOVPS Y4, Y1, 144(AX)
+	VPERM2F128 $0x20, Y6, Y2, Y3
+	VPERM2F128 $0x31, Y6, Y2, Y2
+	VMASKMOVPS Y3, Y1, 72(AX)
+	VMASKMOVPS Y2, Y1, 168(AX)
+	ADDQ       $0x20, CX
+	ADDQ       $0x20, DI
+	ADDQ       $0x000000c0, AX
+	DECQ       SI
+	JMP        packTrans8W6_loop
+
+packTrans8W6_done:
+	VZEROUPPER
+	RET
+
+DATA storeMask6<>+0(SB)/4, $0xffffffff
+DATA storeMask6<>+4(SB)/4, $0xffffffff
+DATA storeMask6<>+8(SB)/4, $0xffffffff
+DATA storeMask6<>+12(SB)/4, $0xffffffff
+DATA storeMask6<>+16(SB)/4, $0xffffffff
+DATA storeMask6<>+20(SB)/4, $0xffffffff
+DATA storeMask6<>+24(SB)/4, $0x00000000
+DATA storeMask6<>+28(SB)/4, $0x00000000
+GLOBL storeMask6<>(SB), RODATA|NOPTR, $32
+
+// func packTrans8W16(dst *float32, src *float32, ld int, blocks int, scale float32)
+// Requires: AVX
+TEXT ·packTrans8W16(SB), NOSPLIT, $0-36
+	MOVQ         dst+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         ld+16(FP), DX
+	SHLQ         $0x02, DX
+	LEAQ         (DX)(DX*2), BX
+	MOVQ         blocks+24(FP), SI
+	VBROADCASTSS scale+32(FP), Y0
+	LEAQ         (CX)(DX*4), DI
+
+packTrans8W16_loop:
+	TESTQ      SI, SI
+	JE         packTrans8W16_done
+	VMULPS     (CX), Y0, Y1
+	VMULPS     (CX)(DX*1), Y0, Y2
+	VMULPS     (CX)(DX*2), Y0, Y3
+	VMULPS     (CX)(BX*1), Y0, Y4
+	VMULPS     (DI), Y0, Y5
+	VMULPS     (DI)(DX*1), Y0, Y6
+	VMULPS     (DI)(DX*2), Y0, Y7
+	VMULPS     (DI)(BX*1), Y0, Y8
+	VUNPCKLPS  Y2, Y1, Y9
+	VUNPCKHPS  Y2, Y1, Y1
+	VUNPCKLPS  Y4, Y3, Y2
+	VUNPCKHPS  Y4, Y3, Y3
+	VUNPCKLPS  Y6, Y5, Y4
+	VUNPCKHPS  Y6, Y5, Y5
+	VUNPCKLPS  Y8, Y7, Y6
+	VUNPCKHPS  Y8, Y7, Y7
+	VSHUFPS    $0x44, Y2, Y9, Y8
+	VSHUFPS    $0xee, Y2, Y9, Y2
+	VSHUFPS    $0x44, Y3, Y1, Y9
+	VSHUFPS    $0xee, Y3, Y1, Y1
+	VSHUFPS    $0x44, Y6, Y4, Y3
+	VSHUFPS    $0xee, Y6, Y4, Y4
+	VSHUFPS    $0x44, Y7, Y5, Y6
+	VSHUFPS    $0xee, Y7, Y5, Y5
+	VPERM2F128 $0x20, Y3, Y8, Y7
+	VPERM2F128 $0x31, Y3, Y8, Y3
+	VMOVUPS    Y7, (AX)
+	VMOVUPS    Y3, 256(AX)
+	VPERM2F128 $0x20, Y4, Y2, Y3
+	VPERM2F128 $0x31, Y4, Y2, Y2
+	VMOVUPS    Y3, 64(AX)
+	VMOVUPS    Y2, 320(AX)
+	VPERM2F128 $0x20, Y6, Y9, Y2
+	VPERM2F128 $0x31, Y6, Y9, Y3
+	VMOVUPS    Y2, 128(AX)
+	VMOVUPS    Y3, 384(AX)
+	VPERM2F128 $0x20, Y5, Y1, Y2
+	VPERM2F128 $0x31, Y5, Y1, Y1
+	VMOVUPS    Y2, 192(AX)
+	VMOVUPS    Y1, 448(AX)
+	ADDQ       $0x20, CX
+	ADDQ       $0x20, DI
+	ADDQ       $0x00000200, AX
+	DECQ       SI
+	JMP        packTrans8W16_loop
+
+packTrans8W16_done:
+	VZEROUPPER
+	RET
+
 // func maxAVX512(x *float32, blocks int, tail uint32) float32
 // Requires: AVX, AVX512F, SSE
 TEXT ·maxAVX512(SB), NOSPLIT, $0-28

@@ -43,6 +43,20 @@ func packTrans16W14(dst *float32, src *float32, ld int, blocks int, store uint32
 // All 16 rows must be readable; lanes outside store are not written.
 func packTrans16W32(dst *float32, src *float32, ld int, blocks int, store uint32, scale float32)
 
+// packTrans8W6 packs 8 rows of src (row stride ld) into k-major groups of stride 6:
+//
+//	for p < 8·blocks, r < 6: dst[p·6 + r] = scale·src[r·ld + p]
+//
+// All 8 rows must be readable.
+func packTrans8W6(dst *float32, src *float32, ld int, blocks int, scale float32)
+
+// packTrans8W16 packs 8 rows of src (row stride ld) into k-major groups of stride 16:
+//
+//	for p < 8·blocks, r < 8: dst[p·16 + r] = scale·src[r·ld + p]
+//
+// All 8 rows must be readable.
+func packTrans8W16(dst *float32, src *float32, ld int, blocks int, scale float32)
+
 // maxAVX512 returns the largest of the 16·blocks+popcount(tail) values at x.
 func maxAVX512(x *float32, blocks int, tail uint32) float32
 

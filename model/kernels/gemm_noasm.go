@@ -10,6 +10,13 @@ func availableKernels() []*microKernel {
 	return []*microKernel{kernelGo}
 }
 
+const packGo = 0
+
+// packMode is always packGo in this build.
+var packMode = packGo
+
+func maxPackMode() int { return packGo }
+
 // packAlongAsm reports that no assembly packer exists in this build.
 func packAlongAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) bool {
 	return false

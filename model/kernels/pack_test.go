@@ -6,7 +6,18 @@ import (
 	"testing"
 )
 
-func TestPackAcross(t *testing.T) {
+// forPackModes runs test at every packer level this CPU supports.
+func forPackModes(t *testing.T, test func(t *testing.T)) {
+	defer func() { packMode = maxPackMode() }()
+	for mode := maxPackMode(); mode >= 0; mode-- {
+		packMode = mode
+		t.Run(fmt.Sprintf("mode%d", mode), test)
+	}
+}
+
+func TestPackAcross(t *testing.T) { forPackModes(t, testPackAcross) }
+
+func testPackAcross(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, w := range []int{4, 6, 14, 16, 32} {
 		for _, rows := range []int{0, 1, 5, w - 1, w} {
@@ -54,7 +65,9 @@ func TestPackAcross(t *testing.T) {
 	}
 }
 
-func TestPackAlong(t *testing.T) {
+func TestPackAlong(t *testing.T) { forPackModes(t, testPackAlong) }
+
+func testPackAlong(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, w := range []int{4, 6, 14, 16, 32} {
 		for _, rows := range []int{0, 1, 5, w - 1, w} {

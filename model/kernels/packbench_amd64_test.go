@@ -8,13 +8,20 @@ import (
 )
 
 // BenchmarkPackAlong times the transposing packer at panel widths 14 and
-// 32 (ns per packed value): 16×16 transposes, gathers, and the Go loop.
+// 32 (6 and 16 for AVX2; ns per packed value): 16×16 transposes, gathers,
+// 8×8 AVX2 transposes and the Go loop.
 func BenchmarkPackAlong(b *testing.B) {
-	defer func(g bool) { useGather = g }(useGather)
-	for _, mode := range []string{"transpose", "gather", "go"} {
+	defer func() { packMode = maxPackMode() }()
+	for _, mode := range []string{"transpose", "gather", "avx2", "go"} {
 		for _, w := range []int{14, 32} {
 			b.Run(fmt.Sprintf("%s/w=%d", mode, w), func(b *testing.B) {
-				useGather = mode != "go"
+				packMode = map[string]int{"transpose": packAVX512, "gather": packAVX512, "avx2": packAVX2, "go": packGo}[mode]
+				if packMode > maxPackMode() {
+					b.Skip("CPU lacks the instructions")
+				}
+				if mode == "avx2" {
+					w = map[int]int{14: 6, 32: 16}[w] // the AVX2 tile's panels
+				}
 				const kc, ld = 384, 1024
 				rows := w
 				srcRows := rows + 2 // the transposes read 16 rows

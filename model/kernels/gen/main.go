@@ -28,6 +28,8 @@ func main() {
 	packRows()
 	packTrans16(14)
 	packTrans16(32)
+	packTrans8(6)
+	packTrans8(16)
 	rowKernels()
 	rowKernelsAVX2()
 	adamw()
@@ -396,6 +398,111 @@ func packTrans16(w int) {
 		ADDQ(U8(64), base[i])
 	}
 	ADDQ(U32(16*w*4), dst)
+	DECQ(blocks)
+	JMP(LabelRef(name + "_loop"))
+
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// packTrans8 emits the AVX2 transposing packer for panels of width w (6 or
+// 16): blocks of 8 rows × 8 k values, transposed in registers (unpack,
+// shufps, vperm2f128) and stored as 8 k-major groups of the first
+// min(w, 8) lanes.
+func packTrans8(w int) {
+	name := fmt.Sprintf("packTrans8W%d", w)
+	TEXT(name, NOSPLIT, "func(dst *float32, src *float32, ld int, blocks int, scale float32)")
+	lanes := min(w, 8)
+	Doc(name+" packs 8 rows of src (row stride ld) into k-major groups of stride "+fmt.Sprint(w)+":",
+		"",
+		fmt.Sprintf("\tfor p < 8·blocks, r < %d: dst[p·%d + r] = scale·src[r·ld + p]", lanes, w),
+		"",
+		"All 8 rows must be readable.")
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	ld := Load(Param("ld"), GP64())
+	SHLQ(U8(2), ld)
+	l3 := GP64()
+	LEAQ(Mem{Base: ld, Index: ld, Scale: 2}, l3)
+	blocks := Load(Param("blocks"), GP64())
+	scale := YMM()
+	VBROADCASTSS(mustResolve(Param("scale")).Addr, scale)
+	var mask VecVirtual
+	if lanes < 8 {
+		mask = YMM()
+		m := GLOBL(fmt.Sprintf("storeMask%d", lanes), RODATA|NOPTR)
+		for i := 0; i < 8; i++ {
+			v := uint32(0)
+			if i < lanes {
+				v = 0xffffffff
+			}
+			DATA(4*i, U32(v))
+		}
+		VMOVUPS(m, mask)
+	}
+	b4 := GP64()
+	LEAQ(Mem{Base: src, Index: ld, Scale: 4}, b4)
+	rowMem := func(r int) Mem {
+		b := src
+		if r >= 4 {
+			b = b4
+		}
+		switch r % 4 {
+		case 0:
+			return Mem{Base: b}
+		case 1:
+			return Mem{Base: b, Index: ld, Scale: 1}
+		case 2:
+			return Mem{Base: b, Index: ld, Scale: 2}
+		}
+		return Mem{Base: b, Index: l3, Scale: 1}
+	}
+
+	Label(name + "_loop")
+	TESTQ(blocks, blocks)
+	JE(LabelRef(name + "_done"))
+	r := make([]VecVirtual, 8)
+	for i := range r {
+		r[i] = YMM()
+		VMULPS(rowMem(i), scale, r[i])
+	}
+	t := make([]VecVirtual, 8)
+	for i := 0; i < 4; i++ {
+		t[2*i], t[2*i+1] = YMM(), YMM()
+		VUNPCKLPS(r[2*i+1], r[2*i], t[2*i])
+		VUNPCKHPS(r[2*i+1], r[2*i], t[2*i+1])
+	}
+	u := make([]VecVirtual, 8)
+	for h := 0; h < 2; h++ {
+		b := 4 * h
+		for i := 0; i < 4; i++ {
+			u[b+i] = YMM()
+		}
+		VSHUFPS(U8(0x44), t[b+2], t[b+0], u[b+0])
+		VSHUFPS(U8(0xee), t[b+2], t[b+0], u[b+1])
+		VSHUFPS(U8(0x44), t[b+3], t[b+1], u[b+2])
+		VSHUFPS(U8(0xee), t[b+3], t[b+1], u[b+3])
+	}
+	for i := 0; i < 4; i++ {
+		lo, hi := YMM(), YMM()
+		VPERM2F128(U8(0x20), u[4+i], u[i], lo)
+		VPERM2F128(U8(0x31), u[4+i], u[i], hi)
+		for _, o := range []struct {
+			v VecVirtual
+			p int
+		}{{lo, i}, {hi, 4 + i}} {
+			dm := Mem{Base: dst, Disp: o.p * w * 4}
+			if mask != nil {
+				VMASKMOVPS(o.v, mask, dm)
+			} else {
+				VMOVUPS(o.v, dm)
+			}
+		}
+	}
+	ADDQ(U8(32), src)
+	ADDQ(U8(32), b4)
+	ADDQ(U32(8*w*4), dst)
 	DECQ(blocks)
 	JMP(LabelRef(name + "_loop"))
 
