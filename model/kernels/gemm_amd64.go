@@ -131,8 +131,14 @@ func packAcrossAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale 
 // returns how many rows (panels·w) it packed.
 func packRowsAsm(dst []float32, w int, src []float32, ld, rows, kc int, scale float32) int {
 	panels := rows / w
-	if packMode != packAVX512 || w > 16 || kc == 0 || panels == 0 {
+	if packMode != packAVX512 || (w > 16 && w != 32) || kc == 0 || panels == 0 {
 		return 0
+	}
+	if w == 32 {
+		_ = dst[panels*w*kc-1]
+		_ = src[(kc-1)*ld+panels*w-1]
+		packRows32AVX512(&dst[0], &src[0], ld, kc, panels, scale)
+		return panels * w
 	}
 	_ = dst[panels*w*kc-1]
 	_ = src[(kc-1)*ld+panels*w-1]

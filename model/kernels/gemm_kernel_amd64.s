@@ -820,6 +820,44 @@ pr_done:
 	VZEROUPPER
 	RET
 
+// func packRows32AVX512(dst *float32, src *float32, ld int, kc int, panels int, scale float32)
+// Requires: AVX, AVX512F
+TEXT ·packRows32AVX512(SB), NOSPLIT, $0-44
+	MOVQ         dst+0(FP), AX
+	MOVQ         src+8(FP), CX
+	MOVQ         ld+16(FP), DX
+	SHLQ         $0x02, DX
+	MOVQ         kc+24(FP), BX
+	MOVQ         panels+32(FP), SI
+	MOVQ         BX, DI
+	SHLQ         $0x07, DI
+	VBROADCASTSS scale+40(FP), Z0
+
+pr32_row:
+	TESTQ BX, BX
+	JE    pr32_done
+	MOVQ  CX, R8
+	MOVQ  AX, R9
+	MOVQ  SI, R10
+
+pr32_panel:
+	VMULPS  (R8), Z0, Z1
+	VMULPS  64(R8), Z0, Z2
+	VMOVUPS Z1, (R9)
+	VMOVUPS Z2, 64(R9)
+	ADDQ    $0x80, R8
+	ADDQ    DI, R9
+	DECQ    R10
+	JNZ     pr32_panel
+	ADDQ    DX, CX
+	ADDQ    $0x80, AX
+	DECQ    BX
+	JMP     pr32_row
+
+pr32_done:
+	VZEROUPPER
+	RET
+
 // func packTrans16W14(dst *float32, src *float32, ld int, blocks int, store uint32, scale float32)
 // Requires: AVX, AVX512F
 TEXT ·packTrans16W14(SB), NOSPLIT, $0-40

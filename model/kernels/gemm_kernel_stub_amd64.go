@@ -29,6 +29,11 @@ func packCopyAVX512(dst *float32, dstStride int, src *float32, ld int, kc int, l
 //	for p < kc, q < panels, r < w: dst[q·kc·w + p·w + r] = scale·src[p·ld + q·w + r]
 func packRowsAVX512(dst *float32, src *float32, ld int, kc int, panels int, w int, mask uint32, scale float32)
 
+// packRows32AVX512 packs panels·32 columns of src into panels of 32:
+//
+//	for p < kc, q < panels, r < 32: dst[q·kc·32 + p·32 + r] = scale·src[p·ld + q·32 + r]
+func packRows32AVX512(dst *float32, src *float32, ld int, kc int, panels int, scale float32)
+
 // packTrans16W14 packs 16 rows of src (row stride ld) into k-major groups of stride 14:
 //
 //	for p < 16·blocks, lanes r of store: dst[p·14 + r] = scale·src[r·ld + p]

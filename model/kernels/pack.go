@@ -38,9 +38,13 @@ func packB(dst []float32, g *gemmArgs, pc, kc, jc, nc, nr int) {
 		}
 		return
 	}
-	// op(B)[p,j] = b[p·ldb + j]
-	if packAcrossAsm(dst[:nr*kc], nr, g.b[pc*g.ldb+jc:], g.ldb, min(nr, nc), kc, 1) {
-		for jr := nr; jr < nc; jr += nr {
+	// op(B)[p,j] = b[p·ldb + j]: full panels in one pass over the rows.
+	start := packRowsAsm(dst, nr, g.b[pc*g.ldb+jc:], g.ldb, nc, kc, 1)
+	if start > 0 || packAcrossAsm(dst[:nr*kc], nr, g.b[pc*g.ldb+jc:], g.ldb, min(nr, nc), kc, 1) {
+		if start == 0 {
+			start = nr
+		}
+		for jr := start; jr < nc; jr += nr {
 			packAcrossAsm(dst[jr*kc:(jr+nr)*kc], nr, g.b[pc*g.ldb+jc+jr:], g.ldb, min(nr, nc-jr), kc, 1)
 		}
 		return

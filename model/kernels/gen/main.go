@@ -26,6 +26,7 @@ func main() {
 	packGather()
 	packCopy()
 	packRows()
+	packRows32()
 	packTrans16(14)
 	packTrans16(32)
 	packTrans8(6)
@@ -507,6 +508,51 @@ func packTrans8(w int) {
 	JMP(LabelRef(name + "_loop"))
 
 	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// packRows32 emits packRows for panels of 32 columns (two full vectors).
+func packRows32() {
+	TEXT("packRows32AVX512", NOSPLIT, "func(dst *float32, src *float32, ld int, kc int, panels int, scale float32)")
+	Doc("packRows32AVX512 packs panels·32 columns of src into panels of 32:",
+		"",
+		"\tfor p < kc, q < panels, r < 32: dst[q·kc·32 + p·32 + r] = scale·src[p·ld + q·32 + r]")
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	ld := Load(Param("ld"), GP64())
+	SHLQ(U8(2), ld)
+	kc := Load(Param("kc"), GP64())
+	panels := Load(Param("panels"), GP64())
+	pstride := GP64()
+	MOVQ(kc, pstride)
+	SHLQ(U8(7), pstride) // kc·32·4 bytes
+	zscale := ZMM()
+	VBROADCASTSS(mustResolve(Param("scale")).Addr, zscale)
+	s, d, q := GP64(), GP64(), GP64()
+
+	Label("pr32_row")
+	TESTQ(kc, kc)
+	JE(LabelRef("pr32_done"))
+	MOVQ(src, s)
+	MOVQ(dst, d)
+	MOVQ(panels, q)
+	Label("pr32_panel")
+	v0, v1 := ZMM(), ZMM()
+	VMULPS(Mem{Base: s}, zscale, v0)
+	VMULPS(Mem{Base: s, Disp: 64}, zscale, v1)
+	VMOVUPS(v0, Mem{Base: d})
+	VMOVUPS(v1, Mem{Base: d, Disp: 64})
+	ADDQ(U8(128), s)
+	ADDQ(pstride, d)
+	DECQ(q)
+	JNZ(LabelRef("pr32_panel"))
+	ADDQ(ld, src)
+	ADDQ(U8(128), dst)
+	DECQ(kc)
+	JMP(LabelRef("pr32_row"))
+
+	Label("pr32_done")
 	VZEROUPPER()
 	RET()
 }
