@@ -1,12 +1,3 @@
-// Command gen writes the assembly micro-kernels of package kernels with avo.
-//
-//	go run ./gen -out gemm_kernel_amd64.s -stubs gemm_kernel_stub_amd64.go -pkg kernels
-//
-// Each kernel computes one MR×NR tile of C from a packed sliver of A (k steps
-// of MR values) and a packed sliver of B (k steps of NR values):
-//
-//	acc[i][j] = Σ_p a[p·MR+i]·b[p·NR+j]
-//	c[i·ldc+j] = acc[i][j] + beta·c[i·ldc+j]   (beta == 0: c = acc)
 package main
 
 import (
