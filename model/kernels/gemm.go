@@ -120,8 +120,10 @@ type microKernel struct {
 var activeKernel = availableKernels()[0]
 
 // minParallelFlops is the product size (2·m·n·k) below which Gemm runs on
-// the calling goroutine: waking a worker costs a few microseconds.
-const minParallelFlops = 1 << 22
+// the calling goroutine (about 0.1 ms of work on one core): waking a worker
+// costs microseconds, tens of them on a busy machine, so per-head products
+// (256×256×32) are faster on one thread.
+const minParallelFlops = 1 << 24
 
 // gemmJob is one Gemm call split over threads into a grid of rows × cols
 // blocks of C.
