@@ -28,8 +28,8 @@
 //   - RMSNormForward / RMSNormBackward, SwiGLUForward / SwiGLUBackward,
 //     RoPEForward / RoPEBackward (with RoPETable), AdamW.
 //
-// The exponentials run 16 lanes at a time with AVX-512 where the CPU has
-// it.
+// The exponentials and AdamW run 16 lanes at a time with AVX-512, 8 with
+// AVX2/FMA, and in plain Go elsewhere.
 //
 // # References and build tags
 //
@@ -41,11 +41,13 @@
 //
 // # Threads
 //
-// Large calls are split over Threads() goroutines of a persistent pool
-// (SetThreads changes it; the default is GOMAXPROCS); small calls run on
-// the caller, so per-head or per-row calls cost no goroutine wake-ups. The
-// calling goroutine always does one share. Kernels do not allocate in steady
-// state and are safe for concurrent use.
+// Large calls are split into parts run by the caller and up to Threads()−1
+// goroutines of a persistent pool (SetThreads changes it; the default is
+// GOMAXPROCS); small calls run on the caller alone, so per-head or per-row
+// calls cost no goroutine wake-ups. Parts are claimed dynamically, so a
+// thread whose core is busy with another process simply does fewer of
+// them. Kernels do not allocate in steady state and are safe for concurrent
+// use.
 //
 // Regenerate the assembly with `go generate ./model/kernels/`.
 package kernels
