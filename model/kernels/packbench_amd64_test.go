@@ -38,3 +38,21 @@ func BenchmarkPackAlong(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGemmAVX2 runs the AVX2/FMA path alone (6×16 tile, 8×8
+// transposing packers), as on a CPU without AVX-512, at 1024³ on one thread.
+func BenchmarkGemmAVX2(b *testing.B) {
+	if maxPackMode() < packAVX2 {
+		b.Skip("no AVX2/FMA")
+	}
+	defer func() { packMode = maxPackMode() }()
+	packMode = packAVX2
+	for _, s := range []struct {
+		name           string
+		transA, transB bool
+	}{{"NT", false, true}, {"NN", false, false}, {"TN", true, false}} {
+		b.Run(s.name, func(b *testing.B) {
+			benchGemm(b, kernel6x16AVX2, 1, s.transA, s.transB, 1024, 1024, 1024)
+		})
+	}
+}
