@@ -17,10 +17,21 @@ import (
 	"github.com/ringtrain/ringtrain/model/kernels"
 )
 
-// Peak FLOP rate assumed per core for MFU: 3.0 GHz and, by default, AVX2
-// with two FMA pipes, 2 × 8 fp32 FMAs = 32 FLOP per cycle (KERNELS.md);
-// --flops-per-cycle 64 gives the AVX-512 peak.
+// Peak FLOP rate assumed per core for MFU: 3.0 GHz times the fp32 FLOP per
+// cycle of the widest FMA this CPU has (hostFlopsPerCycle).
 const peakGHz = 3.0
+
+// hostFlopsPerCycle is 2 FMA pipes × 2 FLOP × the fp32 lanes of the widest
+// vector unit: 64 with AVX-512, 32 with AVX2+FMA, 16 otherwise (SSE).
+func hostFlopsPerCycle() int {
+	switch {
+	case cpu.X86.HasAVX512F:
+		return 64
+	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
+		return 32
+	}
+	return 16
+}
 
 var benchTrainFlags struct {
 	model   string
@@ -41,7 +52,8 @@ clipping and AdamW — on random tokens, after untimed warm-up steps.
 Progress goes to stderr; the last line on stdout is
   tokens_per_s=<float> mfu=<float>
 with mfu = 6·params·tokens_per_s / (threads × 3.0 GHz × flops-per-cycle),
-flops-per-cycle 32 by default (AVX2: 2 FMA pipes × 8 fp32 × 2).`,
+flops-per-cycle by default that of this CPU's widest FMA: 64 with AVX-512,
+32 with AVX2 (2 FMA pipes × 2 FLOP × 16 or 8 fp32 lanes).`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := benchTrainFlags
@@ -79,6 +91,9 @@ flops-per-cycle 32 by default (AVX2: 2 FMA pipes × 8 fp32 × 2).`,
 		x, y := make([]int32, B*T), make([]int32, B*T)
 		params := float64(cfg.NumParams())
 		tokens := B * T
+		if f.fpc == 0 {
+			f.fpc = hostFlopsPerCycle()
+		}
 		if f.fpc < 1 {
 			return fmt.Errorf("--flops-per-cycle %d: must be positive", f.fpc)
 		}
@@ -87,9 +102,6 @@ flops-per-cycle 32 by default (AVX2: 2 FMA pipes × 8 fp32 × 2).`,
 			f.model, cfg.NumParams(), B, T, tokens, threads)
 		fmt.Fprintf(out, "peak = %d cores × %.1f GHz × %d FLOP/cycle = %.1f GFLOP/s; mfu = 6·params·tokens_per_s / peak\n",
 			threads, peakGHz, f.fpc, peak/1e9)
-		if cpu.X86.HasAVX512F && f.fpc == 32 {
-			fmt.Fprintln(out, "note: this CPU has AVX-512 (2 FMA pipes × 16 fp32 = 64 FLOP/cycle); --flops-per-cycle 64 measures against that peak")
-		}
 
 		step := func(s int) float64 {
 			for i := range x {
@@ -149,7 +161,7 @@ func init() {
 	fl.IntVar(&benchTrainFlags.steps, "steps", 10, "timed training steps")
 	fl.IntVar(&benchTrainFlags.warmup, "warmup", 1, "untimed warm-up steps before timing")
 	fl.IntVar(&benchTrainFlags.batch, "batch", 8, "sequences per step")
-	fl.IntVar(&benchTrainFlags.fpc, "flops-per-cycle", 32, "peak fp32 FLOP per cycle per core for mfu (32 = AVX2 FMA, 64 = AVX-512)")
+	fl.IntVar(&benchTrainFlags.fpc, "flops-per-cycle", 0, "peak fp32 FLOP per cycle per core for mfu (0: this CPU's, 64 with AVX-512, 32 with AVX2)")
 	fl.StringVar(&benchTrainFlags.profile, "cpuprofile", "", "write a CPU profile of the timed steps to this file")
 	fl.IntVar(&benchTrainFlags.seq, "seq", 0, "tokens per sequence; 0 = the model's context_length")
 	benchCmd.AddCommand(benchTrainCmd)
