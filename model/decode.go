@@ -39,7 +39,7 @@ type Decoder struct {
 	lnf    []float32 // (C)
 	logits []float32 // (V) of the last position
 
-	mv matvecJobs // scratch of the one-row matmuls
+	mv matvecJob // scratch of the one-row matmuls
 }
 
 // NewDecoder makes a decoder for cfg that reads its weights from params

@@ -2,64 +2,88 @@ package model
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/ringtrain/ringtrain/model/kernels"
 )
 
-// matvec is matvecRows split by rows over kernels.Threads() threads (the
-// caller and parked workers of a persistent pool) when the matrix is large
-// enough; jobs is the caller's scratch, so the call does not allocate.
+// matvec is matvecRows over kernels.Threads() threads when the matrix is
+// large enough: the rows are cut into up to four parts per thread, which
+// the caller and the parked workers of a persistent pool claim one at a
+// time. A worker that wakes late finds the parts taken and costs nothing,
+// so a busy machine slows a call down by at most one part. j is the
+// caller's scratch (one per goroutine that calls matvec), so the call does
+// not allocate.
 //
 //	out (OC), x (C), w (OC, C)
-func matvec(jobs *matvecJobs, out, x, w []float32, C, OC int, add bool) {
-	n := min(kernels.Threads(), len(jobs.parts), OC/matvecMinRows)
-	if n <= 1 || OC*C < matvecMinWork {
+func matvec(j *matvecJob, out, x, w []float32, C, OC int, add bool) {
+	threads := kernels.Threads()
+	parts := min(4*threads, OC/matvecMinRows, 1<<16-1)
+	if threads <= 1 || parts <= 1 || OC*C < matvecMinWork {
 		matvecRows(out, x, w, C, C, OC, add)
 		return
 	}
-	startMatvecWorkers(n - 1)
-	jobs.wg.Add(n - 1)
-	for i := range n {
-		lo, hi := i*OC/n/4*4, (i+1)*OC/n/4*4 // parts start at multiples of 4 rows
-		if i == n-1 {
-			hi = OC
-		}
-		jobs.parts[i] = matvecJob{out: out[lo:hi], x: x, w: w[lo*C : hi*C], C: C, OC: hi - lo, add: add, wg: &jobs.wg}
-		if i > 0 {
-			matvecTasks <- &jobs.parts[i]
+	startMatvecWorkers(threads - 1)
+	j.out, j.x, j.w, j.C, j.OC, j.add = out, x, w, C, OC, add
+	j.wg.Add(parts)
+	gen := uint32(j.ctl.Load()>>32) + 1
+	j.ctl.Store(uint64(gen)<<32 | uint64(parts)<<16)
+	for range threads - 1 {
+		select {
+		case matvecTasks <- matvecTask{j, gen}:
+		default: // the workers are behind: the caller does more parts
 		}
 	}
-	p := &jobs.parts[0]
-	matvecRows(p.out, p.x, p.w, p.C, p.C, p.OC, p.add)
-	jobs.wg.Wait()
-	for i := range n {
-		jobs.parts[i] = matvecJob{} // drop references
-	}
+	j.work(gen)
+	j.wg.Wait()
 }
 
 const (
 	matvecMinWork = 1 << 16 // multiply-adds below which one thread is faster
 	matvecMinRows = 16      // rows per part at least
-	matvecMaxPart = 16      // threads at most
 )
 
-// matvecJobs is the scratch of one caller of matvec.
-type matvecJobs struct {
-	parts [matvecMaxPart]matvecJob
-	wg    sync.WaitGroup
-}
-
-// matvecJob is one part of a matvec call.
+// matvecJob is one matvec call, reused call after call by its owner.
 type matvecJob struct {
 	out, x, w []float32
 	C, OC     int
 	add       bool
-	wg        *sync.WaitGroup
+	// ctl is generation (32 bits) | parts (16) | next part to claim (16).
+	// A part is claimed by a compare-and-swap that checks the generation,
+	// so a task of an earlier call claims nothing and reads no field.
+	ctl atomic.Uint64
+	wg  sync.WaitGroup // parts not done
+}
+
+// work claims and computes parts of call gen until none is left.
+func (j *matvecJob) work(gen uint32) {
+	for {
+		s := j.ctl.Load()
+		parts, next := int(s>>16&0xffff), int(s&0xffff)
+		if uint32(s>>32) != gen || next >= parts {
+			return
+		}
+		if !j.ctl.CompareAndSwap(s, s+1) {
+			continue
+		}
+		OC, C := j.OC, j.C
+		lo, hi := next*OC/parts/4*4, (next+1)*OC/parts/4*4 // parts start at multiples of 4 rows
+		if next == parts-1 {
+			hi = OC
+		}
+		matvecRows(j.out[lo:hi], j.x, j.w[lo*C:hi*C], C, C, hi-lo, j.add)
+		j.wg.Done()
+	}
+}
+
+type matvecTask struct {
+	j   *matvecJob
+	gen uint32
 }
 
 // The matvec worker pool: parked goroutines, started on first use.
 var (
-	matvecTasks   = make(chan *matvecJob, matvecMaxPart)
+	matvecTasks   = make(chan matvecTask, 64)
 	matvecMu      sync.Mutex
 	matvecWorkers int
 )
@@ -69,9 +93,8 @@ func startMatvecWorkers(n int) {
 	defer matvecMu.Unlock()
 	for ; matvecWorkers < n; matvecWorkers++ {
 		go func() {
-			for j := range matvecTasks {
-				matvecRows(j.out, j.x, j.w, j.C, j.C, j.OC, j.add)
-				j.wg.Done()
+			for t := range matvecTasks {
+				t.j.work(t.gen)
 			}
 		}()
 	}

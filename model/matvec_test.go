@@ -68,7 +68,7 @@ func TestMatvec(t *testing.T) {
 func TestMatvecParallel(t *testing.T) {
 	defer kernels.SetThreads(0)
 	rng := rand.New(rand.NewPCG(2, 1))
-	var jobs matvecJobs
+	var jobs matvecJob
 	for _, threads := range []int{1, 2, 3, 7} {
 		kernels.SetThreads(threads)
 		for _, shape := range [][2]int{{512, 1000}, {256, 1030}, {100, 2000}, {16, 4097}} {
