@@ -292,7 +292,7 @@ func TestGenerate(t *testing.T) {
 
 // TestGenerateAllocs: the allocations of Generate do not grow with the
 // number of tokens (none per token; the prompt's prefill and set-up do
-// allocate).
+// allocate, a number that varies by a few with goroutine reuse).
 func TestGenerateAllocs(t *testing.T) {
 	cfg := decodeConfigs[1].cfg
 	m, _ := New(cfg, 1, 1)
@@ -311,7 +311,9 @@ func TestGenerateAllocs(t *testing.T) {
 			}
 		})
 	}
-	if few, many := allocs(2), allocs(30); many > few {
+	// 28 more tokens: even one allocation per token would add 28; the
+	// prefill's goroutines allocate a varying handful, hence the slack
+	if few, many := allocs(2), allocs(30); many > few+3 {
 		t.Errorf("Generate allocates %v times for 2 tokens, %v for 30", few, many)
 	}
 }
