@@ -56,6 +56,19 @@
 // WriteSafetensors, ReadSafetensors, LayoutTensors and FillLayout are the
 // general pieces (the checkpoint package stores optimizer moments with them).
 //
+// # Generation
+//
+// A Decoder runs the trained model for inference with a KV cache: Prefill
+// computes the prompt in one batched pass and caches every layer's rotated
+// keys and values; Step computes q, k and v of the newest token only and
+// attends to the cache. Generate adds sampling (Sampler: greedy,
+// temperature, top-k, top-p, seeded) and slides the window by re-prefilling
+// the last context_length/2 tokens when the context is full (docs/generate.md).
+//
+//	d, err := model.NewDecoder(cfg, params, cfg.ContextLength)
+//	logits := d.Prefill(prompt)
+//	logits = d.Step(next)
+//
 // # Layers
 //
 // Each layer is a forward/backward pair over flat []float32 with the shapes
