@@ -53,7 +53,7 @@ func causalSoftmax(row []float32, i int) {
 	}
 	var sum float32
 	for j, v := range row[:i+1] {
-		e := expf(v - mx)
+		e := kernels.Expf(v - mx)
 		row[j] = e
 		sum += e
 	}

@@ -1,6 +1,10 @@
 package model
 
-import "math"
+import (
+	"math"
+
+	"github.com/ringtrain/ringtrain/model/kernels"
+)
 
 // crossEntropyForward computes, per row, the loss −log softmax(logits)[target]
 // and replaces the logits in place by the softmax probabilities, which is
@@ -18,7 +22,7 @@ func crossEntropyForward(losses, probs []float32, targets []int32, N, V int) {
 			vt := row[targets[i]]
 			var sum float64
 			for j, v := range row {
-				e := expf(v - mx)
+				e := kernels.Expf(v - mx)
 				row[j] = e
 				sum += float64(e)
 			}

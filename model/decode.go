@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+
+	"github.com/ringtrain/ringtrain/model/kernels"
 )
 
 // Decoder runs a model for generation with a KV cache. Prefill runs a whole
@@ -221,6 +223,6 @@ func swigluRow(out, h13 []float32) {
 	F := len(out)
 	a, b := h13[:F], h13[F:2*F]
 	for j, x := range a {
-		out[j] = x / (1 + expf(-x)) * b[j]
+		out[j] = x / (1 + kernels.Expf(-x)) * b[j]
 	}
 }

@@ -1,5 +1,7 @@
 package model
 
+import "github.com/ringtrain/ringtrain/model/kernels"
+
 type swigluArgs struct {
 	out, h13, dh13, dout []float32
 	F                    int
@@ -23,7 +25,7 @@ func swigluForwardRows(s *swigluArgs, lo, hi int) {
 		b := s.h13[i*2*F+F : (i+1)*2*F]
 		o := s.out[i*F : (i+1)*F]
 		for j, x := range a {
-			o[j] = x / (1 + expf(-x)) * b[j]
+			o[j] = x / (1 + kernels.Expf(-x)) * b[j]
 		}
 	}
 }
@@ -45,7 +47,7 @@ func swigluBackwardRows(s *swigluArgs, lo, hi int) {
 		db := s.dh13[i*2*F+F : (i+1)*2*F]
 		d := s.dout[i*F : (i+1)*F]
 		for j, x := range a {
-			sg := 1 / (1 + expf(-x))
+			sg := 1 / (1 + kernels.Expf(-x))
 			da[j] = d[j] * b[j] * sg * (1 + x*(1-sg))
 			db[j] = d[j] * x * sg
 		}

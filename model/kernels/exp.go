@@ -4,12 +4,12 @@ import "math"
 
 var negInf = math.Inf(-1)
 
-// expf is a float32 e^x with a relative error of a few ulp, much cheaper
+// Expf is a float32 e^x with a relative error of a few ulp, much cheaper
 // than math.Exp: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6
 // polynomial (Cephes expf), 2^n put into the exponent bits.
 // It returns 0 below −87.3 (where float32 underflows), +Inf above 88.7,
 // and NaN for NaN.
-func expf(x float32) float32 {
+func Expf(x float32) float32 {
 	const (
 		log2e = 1.44269504088896341
 		ln2hi = 0.693359375

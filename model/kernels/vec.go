@@ -19,7 +19,7 @@ func expSumGo(dst, src []float32, sub, mul float32) float32 {
 	dst = dst[:len(src)]
 	var s float32
 	for i, v := range src {
-		e := expf(v - sub)
+		e := Expf(v - sub)
 		s += e
 		dst[i] = e * mul
 	}
@@ -32,7 +32,7 @@ func expSumGo(dst, src []float32, sub, mul float32) float32 {
 func sumExpGo(src []float32, sub float32) float32 {
 	var s float32
 	for _, v := range src {
-		s += expf(v - sub)
+		s += Expf(v - sub)
 	}
 	return s
 }
@@ -43,7 +43,7 @@ func sumExpGo(src []float32, sub float32) float32 {
 func expGradGo(p, dp []float32, lse, d float32) {
 	dp = dp[:len(p)]
 	for i, v := range p {
-		e := expf(v - lse)
+		e := Expf(v - lse)
 		p[i] = e
 		dp[i] = e * (dp[i] - d)
 	}
@@ -55,7 +55,7 @@ func expGradGo(p, dp []float32, lse, d float32) {
 func swigluRowGo(out, a, b []float32) {
 	out, b = out[:len(a)], b[:len(a)]
 	for i, x := range a {
-		out[i] = x / (1 + expf(-x)) * b[i]
+		out[i] = x / (1 + Expf(-x)) * b[i]
 	}
 }
 
@@ -65,7 +65,7 @@ func swigluRowGo(out, a, b []float32) {
 func swigluGradRowGo(da, db, d, a, b []float32) {
 	da, db, d, b = da[:len(a)], db[:len(a)], d[:len(a)], b[:len(a)]
 	for i, x := range a {
-		s := 1 / (1 + expf(-x))
+		s := 1 / (1 + Expf(-x))
 		g := d[i] * s
 		da[i] = g * b[i] * (1 + x*(1-s))
 		db[i] = g * x

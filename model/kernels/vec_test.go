@@ -8,7 +8,7 @@ import (
 )
 
 // TestRowPrimitives compares the dispatched row primitives (AVX-512 where
-// the CPU has it) with their Go versions, and expf with math.Exp, over
+// the CPU has it) with their Go versions, and Expf with math.Exp, over
 // lengths around the 16-lane blocks, with guard values after each slice.
 func TestRowPrimitives(t *testing.T) {
 	defer func() { vecLevel = maxVecLevel() }()
