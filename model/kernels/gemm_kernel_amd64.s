@@ -2350,3 +2350,56 @@ adamw8_loop:
 adamw8_done:
 	VZEROUPPER
 	RET
+
+// func matvec4AVX2(k int, x *float32, w *float32, ldw int, sums *[32]float32)
+// Requires: AVX, FMA3
+TEXT ·matvec4AVX2(SB), NOSPLIT, $0-40
+	MOVQ   k+0(FP), AX
+	MOVQ   x+8(FP), CX
+	MOVQ   w+16(FP), DX
+	MOVQ   ldw+24(FP), BX
+	MOVQ   sums+32(FP), SI
+	SHLQ   $0x02, BX
+	MOVQ   DX, DI
+	ADDQ   BX, DI
+	MOVQ   DI, R8
+	ADDQ   BX, R8
+	MOVQ   R8, R9
+	ADDQ   BX, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+matvec4_loop:
+	VMOVUPS     (CX), Y8
+	VMOVUPS     32(CX), Y9
+	VFMADD231PS (DX), Y8, Y0
+	VFMADD231PS 32(DX), Y9, Y1
+	VFMADD231PS (DI), Y8, Y2
+	VFMADD231PS 32(DI), Y9, Y3
+	VFMADD231PS (R8), Y8, Y4
+	VFMADD231PS 32(R8), Y9, Y5
+	VFMADD231PS (R9), Y8, Y6
+	VFMADD231PS 32(R9), Y9, Y7
+	ADDQ        $0x40, CX
+	ADDQ        $0x40, DX
+	ADDQ        $0x40, DI
+	ADDQ        $0x40, R8
+	ADDQ        $0x40, R9
+	SUBQ        $0x10, AX
+	JNZ         matvec4_loop
+	VADDPS      Y1, Y0, Y0
+	VMOVUPS     Y0, (SI)
+	VADDPS      Y3, Y2, Y2
+	VMOVUPS     Y2, 32(SI)
+	VADDPS      Y5, Y4, Y4
+	VMOVUPS     Y4, 64(SI)
+	VADDPS      Y7, Y6, Y6
+	VMOVUPS     Y6, 96(SI)
+	VZEROUPPER
+	RET

@@ -109,3 +109,12 @@ func adamwAVX512(p *float32, grad *float32, m *float32, v *float32, blocks int, 
 //
 //go:noescape
 func adamwAVX2(p *float32, grad *float32, m *float32, v *float32, blocks int, k *[8]float32)
+
+// matvec4AVX2 computes eight-lane partial dot products of x with four rows of w:
+//
+//	sums[r·8+l] = Σ_{p ≡ l mod 8, p < k} x[p]·w[r·ldw+p]   for r < 4, l < 8
+//
+// k must be a positive multiple of 16.
+//
+//go:noescape
+func matvec4AVX2(k int, x *float32, w *float32, ldw int, sums *[32]float32)

@@ -17,5 +17,6 @@
 // transposes, gathers and masked row copies. The row primitives (vec.go)
 // are max, Σ exp, softmax rows, the attention gradient row, SwiGLU and
 // AdamW, built on a Cephes-style vector exp, in AVX-512 (16 lanes, masked
-// tails) and AVX2 (8 lanes) versions.
+// tails) and AVX2 (8 lanes) versions. matvec4AVX2 (matvec.go) is the
+// matrix-vector kernel of MatVec: four rows at a time, eight lanes each.
 package main

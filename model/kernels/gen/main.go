@@ -26,6 +26,7 @@ func main() {
 	rowKernelsAVX2()
 	adamw()
 	adamwAVX2()
+	matvec4()
 	Generate()
 }
 
