@@ -40,8 +40,6 @@ type Decoder struct {
 	swi    []float32 // (MaxT, F)
 	lnf    []float32 // (C)
 	logits []float32 // (V) of the last position
-
-	mv matvecJob // scratch of the one-row matmuls
 }
 
 // NewDecoder makes a decoder for cfg that reads its weights from params
@@ -142,7 +140,7 @@ func (d *Decoder) Step(tok int32) []float32 {
 	for l := range d.p.layers {
 		w := &d.p.layers[l]
 		rmsnormRow(ln, x, w.ln1)
-		matvec(&d.mv, qkv, ln, w.qkv, C, 3*C, false)
+		kernels.MatVec(qkv, ln, w.qkv, C, 3*C, false)
 		q, k := qkv[:C], qkv[C:2*C]
 		for h := range NH {
 			ropeForward(q[h*HS:], HS, 1, HS, pos, d.cos, d.sin)
@@ -157,15 +155,15 @@ func (d *Decoder) Step(tok int32) []float32 {
 				qh[j] *= scale
 			}
 			// s = scale·q_h·K_hᵀ, softmax, atty_h = s·V_h (V_h stored transposed)
-			matvecRows(s, qh, d.kc[l][h*d.MaxT*HS:], HS, HS, n, false)
+			kernels.MatVecRows(s, qh, d.kc[l][h*d.MaxT*HS:], HS, HS, n, false)
 			causalSoftmax(s, pos)
-			matvecRows(atty[h*HS:(h+1)*HS], s, d.vc[l][h*HS*d.MaxT:], n, d.MaxT, HS, false)
+			kernels.MatVecRows(atty[h*HS:(h+1)*HS], s, d.vc[l][h*HS*d.MaxT:], n, d.MaxT, HS, false)
 		}
-		matvec(&d.mv, x, atty, w.wo, C, C, true)
+		kernels.MatVec(x, atty, w.wo, C, C, true)
 		rmsnormRow(ln, x, w.ln2)
-		matvec(&d.mv, h13, ln, w.w13, C, 2*F, false)
+		kernels.MatVec(h13, ln, w.w13, C, 2*F, false)
 		swigluRow(swi, h13)
-		matvec(&d.mv, x, swi, w.w2, F, C, true)
+		kernels.MatVec(x, swi, w.w2, F, C, true)
 	}
 	d.n++
 	return d.head(x)
@@ -195,7 +193,7 @@ func (d *Decoder) store(l, pos, T int) {
 func (d *Decoder) head(x []float32) []float32 {
 	C, V := d.Config.DModel, d.Config.VocabSize
 	rmsnormRow(d.lnf, x, d.p.lnf)
-	matvec(&d.mv, d.logits, d.lnf, d.p.lmHead, C, V, false)
+	kernels.MatVec(d.logits, d.lnf, d.p.lmHead, C, V, false)
 	return d.logits
 }
 
