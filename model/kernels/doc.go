@@ -29,13 +29,23 @@
 //     RoPEForward / RoPEBackward (with RoPETable), AdamW.
 //
 // The exponentials and AdamW run 16 lanes at a time with AVX-512, 8 with
-// AVX2/FMA, and in plain Go elsewhere.
+// AVX2/FMA, and in plain Go elsewhere; Expf is their scalar e^x, also used
+// by the model's reference layers.
+//
+// # Matrix-vector product
+//
+// MatVec (parallel) and MatVecRows (on the caller, any row stride) compute
+// out = w·x for one row, the decode step of generation: they read each
+// weight once and pack nothing, with an AVX2/FMA kernel for four rows at a
+// time. A row's result does not depend on the number of threads.
+//
+//	kernels.MatVec(y, x, w, k, n, false) // y(n) = w(n,k)·x(k)
 //
 // # References and build tags
 //
 // Every fast path has a plain Go version beside it whose doc comment is the
 // loop it computes (gemmRef, kernelGo, the *Go row primitives in vec.go,
-// the *Ref functions); `-tags noasm` (or a non-amd64 GOARCH) builds only
+// the *Ref functions, dotGo); `-tags noasm` (or a non-amd64 GOARCH) builds only
 // those, and the tests compare the two and check gradients against finite
 // differences.
 //
