@@ -99,7 +99,7 @@ var (
 	attnBufs = newFreeList[attnBuf](8)
 )
 
-func (j *attnJob) runPart(i, n int) {
+func (j *attnJob) RunPart(i, n int) {
 	lo, hi := splitRange(j.rows, 1, i, n)
 	buf := attnBufs.get()
 	a := &j.a

@@ -35,7 +35,7 @@ type ceJob struct {
 
 var ceJobs = newFreeList[ceJob](8)
 
-func (j *ceJob) runPart(i, n int) {
+func (j *ceJob) RunPart(i, n int) {
 	lo, hi := splitRange(j.rows, 1, i, n)
 	V := j.V
 	for r := lo; r < hi; r++ {

@@ -57,7 +57,11 @@
 // calls cost no goroutine wake-ups. Parts are claimed dynamically, so a
 // thread whose core is busy with another process simply does fewer of
 // them. Kernels do not allocate in steady state and are safe for concurrent
-// use.
+// use. Parallel (with Parts and Split) puts other work on the same pool,
+// so one thread count governs the whole process:
+//
+//	func (j *rowsJob) RunPart(i, n int) { lo, hi := kernels.Split(j.rows, i, n); ... }
+//	kernels.Parallel(j, kernels.Threads())
 //
 // Regenerate the assembly with `go generate ./model/kernels/`.
 package kernels

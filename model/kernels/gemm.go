@@ -182,7 +182,7 @@ func gemmWith(kern *microKernel, nthreads int, g *gemmArgs) {
 	gemmJobs.put(j)
 }
 
-func (j *gemmJob) runPart(i, n int) {
+func (j *gemmJob) RunPart(i, n int) {
 	buf := gemmBufs.get()
 	g := &j.args
 	r0, r1 := splitRange(g.m, j.kern.mr, i/j.cols, j.rows)

@@ -33,7 +33,7 @@ type job[A any] struct {
 	fn   func(a *A, i, n int)
 }
 
-func (j *job[A]) runPart(i, n int) { j.fn(&j.args, i, n) }
+func (j *job[A]) RunPart(i, n int) { j.fn(&j.args, i, n) }
 
 // run splits a call over parts (from partsFor) and waits for it.
 func run[A any](list freeList[job[A]], args A, parts int, fn func(a *A, i, n int)) {

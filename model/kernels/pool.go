@@ -40,10 +40,11 @@ func Threads() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// runner is one parallel kernel call; part i of n must be independent of
-// the other parts.
-type runner interface {
-	runPart(i, n int)
+// Parts is one parallel call: RunPart(i, n) does part i of n, which must be
+// independent of the other parts (typically the range Split(size, i, n) of
+// rows or columns). Kernels implement it on recycled job objects.
+type Parts interface {
+	RunPart(i, n int)
 }
 
 // maxParts bounds the parts of one call (they are counted in 16 bits).
@@ -53,7 +54,7 @@ const maxParts = 1 << 12
 // soon as their call returns; a wake-up that arrives late carries the old
 // generation and finds nothing to claim.
 type call struct {
-	r       runner
+	r       Parts
 	state   atomic.Uint64 // generation<<32 | parts<<16 | next part to claim
 	pending atomic.Int32  // parts not finished
 	done    chan struct{} // receives once per call, from whoever finishes the last part
@@ -64,11 +65,24 @@ type wakeup struct {
 	gen uint32
 }
 
+// Parallel runs p split into n parts (at most 4096; more are capped, and
+// RunPart sees the capped n) on the caller and up to Threads()−1 goroutines
+// of the kernels' pool, and returns when all parts are done. With n ≤ 1 it
+// calls p.RunPart(0, 1) on the caller. Parts are claimed dynamically, so
+// which goroutine runs which part varies; results must not depend on it.
+// Parallel does not allocate in steady state (p should be a pointer that
+// the caller recycles) and is safe for concurrent and nested use.
+func Parallel(p Parts, n int) { parallel(p, n) }
+
+// Split returns part i of n of [0, size): contiguous ranges that cover it
+// in order, their lengths differing by at most one.
+func Split(size, i, n int) (lo, hi int) { return splitRange(size, 1, i, n) }
+
 // parallel runs r split into n parts (at most maxParts) on the caller and
 // up to Threads()−1 workers, and returns when all parts are done.
-func parallel(r runner, n int) {
+func parallel(r Parts, n int) {
 	if n <= 1 {
-		r.runPart(0, 1)
+		r.RunPart(0, 1)
 		return
 	}
 	n = min(n, maxParts)
@@ -108,7 +122,7 @@ func (c *call) work(gen uint32) {
 		if !c.state.CompareAndSwap(s, s+1) {
 			continue
 		}
-		c.r.runPart(i, n)
+		c.r.RunPart(i, n)
 		if c.pending.Add(-1) == 0 {
 			c.done <- struct{}{}
 		}
