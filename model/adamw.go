@@ -127,7 +127,7 @@ type scaleArgs struct {
 	s float32
 }
 
-var scaleJobs jobPool[scaleArgs]
+var scaleJobs rangeJobs[scaleArgs]
 
 func scalePart(a *scaleArgs, lo, hi int) {
 	x := a.x[lo:hi]

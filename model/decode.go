@@ -198,8 +198,8 @@ func (d *Decoder) head(x []float32) []float32 {
 }
 
 // rmsnormRow is rmsnormForward for one row (today the same arithmetic, so
-// the same bits) without goroutines: parallelFor heap-allocates its closure
-// on every call, and a row of C values is too little work to split.
+// the same bits) on the caller alone: a row of C values is too little work
+// to split over the thread pool.
 //
 //	out (C), inp (C), g (C)
 func rmsnormRow(out, inp, g []float32) {

@@ -41,8 +41,9 @@
 // generation. After Forward with targets, Logits holds the gradient of the
 // mean loss with respect to the logits, and Losses the per-position
 // losses. A warm training step allocates nothing (TestTrainStepAllocs):
-// activations are preallocated and parallel work runs as pooled jobs on
-// persistent workers. AdamW.StepRange updates a flat index range only, for
+// activations are preallocated and parallel work (kernels and reference
+// layers alike) runs as recycled jobs on the one thread pool of the
+// kernels package, so kernels.SetThreads governs all of it. AdamW.StepRange updates a flat index range only, for
 // a worker that owns part of the optimizer state; SumSquares and ScaleGrads
 // help compute a norm over such parts.
 //

@@ -16,7 +16,7 @@ type encoderArgs struct {
 	BT, C      int
 }
 
-var encoderBwdJobs jobPool[encoderArgs]
+var encoderBwdJobs rangeJobs[encoderArgs]
 
 // encoderBackward accumulates dout into the rows of the used tokens.
 // It splits the work over columns, so repeated tokens never race.

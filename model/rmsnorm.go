@@ -10,7 +10,7 @@ type rmsnormArgs struct {
 	N, C                              int
 }
 
-var rmsnormFwdJobs, rmsnormBwdRowJobs, rmsnormBwdColJobs jobPool[rmsnormArgs]
+var rmsnormFwdJobs, rmsnormBwdRowJobs, rmsnormBwdColJobs rangeJobs[rmsnormArgs]
 
 // rmsnormForward normalises every row and caches 1/sqrt(mean(x²)+ε) for
 // the backward pass.

@@ -7,7 +7,7 @@ type swigluArgs struct {
 	F                    int
 }
 
-var swigluFwdJobs, swigluBwdJobs jobPool[swigluArgs]
+var swigluFwdJobs, swigluBwdJobs rangeJobs[swigluArgs]
 
 // swigluForward computes the gated unit of the feed-forward block:
 // out = SiLU(a) ⊙ b, SiLU(a) = a·σ(a), where each row of h13 holds
