@@ -24,6 +24,7 @@ $rt local --job examples/shakespeare.yaml --workers "${WORKERS:-2}" --run-dir "$
 echo "== 4/5 evaluate the final checkpoint on the validation shards"
 $rt eval --checkpoint "$out/run" --data "$out/data/val_*.bin"
 echo "== 5/5 sample from it"
+printf 'ROMEO:'
 $rt generate --checkpoint "$out/run" --tokenizer "$out/tokenizer" --prompt "ROMEO:" \
 	--max-tokens 80 --temperature 0.8 --top-k 40 --seed 1
 echo
