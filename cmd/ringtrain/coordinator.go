@@ -61,13 +61,9 @@ same run dir, it resumes from the newest committed checkpoint.`,
 			return err
 		}
 		defer cli.Close()
-		lis, err := net.Listen("tcp", f.listen)
+		lis, adv, err := listenAdvertise(f.listen, f.advertise)
 		if err != nil {
-			return fmt.Errorf("--listen %s: %w", f.listen, err)
-		}
-		adv := f.advertise
-		if adv == "" {
-			adv = advertiseOf(lis.Addr())
+			return err
 		}
 		c, err := coordinator.New(coordinator.Config{
 			Etcd: cli, Prefix: f.prefix, Job: j, JobFile: f.jobFile, JobText: string(text), RunDir: runDir,
@@ -148,6 +144,19 @@ func logProgress(ctx context.Context, c *coordinator.Coordinator) {
 			last = s
 		}
 	}
+}
+
+// listenAdvertise listens on the --listen address and returns the address
+// others reach it on: --advertise, or one made from the listener.
+func listenAdvertise(listen, advertise string) (net.Listener, string, error) {
+	lis, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, "", fmt.Errorf("--listen %s: %w", listen, err)
+	}
+	if advertise == "" {
+		advertise = advertiseOf(lis.Addr())
+	}
+	return lis, advertise, nil
 }
 
 // advertiseOf turns a listen address into one others can dial: an

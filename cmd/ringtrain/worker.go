@@ -49,13 +49,9 @@ or with --exit-when-done until the job it took part in is over.`,
 			return err
 		}
 		defer cli.Close()
-		lis, err := net.Listen("tcp", f.listen)
+		lis, adv, err := listenAdvertise(f.listen, f.advertise)
 		if err != nil {
-			return fmt.Errorf("--listen %s: %w", f.listen, err)
-		}
-		adv := f.advertise
-		if adv == "" {
-			adv = advertiseOf(lis.Addr())
+			return err
 		}
 		name := f.name
 		if name == "" {
