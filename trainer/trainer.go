@@ -67,6 +67,10 @@ type Trainer struct {
 
 	buckets []allreduce.Bucket // in the order backward completes them; nil: no overlap
 	waits   []func() error     // of the buckets started in this step
+	// the step in flight, for gradsReady (bound once: no allocation per step)
+	stepCtx    context.Context
+	stepRed    BucketReducer
+	gradsReady func(off int)
 }
 
 // Result is what one optimizer step did.
@@ -120,6 +124,7 @@ func New(o Options) (*Trainer, error) {
 		}
 		t.buckets = allreduce.PlanBuckets(sizes, o.BucketBytes)
 		t.waits = make([]func() error, 0, len(t.buckets))
+		t.gradsReady = t.startBuckets
 	}
 	if t.train, err = open(j.Data.Train, cfg.VocabSize, T); err != nil {
 		return nil, fmt.Errorf("data.train: %w", err)
@@ -187,10 +192,10 @@ func (t *Trainer) TrainStep(ctx context.Context, r Reducer) (Result, error) {
 		}
 		loss += m.Forward(t.x, t.y, n, T)
 		if overlap && i == nMicro-1 {
-			m.GradsReady = func(off int) { t.startBuckets(ctx, br, off) }
+			t.stepCtx, t.stepRed, m.GradsReady = ctx, br, t.gradsReady
 		}
 		m.Backward(scale)
-		m.GradsReady = nil
+		t.stepCtx, t.stepRed, m.GradsReady = nil, nil, nil
 	}
 	t.scalars[0] = float32(loss / float64(nMicro))
 	if err := t.reduceGrads(ctx, r, overlap); err != nil {
@@ -215,13 +220,13 @@ func (t *Trainer) TrainStep(ctx context.Context, r Reducer) (Result, error) {
 
 // startBuckets starts reducing, in plan order, every bucket that lies
 // inside the completed suffix Grads[off:].
-func (t *Trainer) startBuckets(ctx context.Context, br BucketReducer, off int) {
+func (t *Trainer) startBuckets(off int) {
 	for len(t.waits) < len(t.buckets) {
 		b := t.buckets[len(t.waits)]
 		if b.Off < off {
 			return
 		}
-		t.waits = append(t.waits, br.Start(ctx, b.ID, t.Model.Grads[b.Off:b.Off+b.Len]))
+		t.waits = append(t.waits, t.stepRed.Start(t.stepCtx, b.ID, t.Model.Grads[b.Off:b.Off+b.Len]))
 	}
 }
 

@@ -280,3 +280,26 @@ func TestBucketedOverlap(t *testing.T) {
 		}
 	}
 }
+
+// A warm training step of one rank allocates nothing (the reducer aside).
+func TestTrainStepAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	tr, err := New(Options{Job: tinyJob(t, "shuffled"), Rank: 0, World: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx := context.Background()
+	if _, err := tr.TrainStep(ctx, Local{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(3, func() {
+		if _, err := tr.TrainStep(ctx, Local{}); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("TrainStep allocates %v times per step", n)
+	}
+}
