@@ -94,11 +94,19 @@ func Default() Job {
 // Load reads a job file. Relative data and init paths are resolved against
 // the current directory, as the user typed them.
 func Load(path string) (*Job, error) {
+	j, _, err := LoadText(path)
+	return j, err
+}
+
+// LoadText is Load that also returns the file's text, which checkpoints
+// keep beside the state they were taken with.
+func LoadText(path string) (*Job, string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("job file: %w", err)
+		return nil, "", fmt.Errorf("job file: %w", err)
 	}
-	return Parse(data, path)
+	j, err := Parse(data, path)
+	return j, string(data), err
 }
 
 // Parse decodes a job file's contents over the defaults and checks every

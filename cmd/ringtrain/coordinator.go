@@ -42,11 +42,7 @@ same run dir, it resumes from the newest committed checkpoint.`,
 		if f.jobFile == "" {
 			return fmt.Errorf("--job: required")
 		}
-		text, err := os.ReadFile(f.jobFile)
-		if err != nil {
-			return fmt.Errorf("job file: %w", err)
-		}
-		j, err := job.Parse(text, f.jobFile)
+		j, text, err := job.LoadText(f.jobFile)
 		if err != nil {
 			return err
 		}
@@ -66,7 +62,7 @@ same run dir, it resumes from the newest committed checkpoint.`,
 			return err
 		}
 		c, err := coordinator.New(coordinator.Config{
-			Etcd: cli, Prefix: f.prefix, Job: j, JobFile: f.jobFile, JobText: string(text), RunDir: runDir,
+			Etcd: cli, Prefix: f.prefix, Job: j, JobFile: f.jobFile, JobText: text, RunDir: runDir,
 			Advertise: adv, Settle: f.settle, SessionTTL: f.ttl, RegroupDelay: f.regroup, StallTimeout: f.stall, Checkpoints: coordinator.FSCheckpoints{},
 		})
 		if err != nil {

@@ -45,11 +45,7 @@ Run again on the same run dir to resume from its newest committed checkpoint.
 		if f.workers < 1 {
 			return fmt.Errorf("--workers %d: must be at least 1", f.workers)
 		}
-		text, err := os.ReadFile(f.jobFile)
-		if err != nil {
-			return fmt.Errorf("job file: %w", err)
-		}
-		j, err := job.Parse(text, f.jobFile)
+		j, text, err := job.LoadText(f.jobFile)
 		if err != nil {
 			return err
 		}
@@ -69,7 +65,7 @@ Run again on the same run dir to resume from its newest committed checkpoint.
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		return runLocal(ctx, j, f.jobFile, string(text), runDir, f.workers, f.metrics, int(f.bucketMiB*(1<<20)))
+		return runLocal(ctx, j, f.jobFile, text, runDir, f.workers, f.metrics, int(f.bucketMiB*(1<<20)))
 	},
 }
 
