@@ -12,7 +12,9 @@ import (
 const attnBlock = 64
 
 // CausalAttentionForward computes causal softmax attention for every batch
-// row b and head h, with scale = 1/√dh:
+// row b and head h, with scale = 1/√dh, its four products in precision p
+// (BF16: q, k, v and the probabilities rounded to bfloat16 as they enter
+// a product):
 //
 //	out[b,t,h] = Σ_{s≤t} softmax_s(scale·q[b,t,h]·k[b,s,h]) · v[b,s,h]
 //	lse[b,h,t] = log Σ_{s≤t} exp(scale·q[b,t,h]·k[b,s,h])
@@ -25,13 +27,13 @@ const attnBlock = 64
 //
 //	out (B, T, rows of stride ldo), lse (B, H, T),
 //	q, k, v (B, T, rows of stride ld)   (packed qkv: q = qkv, k = qkv[d:], v = qkv[2d:], ld = 3d)
-func CausalAttentionForward(out, lse, q, k, v []float32, B, T, H, dh, ld, ldo int) {
+func CausalAttentionForward(p Precision, out, lse, q, k, v []float32, B, T, H, dh, ld, ldo int) {
 	checkAttention(B, T, H, dh, ld, ldo, q, k, v, out, lse)
 	if B*T*H*dh == 0 {
 		return
 	}
 	j := attnJobs.get()
-	j.a = attnArgs{out: out, lse: lse, q: q, k: k, v: v, B: B, T: T, H: H, dh: dh, ld: ld, ldo: ldo}
+	j.a = attnArgs{out: out, lse: lse, q: q, k: k, v: v, B: B, T: T, H: H, dh: dh, ld: ld, ldo: ldo, round: p == BF16}
 	j.rows = B * H
 	parallel(j, partsFor(B*H, float64(B*H)*float64(T)*float64(T)*float64(dh)/16))
 	j.a = attnArgs{}
@@ -40,13 +42,15 @@ func CausalAttentionForward(out, lse, q, k, v []float32, B, T, H, dh, ld, ldo in
 
 // CausalAttentionBackward accumulates the gradients of q, k and v of
 // CausalAttentionForward (dq += ∂L/∂q and so on), given dout = ∂L/∂out and
-// the out and lse that forward returned. Per query block it recomputes the
-// probabilities from lse (P = exp(scale·q·kᵀ − lse)) and applies
+// the out and lse that forward returned, its products in precision p (BF16:
+// every input of a product rounded to bfloat16). Per query block it
+// recomputes the probabilities from lse (P = exp(scale·q·kᵀ − lse)) and
+// applies
 //
 //	dv += Pᵀ·dout;  dS = P ⊙ (dout·vᵀ − rowsum(dout ⊙ out));  dq += scale·dS·k;  dk += scale·dSᵀ·q
 //
 //	dq, dk, dv, q, k, v (B, T, rows of stride ld), dout, out (B, T, rows of stride ldo), lse (B, H, T)
-func CausalAttentionBackward(dq, dk, dv, dout, q, k, v, out, lse []float32, B, T, H, dh, ld, ldo int) {
+func CausalAttentionBackward(p Precision, dq, dk, dv, dout, q, k, v, out, lse []float32, B, T, H, dh, ld, ldo int) {
 	checkAttention(B, T, H, dh, ld, ldo, q, k, v, out, lse)
 	checkAttention(B, T, H, dh, ld, ldo, dq, dk, dv, dout, lse)
 	if B*T*H*dh == 0 {
@@ -54,7 +58,7 @@ func CausalAttentionBackward(dq, dk, dv, dout, q, k, v, out, lse []float32, B, T
 	}
 	j := attnJobs.get()
 	j.a = attnArgs{out: out, lse: lse, q: q, k: k, v: v, B: B, T: T, H: H, dh: dh, ld: ld, ldo: ldo,
-		dq: dq, dk: dk, dv: dv, dout: dout, backward: true}
+		dq: dq, dk: dk, dv: dv, dout: dout, backward: true, round: p == BF16}
 	j.rows = B * H
 	parallel(j, partsFor(B*H, float64(B*H)*float64(T)*float64(T)*float64(dh)/8))
 	j.a = attnArgs{}
@@ -80,6 +84,7 @@ type attnArgs struct {
 	dq, dk, dv, dout     []float32
 	B, T, H, dh, ld, ldo int
 	backward             bool
+	round                bool // BF16: products on rounded inputs
 }
 
 type attnJob struct {
@@ -123,15 +128,17 @@ func (j *attnJob) RunPart(i, n int) {
 type packedB struct {
 	kern   *microKernel
 	transB bool
+	round  bool
 	b      []float32
 	ldb    int
 	p      []float32 // packed panels, nil when not packed
 	stride int
 }
 
-// pack packs op(B) (k × n) into dst when k ≤ kc, and returns dst's new length.
-func (pb *packedB) pack(dst *[]float32, kern *microKernel, transB bool, b []float32, ldb, k, n int) {
-	*pb = packedB{kern: kern, transB: transB, b: b, ldb: ldb}
+// pack packs op(B) (k × n) into dst when k ≤ kc (rounded to bfloat16 if
+// round is set), and returns dst's new length.
+func (pb *packedB) pack(dst *[]float32, kern *microKernel, round, transB bool, b []float32, ldb, k, n int) {
+	*pb = packedB{kern: kern, transB: transB, round: round, b: b, ldb: ldb}
 	if k > kern.kc {
 		return
 	}
@@ -139,17 +146,20 @@ func (pb *packedB) pack(dst *[]float32, kern *microKernel, transB bool, b []floa
 	*dst = grow(*dst, size)
 	g := gemmArgs{transB: transB, b: b, ldb: ldb, k: k, n: n}
 	packB(*dst, &g, 0, k, 0, n, kern.nr)
+	if round {
+		roundBF16Slice((*dst)[:size])
+	}
 	pb.p, pb.stride = *dst, k*kern.nr
 }
 
 // mul computes c = alpha·op(A)·op(B)[:k, :n] + beta·c on the calling goroutine.
 func (pb *packedB) mul(transA bool, m, n, k int, alpha float32, a []float32, lda int, beta float32, c []float32, ldc int) {
 	if pb.p == nil {
-		gemmSerial(transA, pb.transB, m, n, k, alpha, a, lda, pb.b, pb.ldb, beta, c, ldc)
+		gemmSerial(pb.round, transA, pb.transB, m, n, k, alpha, a, lda, pb.b, pb.ldb, beta, c, ldc)
 		return
 	}
 	g := gemmArgs{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, beta: beta, c: c, ldc: ldc,
-		bPacked: pb.p, bStride: pb.stride}
+		bPacked: pb.p, bStride: pb.stride, round: pb.round}
 	g.transB, g.b, g.ldb = pb.transB, pb.b, pb.ldb
 	if err := g.check(); err != nil {
 		panic(err)
@@ -167,8 +177,8 @@ func attnHeadForward(a *attnArgs, buf *attnBuf, b, h int) {
 	lse := a.lse[(b*a.H+h)*T : (b*a.H+h+1)*T]
 	kern := activeKernel
 	var kt, vv packedB
-	kt.pack(&buf.kt, kern, true, kh, ld, dh, T)  // kᵀ (dh × T)
-	vv.pack(&buf.vv, kern, false, vh, ld, T, dh) // v (T × dh)
+	kt.pack(&buf.kt, kern, a.round, true, kh, ld, dh, T)  // kᵀ (dh × T)
+	vv.pack(&buf.vv, kern, a.round, false, vh, ld, T, dh) // v (T × dh)
 	for i0 := 0; i0 < T; i0 += attnBlock {
 		i1 := min(i0+attnBlock, T)
 		rows, n := i1-i0, i1
@@ -206,9 +216,9 @@ func attnHeadBackward(a *attnArgs, buf *attnBuf, b, h int) {
 	lse := a.lse[(b*a.H+h)*T : (b*a.H+h+1)*T]
 	kern := activeKernel
 	var kt, vt, kk packedB
-	kt.pack(&buf.kt, kern, true, kh, ld, dh, T)  // kᵀ (dh × T)
-	vt.pack(&buf.vt, kern, true, vh, ld, dh, T)  // vᵀ (dh × T)
-	kk.pack(&buf.vv, kern, false, kh, ld, T, dh) // k (T × dh)
+	kt.pack(&buf.kt, kern, a.round, true, kh, ld, dh, T)  // kᵀ (dh × T)
+	vt.pack(&buf.vt, kern, a.round, true, vh, ld, dh, T)  // vᵀ (dh × T)
+	kk.pack(&buf.vv, kern, a.round, false, kh, ld, T, dh) // k (T × dh)
 	for i0 := 0; i0 < T; i0 += attnBlock {
 		i1 := min(i0+attnBlock, T)
 		rows, n := i1-i0, i1
@@ -231,16 +241,16 @@ func attnHeadBackward(a *attnArgs, buf *attnBuf, b, h int) {
 			clear(dp[r*n+t+1 : (r+1)*n])
 		}
 		// dv[0:n] += pᵀ·dout[i0:i1]; dq[i0:i1] += scale·dS·k[0:n]; dk[0:n] += scale·dSᵀ·q[i0:i1]
-		gemmSerial(true, false, n, dh, rows, 1, p, n, doh[i0*ldo:], ldo, 1, dvh, ld)
+		gemmSerial(a.round, true, false, n, dh, rows, 1, p, n, doh[i0*ldo:], ldo, 1, dvh, ld)
 		kk.mul(false, rows, dh, n, scale, dp, n, 1, dqh[i0*ld:], ld)
-		gemmSerial(true, false, n, dh, rows, scale, dp, n, qh[i0*ld:], ld, 1, dkh, ld)
+		gemmSerial(a.round, true, false, n, dh, rows, scale, dp, n, qh[i0*ld:], ld, 1, dkh, ld)
 	}
 }
 
 // gemmSerial is Gemm on the calling goroutine only, for kernels that are
-// already split over threads.
-func gemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	g := gemmArgs{transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc}
+// already split over threads; round rounds both inputs to bfloat16.
+func gemmSerial(round, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	g := gemmArgs{transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, round: round}
 	if err := g.check(); err != nil {
 		panic(err)
 	}

@@ -245,8 +245,8 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 	m2, v2 := make([]float32, N*C), make([]float32, N*C)
 	calls := map[string]func(){
 		"gemm":      func() { Gemm(false, true, N, N, C, 1, x, C, x, C, 0, y, N) },
-		"attnFwd":   func() { CausalAttentionForward(out, lse, q, k, v, B, T, H, dh, d, d) },
-		"attnBwd":   func() { CausalAttentionBackward(dq, dk, dv, out, q, k, v, out, lse, B, T, H, dh, d, d) },
+		"attnFwd":   func() { CausalAttentionForward(FP32, out, lse, q, k, v, B, T, H, dh, d, d) },
+		"attnBwd":   func() { CausalAttentionBackward(FP32, dq, dk, dv, out, q, k, v, out, lse, B, T, H, dh, d, d) },
 		"crossent":  func() { SoftmaxCrossEntropy(losses, logits, targets, N, V, 1) },
 		"rmsFwd":    func() { RMSNormForward(y, rstd, x, g, N, C, 1e-5) },
 		"rmsBwd":    func() { RMSNormBackward(y, dg, x, x, g, rstd, N, C) },

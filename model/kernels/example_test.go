@@ -23,7 +23,7 @@ func Example_attentionBlock() {
 
 	// Forward: q and k are 2H consecutive heads of each row.
 	kernels.RoPEForward(qkv, cos, sin, B, T, 2*H, dh, 3*d, 0)
-	kernels.CausalAttentionForward(out, lse, qkv, qkv[d:], qkv[2*d:], B, T, H, dh, 3*d, d)
+	kernels.CausalAttentionForward(kernels.FP32, out, lse, qkv, qkv[d:], qkv[2*d:], B, T, H, dh, 3*d, d)
 
 	// Backward, given dout: gradients accumulate into dqkv, then go back
 	// through the rotation.
@@ -32,7 +32,7 @@ func Example_attentionBlock() {
 		dout[i] = 1
 	}
 	dqkv := make([]float32, len(qkv))
-	kernels.CausalAttentionBackward(dqkv, dqkv[d:], dqkv[2*d:], dout, qkv, qkv[d:], qkv[2*d:], out, lse, B, T, H, dh, 3*d, d)
+	kernels.CausalAttentionBackward(kernels.FP32, dqkv, dqkv[d:], dqkv[2*d:], dout, qkv, qkv[d:], qkv[2*d:], out, lse, B, T, H, dh, 3*d, d)
 	kernels.RoPEBackward(dqkv, cos, sin, B, T, 2*H, dh, 3*d, 0)
 	fmt.Println(len(out), len(dqkv))
 	// Output: 1024 3072

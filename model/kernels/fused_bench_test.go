@@ -36,9 +36,9 @@ func BenchmarkFused(b *testing.B) {
 		flops float64
 		fn    func()
 	}{
-		{"attention_fwd", attnFlops, func() { CausalAttentionForward(out, lse, qkv, qkv[d:], qkv[2*d:], B, T, H, dh, 3*d, d) }},
+		{"attention_fwd", attnFlops, func() { CausalAttentionForward(FP32, out, lse, qkv, qkv[d:], qkv[2*d:], B, T, H, dh, 3*d, d) }},
 		{"attention_bwd", 2 * attnFlops, func() {
-			CausalAttentionBackward(dqkv, dqkv[d:], dqkv[2*d:], dout, qkv, qkv[d:], qkv[2*d:], out, lse, B, T, H, dh, 3*d, d)
+			CausalAttentionBackward(FP32, dqkv, dqkv[d:], dqkv[2*d:], dout, qkv, qkv[d:], qkv[2*d:], out, lse, B, T, H, dh, 3*d, d)
 		}},
 		{"softmax_xent", 0, func() {
 			copy(logits[:V], logits[V:2*V]) // keep the logits from degenerating

@@ -49,6 +49,10 @@ type gemmArgs struct {
 	// reuse one B across calls (attention) pack it once.
 	bPacked []float32
 	bStride int
+
+	// round rounds the packed blocks of A and B to bfloat16: the fp32
+	// emulation of GemmBF16. A prepacked B must have been rounded.
+	round bool
 }
 
 // check reports arguments that are negative or slices too short.
@@ -228,6 +232,9 @@ func gemmBlock(kern *microKernel, g *gemmArgs, buf *gemmBuf, i0, i1, j0, j1 int)
 			bs, stride, first := buf.b, kcb*nr, 0
 			if g.bPacked == nil {
 				packB(buf.b, g, pc, kcb, jc, ncb, nr)
+				if g.round {
+					roundBF16Slice(buf.b[:ceilDiv(ncb, nr)*nr*kcb])
+				}
 			} else {
 				bs, stride, first = g.bPacked, g.bStride, jc/nr
 			}
@@ -238,6 +245,9 @@ func gemmBlock(kern *microKernel, g *gemmArgs, buf *gemmBuf, i0, i1, j0, j1 int)
 			for ic := i0; ic < i1; ic += kern.mc {
 				mcb := min(kern.mc, i1-ic)
 				packA(buf.a, g, ic, mcb, pc, kcb, mr)
+				if g.round {
+					roundBF16Slice(buf.a[:ceilDiv(mcb, mr)*mr*kcb])
+				}
 				if kern.bOuter {
 					for jr := 0; jr < ncb; jr += nr {
 						off := (first + jr/nr) * stride

@@ -35,22 +35,25 @@ func BenchmarkGemmKernels(b *testing.B) {
 	}
 }
 
+// modelShapes are the products of one cs336-17m step (2048 tokens).
+var modelShapes = []struct {
+	name           string
+	transA, transB bool
+	m, n, k        int
+}{
+	{"qkv_fwd", false, true, 2048, 1536, 512},
+	{"ffn_up_fwd", false, true, 2048, 2688, 512},
+	{"ffn_down_dx", false, false, 2048, 512, 1344},
+	{"ffn_up_dw", true, false, 2688, 512, 2048},
+	{"lmhead_fwd", false, true, 2048, 10000, 512},
+	{"lmhead_dx", false, false, 2048, 512, 10000},
+	{"lmhead_dw", true, false, 10000, 512, 2048},
+	{"attn_head_scores", false, true, 256, 256, 32},
+}
+
 // BenchmarkGemmModel runs the products of one cs336-17m step (2048 tokens).
 func BenchmarkGemmModel(b *testing.B) {
-	for _, s := range []struct {
-		name           string
-		transA, transB bool
-		m, n, k        int
-	}{
-		{"qkv_fwd", false, true, 2048, 512, 512},
-		{"ffn_up_fwd", false, true, 2048, 1344, 512},
-		{"ffn_down_dx", false, false, 2048, 512, 1344},
-		{"ffn_up_dw", true, false, 1344, 512, 2048},
-		{"lmhead_fwd", false, true, 2048, 10000, 512},
-		{"lmhead_dx", false, false, 2048, 512, 10000},
-		{"lmhead_dw", true, false, 10000, 512, 2048},
-		{"attn_head_scores", false, true, 256, 256, 32},
-	} {
+	for _, s := range modelShapes {
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%s/threads=%d", s.name, threads), func(b *testing.B) {
 				benchGemm(b, activeKernel, threads, s.transA, s.transB, s.m, s.n, s.k)
@@ -103,4 +106,83 @@ func cpuSeconds() float64 {
 		return 0
 	}
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// BenchmarkGemmBF16 measures GemmBF16 (the path this CPU takes) on the
+// three training shapes at n×n×n:
+//
+//	go test -run '^$' -bench 'GemmBF16/' -count 5 ./model/kernels/
+func BenchmarkGemmBF16(b *testing.B) {
+	b.Logf("GemmBF16 path: %s", KernelName(BF16))
+	shapes := []struct {
+		name           string
+		transA, transB bool
+	}{{"NT", false, true}, {"NN", false, false}, {"TN", true, false}}
+	for _, n := range []int{256, 512, 1024} {
+		for _, s := range shapes {
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/n=%d/threads=%d", s.name, n, threads), func(b *testing.B) {
+					benchGemmBF16(b, nil, threads, s.transA, s.transB, n, n, n)
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkGemmBF16Paths compares the bfloat16 paths on one thread at 1024³:
+// the bf16 kernels and the fp32 emulation.
+func BenchmarkGemmBF16Paths(b *testing.B) {
+	for _, kern := range availableBF16Kernels() {
+		b.Run(kern.name, func(b *testing.B) { benchGemmBF16(b, kern, 1, false, true, 1024, 1024, 1024) })
+	}
+	b.Run("emulated-"+activeKernel.name, func(b *testing.B) {
+		benchGemmBF16(b, nil, -1, false, true, 1024, 1024, 1024)
+	})
+}
+
+// BenchmarkGemmBF16Model runs GemmBF16 on the products of one cs336-17m step.
+func BenchmarkGemmBF16Model(b *testing.B) {
+	for _, s := range modelShapes {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", s.name, threads), func(b *testing.B) {
+				benchGemmBF16(b, nil, threads, s.transA, s.transB, s.m, s.n, s.k)
+			})
+		}
+	}
+}
+
+// benchGemmBF16 times GemmBF16 with kern (nil: the active path), or the
+// fp32 emulation on one thread when threads < 0.
+func benchGemmBF16(b *testing.B, kern *bf16Kernel, threads int, transA, transB bool, m, n, k int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	lda, ldb := k, n
+	if transA {
+		lda = m
+	}
+	if transB {
+		ldb = k
+	}
+	g := gemmArgs{transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: randSlice(rng, m*k, 1), lda: lda, b: randSlice(rng, k*n, 1), ldb: ldb, c: make([]float32, m*n), ldc: n}
+	run := func() {
+		a := g
+		switch {
+		case threads < 0:
+			a.round = true
+			gemmWith(activeKernel, 1, &a)
+		case kern != nil:
+			gemmBF16With(kern, threads, &a)
+		case activeBF16 != nil:
+			gemmBF16With(activeBF16, threads, &a)
+		default:
+			a.round = true
+			gemmWith(activeKernel, threads, &a)
+		}
+	}
+	run()
+	b.ResetTimer()
+	cpu0 := cpuSeconds()
+	for b.Loop() {
+		run()
+	}
+	reportFlops(b, 2*float64(m)*float64(n)*float64(k), cpu0)
 }

@@ -2403,3 +2403,4149 @@ matvec4_loop:
 	VMOVUPS     Y6, 96(SI)
 	VZEROUPPER
 	RET
+
+// func amxStripBF16(ks int, a *uint16, b *uint16, panels int, pstride int, c *float32, ldc int, acc int, cfg *byte)
+TEXT ·amxStripBF16(SB), NOSPLIT, $0-72
+	MOVQ ks+0(FP), AX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ panels+24(FP), R8
+	MOVQ pstride+32(FP), R9
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R10
+	SHLQ $0x02, R10
+	MOVQ cfg+64(FP), BX
+
+	// LDTILECFG (BX)
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x78
+	BYTE $0x49
+	BYTE $0x04
+	BYTE $0x23
+	MOVQ $0x00000040, CX
+	MOVQ $0x00000080, R12
+
+amx_panel:
+	MOVQ R10, R13
+	SHLQ $0x04, R13
+	ADDQ DX, R13
+	CMPQ acc+56(FP), $0x00
+	JE   amx_zero
+
+	// TILELOADD 0(DX)(R10*1), TMM0
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x84
+	BYTE $0x12
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 64(DX)(R10*1), TMM1
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x8c
+	BYTE $0x12
+	BYTE $0x40
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 0(R13)(R10*1), TMM2
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x15
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 64(R13)(R10*1), TMM3
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0x9c
+	BYTE $0x15
+	BYTE $0x40
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	JMP  amx_k0
+
+amx_zero:
+	// TILEZERO TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc0
+
+	// TILEZERO TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xc8
+
+	// TILEZERO TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd0
+
+	// TILEZERO TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x7b
+	BYTE $0x49
+	BYTE $0xd8
+
+amx_k0:
+	MOVQ SI, R13
+	MOVQ DI, R11
+	MOVQ AX, BX
+
+amx_k:
+	// TILELOADD 0(R13)(CX*1), TMM4
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xa4
+	BYTE $0x0d
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 1024(R13)(CX*1), TMM5
+	BYTE $0xc4
+	BYTE $0xc2
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xac
+	BYTE $0x0d
+	BYTE $0x00
+	BYTE $0x04
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 0(R11)(R12*1), TMM6
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xb4
+	BYTE $0x23
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILELOADD 64(R11)(R12*1), TMM7
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7b
+	BYTE $0x4b
+	BYTE $0xbc
+	BYTE $0x23
+	BYTE $0x40
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TDPBF16PS TMM6, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x4a
+	BYTE $0x5c
+	BYTE $0xc4
+
+	// TDPBF16PS TMM7, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x42
+	BYTE $0x5c
+	BYTE $0xcc
+
+	// TDPBF16PS TMM6, TMM5, TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x4a
+	BYTE $0x5c
+	BYTE $0xd5
+
+	// TDPBF16PS TMM7, TMM5, TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x42
+	BYTE $0x5c
+	BYTE $0xdd
+	ADDQ $0x00000800, R13
+	ADDQ $0x00000800, R11
+	DECQ BX
+	JNZ  amx_k
+	MOVQ R10, R13
+	SHLQ $0x04, R13
+	ADDQ DX, R13
+
+	// TILESTORED TMM0, 0(DX)(R10*1)
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x84
+	BYTE $0x12
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM1, 64(DX)(R10*1)
+	BYTE $0xc4
+	BYTE $0xa2
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x8c
+	BYTE $0x12
+	BYTE $0x40
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM2, 0(R13)(R10*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x94
+	BYTE $0x15
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+
+	// TILESTORED TMM3, 64(R13)(R10*1)
+	BYTE $0xc4
+	BYTE $0x82
+	BYTE $0x7a
+	BYTE $0x4b
+	BYTE $0x9c
+	BYTE $0x15
+	BYTE $0x40
+	BYTE $0x00
+	BYTE $0x00
+	BYTE $0x00
+	ADDQ $0x00000080, DX
+	ADDQ R9, DI
+	DECQ R8
+	JNZ  amx_panel
+
+	// TILERELEASE
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x78
+	BYTE $0x49
+	BYTE $0xc0
+	RET
+
+// func dpStripBF16(ks int, a *uint16, b *uint16, panels int, pstride int, c *float32, ldc int, acc int)
+// Requires: AVX, AVX512F
+TEXT ·dpStripBF16(SB), NOSPLIT, $0-64
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ panels+24(FP), R8
+	MOVQ pstride+32(FP), R9
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R10
+	SHLQ $0x02, R10
+
+dp_panel:
+	MOVQ SI, R11
+	MOVQ DX, R12
+	MOVQ $0x00000004, R13
+
+dp_group:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ   R11, CX
+	MOVQ   DI, BX
+	MOVQ   ks+0(FP), AX
+
+dp_k:
+	VMOVDQU32    (BX), Z16
+	VMOVDQU32    64(BX), Z17
+	VPBROADCASTD (CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 64(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 128(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 192(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 256(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 320(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 384(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 448(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    128(BX), Z16
+	VMOVDQU32    192(BX), Z17
+	VPBROADCASTD 4(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 68(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 132(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 196(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 260(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 324(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 388(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 452(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    256(BX), Z16
+	VMOVDQU32    320(BX), Z17
+	VPBROADCASTD 8(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 72(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 136(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 200(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 264(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 328(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 392(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 456(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    384(BX), Z16
+	VMOVDQU32    448(BX), Z17
+	VPBROADCASTD 12(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 76(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 140(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 204(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 268(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 332(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 396(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 460(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    512(BX), Z16
+	VMOVDQU32    576(BX), Z17
+	VPBROADCASTD 16(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 80(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 144(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 208(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 272(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 336(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 400(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 464(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    640(BX), Z16
+	VMOVDQU32    704(BX), Z17
+	VPBROADCASTD 20(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 84(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 148(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 212(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 276(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 340(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 404(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 468(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    768(BX), Z16
+	VMOVDQU32    832(BX), Z17
+	VPBROADCASTD 24(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 88(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 152(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 216(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 280(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 344(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 408(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 472(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    896(BX), Z16
+	VMOVDQU32    960(BX), Z17
+	VPBROADCASTD 28(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 92(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 156(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 220(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 284(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 348(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 412(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 476(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    1024(BX), Z16
+	VMOVDQU32    1088(BX), Z17
+	VPBROADCASTD 32(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 96(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 160(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 224(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 288(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 352(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 416(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 480(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    1152(BX), Z16
+	VMOVDQU32    1216(BX), Z17
+	VPBROADCASTD 36(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 100(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 164(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 228(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 292(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 356(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 420(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 484(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    1280(BX), Z16
+	VMOVDQU32    1344(BX), Z17
+	VPBROADCASTD 40(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 104(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 168(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 232(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 296(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 360(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 424(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 488(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    1408(BX), Z16
+	VMOVDQU32    1472(BX), Z17
+	VPBROADCASTD 44(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 108(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 172(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 236(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 300(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 364(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 428(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 492(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    1536(BX), Z16
+	VMOVDQU32    1600(BX), Z17
+	VPBROADCASTD 48(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 112(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 176(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 240(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 304(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 368(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 432(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 496(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    1664(BX), Z16
+	VMOVDQU32    1728(BX), Z17
+	VPBROADCASTD 52(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 116(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 180(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 244(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 308(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 372(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 436(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 500(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    1792(BX), Z16
+	VMOVDQU32    1856(BX), Z17
+	VPBROADCASTD 56(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 120(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 184(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 248(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 312(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 376(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 440(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 504(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x36
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VMOVDQU32    1920(BX), Z16
+	VMOVDQU32    1984(BX), Z17
+	VPBROADCASTD 60(CX), Z18
+
+	// VDPBF16PS Z16, Z18, Z0
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x6e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z18, Z1
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x6e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 124(CX), Z19
+
+	// VDPBF16PS Z16, Z19, Z2
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x66
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z19, Z3
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x66
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 188(CX), Z20
+
+	// VDPBF16PS Z16, Z20, Z4
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x5e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z20, Z5
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x5e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 252(CX), Z21
+
+	// VDPBF16PS Z16, Z21, Z6
+	BYTE $0x62
+	BYTE $0xb2
+	BYTE $0x56
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z21, Z7
+	BYTE         $0x62
+	BYTE         $0xb2
+	BYTE         $0x56
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xf9
+	VPBROADCASTD 316(CX), Z22
+
+	// VDPBF16PS Z16, Z22, Z8
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x4e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z17, Z22, Z9
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x4e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xc9
+	VPBROADCASTD 380(CX), Z23
+
+	// VDPBF16PS Z16, Z23, Z10
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x46
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z17, Z23, Z11
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x46
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xd9
+	VPBROADCASTD 444(CX), Z24
+
+	// VDPBF16PS Z16, Z24, Z12
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x3e
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z17, Z24, Z13
+	BYTE         $0x62
+	BYTE         $0x32
+	BYTE         $0x3e
+	BYTE         $0x40
+	BYTE         $0x52
+	BYTE         $0xe9
+	VPBROADCASTD 508(CX), Z25
+
+	// VDPBF16PS Z16, Z25, Z14
+	BYTE $0x62
+	BYTE $0x32
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z17, Z25, Z15
+	BYTE   $0x62
+	BYTE   $0x32
+	BYTE   $0x36
+	BYTE   $0x40
+	BYTE   $0x52
+	BYTE   $0xf9
+	ADDQ   $0x00000800, CX
+	ADDQ   $0x00000800, BX
+	DECQ   AX
+	JNZ    dp_k
+	MOVQ   R12, CX
+	CMPQ   acc+56(FP), $0x00
+	JE     dp_store
+	VADDPS (CX), Z0, Z0
+	VADDPS 64(CX), Z1, Z1
+	ADDQ   R10, CX
+	VADDPS (CX), Z2, Z2
+	VADDPS 64(CX), Z3, Z3
+	ADDQ   R10, CX
+	VADDPS (CX), Z4, Z4
+	VADDPS 64(CX), Z5, Z5
+	ADDQ   R10, CX
+	VADDPS (CX), Z6, Z6
+	VADDPS 64(CX), Z7, Z7
+	ADDQ   R10, CX
+	VADDPS (CX), Z8, Z8
+	VADDPS 64(CX), Z9, Z9
+	ADDQ   R10, CX
+	VADDPS (CX), Z10, Z10
+	VADDPS 64(CX), Z11, Z11
+	ADDQ   R10, CX
+	VADDPS (CX), Z12, Z12
+	VADDPS 64(CX), Z13, Z13
+	ADDQ   R10, CX
+	VADDPS (CX), Z14, Z14
+	VADDPS 64(CX), Z15, Z15
+	ADDQ   R10, CX
+	MOVQ   R12, CX
+
+dp_store:
+	VMOVUPS Z0, (CX)
+	VMOVUPS Z1, 64(CX)
+	ADDQ    R10, CX
+	VMOVUPS Z2, (CX)
+	VMOVUPS Z3, 64(CX)
+	ADDQ    R10, CX
+	VMOVUPS Z4, (CX)
+	VMOVUPS Z5, 64(CX)
+	ADDQ    R10, CX
+	VMOVUPS Z6, (CX)
+	VMOVUPS Z7, 64(CX)
+	ADDQ    R10, CX
+	VMOVUPS Z8, (CX)
+	VMOVUPS Z9, 64(CX)
+	ADDQ    R10, CX
+	VMOVUPS Z10, (CX)
+	VMOVUPS Z11, 64(CX)
+	ADDQ    R10, CX
+	VMOVUPS Z12, (CX)
+	VMOVUPS Z13, 64(CX)
+	ADDQ    R10, CX
+	VMOVUPS Z14, (CX)
+	VMOVUPS Z15, 64(CX)
+	ADDQ    R10, CX
+	MOVQ    CX, R12
+	ADDQ    $0x00000200, R11
+	DECQ    R13
+	JNZ     dp_group
+	ADDQ    $0x00000080, DX
+	ADDQ    R9, DI
+	DECQ    R8
+	JNZ     dp_panel
+	VZEROUPPER
+	RET
+
+// func packAlongBF16(dst *uint16, src *float32, ld int, rows int, steps int, tail uint32, scale float32)
+// Requires: AVX, AVX512F
+TEXT ·packAlongBF16(SB), NOSPLIT, $0-48
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         ld+16(FP), DX
+	SHLQ         $0x02, DX
+	MOVQ         rows+24(FP), CX
+	MOVQ         steps+32(FP), BX
+	VBROADCASTSS scale+44(FP), Z31
+	MOVL         tail+40(FP), AX
+	KMOVW        AX, K1
+	SHRL         $0x10, AX
+	KMOVW        AX, K2
+
+pab_row:
+	TESTQ CX, CX
+	JE    pab_done
+	MOVQ  SI, R8
+	MOVQ  DI, R9
+	MOVQ  BX, R10
+
+pab_step:
+	TESTQ  R10, R10
+	JE     pab_tail
+	VMULPS (R8), Z31, Z16
+	VMULPS 64(R8), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z0
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xc0
+	VMOVDQU32 Z0, (R9)
+	ADDQ      $0x00000080, R8
+	ADDQ      $0x00000800, R9
+	DECQ      R10
+	JMP       pab_step
+
+pab_tail:
+	KORTESTW  K1, K1
+	JE        pab_next
+	VMOVUPS.Z (R8), K1, Z16
+	VMOVUPS.Z 64(R8), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z0
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xc0
+	VMOVDQU32 Z0, (R9)
+
+pab_next:
+	ADDQ DX, SI
+	ADDQ $0x00000040, DI
+	DECQ CX
+	JMP  pab_row
+
+pab_done:
+	VZEROUPPER
+	RET
+
+// func packAlongTBF16(dst *uint16, src *float32, ld int, steps int, tail uint32, scale float32)
+// Requires: AVX, AVX512F
+TEXT ·packAlongTBF16(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         ld+16(FP), DX
+	SHLQ         $0x02, DX
+	LEAQ         (DX)(DX*2), R11
+	LEAQ         (SI)(DX*4), R8
+	LEAQ         (R8)(DX*4), R9
+	LEAQ         (R9)(DX*4), R10
+	MOVQ         steps+24(FP), BX
+	VBROADCASTSS scale+36(FP), Z31
+	MOVL         tail+32(FP), AX
+	KMOVW        AX, K1
+	SHRL         $0x10, AX
+	KMOVW        AX, K2
+
+patb_step:
+	TESTQ  BX, BX
+	JE     patb_tail
+	VMULPS (SI), Z31, Z16
+	VMULPS 64(SI), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z0
+	BYTE   $0x62
+	BYTE   $0xb2
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xc0
+	VMULPS (SI)(DX*1), Z31, Z16
+	VMULPS 64(SI)(DX*1), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z1
+	BYTE   $0x62
+	BYTE   $0xb2
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xc8
+	VMULPS (SI)(DX*2), Z31, Z16
+	VMULPS 64(SI)(DX*2), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z2
+	BYTE   $0x62
+	BYTE   $0xb2
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xd0
+	VMULPS (SI)(R11*1), Z31, Z16
+	VMULPS 64(SI)(R11*1), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z3
+	BYTE   $0x62
+	BYTE   $0xb2
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xd8
+	VMULPS (R8), Z31, Z16
+	VMULPS 64(R8), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z4
+	BYTE   $0x62
+	BYTE   $0xb2
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xe0
+	VMULPS (R8)(DX*1), Z31, Z16
+	VMULPS 64(R8)(DX*1), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z5
+	BYTE   $0x62
+	BYTE   $0xb2
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xe8
+	VMULPS (R8)(DX*2), Z31, Z16
+	VMULPS 64(R8)(DX*2), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z6
+	BYTE   $0x62
+	BYTE   $0xb2
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xf0
+	VMULPS (R8)(R11*1), Z31, Z16
+	VMULPS 64(R8)(R11*1), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z7
+	BYTE   $0x62
+	BYTE   $0xb2
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xf8
+	VMULPS (R9), Z31, Z16
+	VMULPS 64(R9), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z8
+	BYTE   $0x62
+	BYTE   $0x32
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xc0
+	VMULPS (R9)(DX*1), Z31, Z16
+	VMULPS 64(R9)(DX*1), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z9
+	BYTE   $0x62
+	BYTE   $0x32
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xc8
+	VMULPS (R9)(DX*2), Z31, Z16
+	VMULPS 64(R9)(DX*2), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z10
+	BYTE   $0x62
+	BYTE   $0x32
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xd0
+	VMULPS (R9)(R11*1), Z31, Z16
+	VMULPS 64(R9)(R11*1), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z11
+	BYTE   $0x62
+	BYTE   $0x32
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xd8
+	VMULPS (R10), Z31, Z16
+	VMULPS 64(R10), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z12
+	BYTE   $0x62
+	BYTE   $0x32
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xe0
+	VMULPS (R10)(DX*1), Z31, Z16
+	VMULPS 64(R10)(DX*1), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z13
+	BYTE   $0x62
+	BYTE   $0x32
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xe8
+	VMULPS (R10)(DX*2), Z31, Z16
+	VMULPS 64(R10)(DX*2), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z14
+	BYTE   $0x62
+	BYTE   $0x32
+	BYTE   $0x77
+	BYTE   $0x40
+	BYTE   $0x72
+	BYTE   $0xf0
+	VMULPS (R10)(R11*1), Z31, Z16
+	VMULPS 64(R10)(R11*1), Z31, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z15
+	BYTE       $0x62
+	BYTE       $0x32
+	BYTE       $0x77
+	BYTE       $0x40
+	BYTE       $0x72
+	BYTE       $0xf8
+	VUNPCKLPS  Z1, Z0, Z18
+	VUNPCKHPS  Z1, Z0, Z1
+	VUNPCKLPS  Z3, Z2, Z0
+	VUNPCKHPS  Z3, Z2, Z3
+	VUNPCKLPS  Z5, Z4, Z2
+	VUNPCKHPS  Z5, Z4, Z5
+	VUNPCKLPS  Z7, Z6, Z4
+	VUNPCKHPS  Z7, Z6, Z7
+	VUNPCKLPS  Z9, Z8, Z6
+	VUNPCKHPS  Z9, Z8, Z9
+	VUNPCKLPS  Z11, Z10, Z8
+	VUNPCKHPS  Z11, Z10, Z11
+	VUNPCKLPS  Z13, Z12, Z10
+	VUNPCKHPS  Z13, Z12, Z13
+	VUNPCKLPS  Z15, Z14, Z12
+	VUNPCKHPS  Z15, Z14, Z15
+	VUNPCKLPD  Z0, Z18, Z14
+	VUNPCKHPD  Z0, Z18, Z0
+	VUNPCKLPD  Z3, Z1, Z18
+	VUNPCKHPD  Z3, Z1, Z3
+	VUNPCKLPD  Z4, Z2, Z1
+	VUNPCKHPD  Z4, Z2, Z4
+	VUNPCKLPD  Z7, Z5, Z2
+	VUNPCKHPD  Z7, Z5, Z7
+	VUNPCKLPD  Z8, Z6, Z5
+	VUNPCKHPD  Z8, Z6, Z8
+	VUNPCKLPD  Z11, Z9, Z6
+	VUNPCKHPD  Z11, Z9, Z11
+	VUNPCKLPD  Z12, Z10, Z9
+	VUNPCKHPD  Z12, Z10, Z12
+	VUNPCKLPD  Z15, Z13, Z10
+	VUNPCKHPD  Z15, Z13, Z15
+	VSHUFF32X4 $0x88, Z1, Z14, Z13
+	VSHUFF32X4 $0xdd, Z1, Z14, Z1
+	VSHUFF32X4 $0x88, Z4, Z0, Z14
+	VSHUFF32X4 $0xdd, Z4, Z0, Z4
+	VSHUFF32X4 $0x88, Z2, Z18, Z0
+	VSHUFF32X4 $0xdd, Z2, Z18, Z2
+	VSHUFF32X4 $0x88, Z7, Z3, Z18
+	VSHUFF32X4 $0xdd, Z7, Z3, Z7
+	VSHUFF32X4 $0x88, Z9, Z5, Z3
+	VSHUFF32X4 $0xdd, Z9, Z5, Z9
+	VSHUFF32X4 $0x88, Z12, Z8, Z5
+	VSHUFF32X4 $0xdd, Z12, Z8, Z12
+	VSHUFF32X4 $0x88, Z10, Z6, Z8
+	VSHUFF32X4 $0xdd, Z10, Z6, Z10
+	VSHUFF32X4 $0x88, Z15, Z11, Z6
+	VSHUFF32X4 $0xdd, Z15, Z11, Z15
+	VSHUFF32X4 $0x88, Z3, Z13, Z11
+	VSHUFF32X4 $0xdd, Z3, Z13, Z3
+	VSHUFF32X4 $0x88, Z5, Z14, Z13
+	VSHUFF32X4 $0xdd, Z5, Z14, Z5
+	VSHUFF32X4 $0x88, Z8, Z0, Z14
+	VSHUFF32X4 $0xdd, Z8, Z0, Z8
+	VSHUFF32X4 $0x88, Z6, Z18, Z0
+	VSHUFF32X4 $0xdd, Z6, Z18, Z6
+	VSHUFF32X4 $0x88, Z9, Z1, Z18
+	VSHUFF32X4 $0xdd, Z9, Z1, Z9
+	VSHUFF32X4 $0x88, Z12, Z4, Z1
+	VSHUFF32X4 $0xdd, Z12, Z4, Z12
+	VSHUFF32X4 $0x88, Z10, Z2, Z4
+	VSHUFF32X4 $0xdd, Z10, Z2, Z10
+	VSHUFF32X4 $0x88, Z15, Z7, Z2
+	VSHUFF32X4 $0xdd, Z15, Z7, Z15
+	VMOVDQU32  Z11, (DI)
+	VMOVDQU32  Z13, 128(DI)
+	VMOVDQU32  Z14, 256(DI)
+	VMOVDQU32  Z0, 384(DI)
+	VMOVDQU32  Z18, 512(DI)
+	VMOVDQU32  Z1, 640(DI)
+	VMOVDQU32  Z4, 768(DI)
+	VMOVDQU32  Z2, 896(DI)
+	VMOVDQU32  Z3, 1024(DI)
+	VMOVDQU32  Z5, 1152(DI)
+	VMOVDQU32  Z8, 1280(DI)
+	VMOVDQU32  Z6, 1408(DI)
+	VMOVDQU32  Z9, 1536(DI)
+	VMOVDQU32  Z12, 1664(DI)
+	VMOVDQU32  Z10, 1792(DI)
+	VMOVDQU32  Z15, 1920(DI)
+	ADDQ       $0x00000080, SI
+	ADDQ       $0x00000080, R8
+	ADDQ       $0x00000080, R9
+	ADDQ       $0x00000080, R10
+	ADDQ       $0x00000800, DI
+	DECQ       BX
+	JMP        patb_step
+
+patb_tail:
+	KORTESTW  K1, K1
+	JE        patb_done
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z 64(SI), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z0
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xc0
+	VMOVUPS.Z (SI)(DX*1), K1, Z16
+	VMOVUPS.Z 64(SI)(DX*1), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z1
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xc8
+	VMOVUPS.Z (SI)(DX*2), K1, Z16
+	VMOVUPS.Z 64(SI)(DX*2), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z2
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xd0
+	VMOVUPS.Z (SI)(R11*1), K1, Z16
+	VMOVUPS.Z 64(SI)(R11*1), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z3
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xd8
+	VMOVUPS.Z (R8), K1, Z16
+	VMOVUPS.Z 64(R8), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z4
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xe0
+	VMOVUPS.Z (R8)(DX*1), K1, Z16
+	VMOVUPS.Z 64(R8)(DX*1), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z5
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xe8
+	VMOVUPS.Z (R8)(DX*2), K1, Z16
+	VMOVUPS.Z 64(R8)(DX*2), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z6
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xf0
+	VMOVUPS.Z (R8)(R11*1), K1, Z16
+	VMOVUPS.Z 64(R8)(R11*1), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z7
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xf8
+	VMOVUPS.Z (R9), K1, Z16
+	VMOVUPS.Z 64(R9), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z8
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xc0
+	VMOVUPS.Z (R9)(DX*1), K1, Z16
+	VMOVUPS.Z 64(R9)(DX*1), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z9
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xc8
+	VMOVUPS.Z (R9)(DX*2), K1, Z16
+	VMOVUPS.Z 64(R9)(DX*2), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z10
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xd0
+	VMOVUPS.Z (R9)(R11*1), K1, Z16
+	VMOVUPS.Z 64(R9)(R11*1), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z11
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xd8
+	VMOVUPS.Z (R10), K1, Z16
+	VMOVUPS.Z 64(R10), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z12
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xe0
+	VMOVUPS.Z (R10)(DX*1), K1, Z16
+	VMOVUPS.Z 64(R10)(DX*1), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z13
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xe8
+	VMOVUPS.Z (R10)(DX*2), K1, Z16
+	VMOVUPS.Z 64(R10)(DX*2), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z14
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xf0
+	VMOVUPS.Z (R10)(R11*1), K1, Z16
+	VMOVUPS.Z 64(R10)(R11*1), K2, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z15
+	BYTE       $0x62
+	BYTE       $0x32
+	BYTE       $0x77
+	BYTE       $0x40
+	BYTE       $0x72
+	BYTE       $0xf8
+	VUNPCKLPS  Z1, Z0, Z18
+	VUNPCKHPS  Z1, Z0, Z1
+	VUNPCKLPS  Z3, Z2, Z0
+	VUNPCKHPS  Z3, Z2, Z3
+	VUNPCKLPS  Z5, Z4, Z2
+	VUNPCKHPS  Z5, Z4, Z5
+	VUNPCKLPS  Z7, Z6, Z4
+	VUNPCKHPS  Z7, Z6, Z7
+	VUNPCKLPS  Z9, Z8, Z6
+	VUNPCKHPS  Z9, Z8, Z9
+	VUNPCKLPS  Z11, Z10, Z8
+	VUNPCKHPS  Z11, Z10, Z11
+	VUNPCKLPS  Z13, Z12, Z10
+	VUNPCKHPS  Z13, Z12, Z13
+	VUNPCKLPS  Z15, Z14, Z12
+	VUNPCKHPS  Z15, Z14, Z15
+	VUNPCKLPD  Z0, Z18, Z14
+	VUNPCKHPD  Z0, Z18, Z0
+	VUNPCKLPD  Z3, Z1, Z18
+	VUNPCKHPD  Z3, Z1, Z3
+	VUNPCKLPD  Z4, Z2, Z1
+	VUNPCKHPD  Z4, Z2, Z4
+	VUNPCKLPD  Z7, Z5, Z2
+	VUNPCKHPD  Z7, Z5, Z7
+	VUNPCKLPD  Z8, Z6, Z5
+	VUNPCKHPD  Z8, Z6, Z8
+	VUNPCKLPD  Z11, Z9, Z6
+	VUNPCKHPD  Z11, Z9, Z11
+	VUNPCKLPD  Z12, Z10, Z9
+	VUNPCKHPD  Z12, Z10, Z12
+	VUNPCKLPD  Z15, Z13, Z10
+	VUNPCKHPD  Z15, Z13, Z15
+	VSHUFF32X4 $0x88, Z1, Z14, Z13
+	VSHUFF32X4 $0xdd, Z1, Z14, Z1
+	VSHUFF32X4 $0x88, Z4, Z0, Z14
+	VSHUFF32X4 $0xdd, Z4, Z0, Z4
+	VSHUFF32X4 $0x88, Z2, Z18, Z0
+	VSHUFF32X4 $0xdd, Z2, Z18, Z2
+	VSHUFF32X4 $0x88, Z7, Z3, Z18
+	VSHUFF32X4 $0xdd, Z7, Z3, Z7
+	VSHUFF32X4 $0x88, Z9, Z5, Z3
+	VSHUFF32X4 $0xdd, Z9, Z5, Z9
+	VSHUFF32X4 $0x88, Z12, Z8, Z5
+	VSHUFF32X4 $0xdd, Z12, Z8, Z12
+	VSHUFF32X4 $0x88, Z10, Z6, Z8
+	VSHUFF32X4 $0xdd, Z10, Z6, Z10
+	VSHUFF32X4 $0x88, Z15, Z11, Z6
+	VSHUFF32X4 $0xdd, Z15, Z11, Z15
+	VSHUFF32X4 $0x88, Z3, Z13, Z11
+	VSHUFF32X4 $0xdd, Z3, Z13, Z3
+	VSHUFF32X4 $0x88, Z5, Z14, Z13
+	VSHUFF32X4 $0xdd, Z5, Z14, Z5
+	VSHUFF32X4 $0x88, Z8, Z0, Z14
+	VSHUFF32X4 $0xdd, Z8, Z0, Z8
+	VSHUFF32X4 $0x88, Z6, Z18, Z0
+	VSHUFF32X4 $0xdd, Z6, Z18, Z6
+	VSHUFF32X4 $0x88, Z9, Z1, Z18
+	VSHUFF32X4 $0xdd, Z9, Z1, Z9
+	VSHUFF32X4 $0x88, Z12, Z4, Z1
+	VSHUFF32X4 $0xdd, Z12, Z4, Z12
+	VSHUFF32X4 $0x88, Z10, Z2, Z4
+	VSHUFF32X4 $0xdd, Z10, Z2, Z10
+	VSHUFF32X4 $0x88, Z15, Z7, Z2
+	VSHUFF32X4 $0xdd, Z15, Z7, Z15
+	VMOVDQU32  Z11, (DI)
+	VMOVDQU32  Z13, 128(DI)
+	VMOVDQU32  Z14, 256(DI)
+	VMOVDQU32  Z0, 384(DI)
+	VMOVDQU32  Z18, 512(DI)
+	VMOVDQU32  Z1, 640(DI)
+	VMOVDQU32  Z4, 768(DI)
+	VMOVDQU32  Z2, 896(DI)
+	VMOVDQU32  Z3, 1024(DI)
+	VMOVDQU32  Z5, 1152(DI)
+	VMOVDQU32  Z8, 1280(DI)
+	VMOVDQU32  Z6, 1408(DI)
+	VMOVDQU32  Z9, 1536(DI)
+	VMOVDQU32  Z12, 1664(DI)
+	VMOVDQU32  Z10, 1792(DI)
+	VMOVDQU32  Z15, 1920(DI)
+
+patb_done:
+	VZEROUPPER
+	RET
+
+// func packPairsBF16(dst *uint16, src *float32, ld int, pairs int, load uint32, scale float32)
+// Requires: AVX, AVX512BW, AVX512F
+TEXT ·packPairsBF16(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         ld+16(FP), DX
+	SHLQ         $0x02, DX
+	MOVQ         pairs+24(FP), CX
+	VBROADCASTSS scale+36(FP), Z31
+	MOVL         load+32(FP), AX
+	KMOVW        AX, K1
+	VMOVDQU32    bf16PairIndex<>+0(SB), Z30
+	LEAQ         (DX)(DX*1), BX
+
+ppb_loop:
+	TESTQ     CX, CX
+	JE        ppb_done
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z0
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xc0
+	VPERMW    Z0, Z30, Z0
+	VMOVDQU32 Z0, (DI)
+	ADDQ      BX, SI
+	ADDQ      $0x00000080, DI
+	DECQ      CX
+	JMP       ppb_loop
+
+ppb_done:
+	VZEROUPPER
+	RET
+
+DATA bf16PairIndex<>+0(SB)/4, $0x00100000
+DATA bf16PairIndex<>+4(SB)/4, $0x00110001
+DATA bf16PairIndex<>+8(SB)/4, $0x00120002
+DATA bf16PairIndex<>+12(SB)/4, $0x00130003
+DATA bf16PairIndex<>+16(SB)/4, $0x00140004
+DATA bf16PairIndex<>+20(SB)/4, $0x00150005
+DATA bf16PairIndex<>+24(SB)/4, $0x00160006
+DATA bf16PairIndex<>+28(SB)/4, $0x00170007
+DATA bf16PairIndex<>+32(SB)/4, $0x00180008
+DATA bf16PairIndex<>+36(SB)/4, $0x00190009
+DATA bf16PairIndex<>+40(SB)/4, $0x001a000a
+DATA bf16PairIndex<>+44(SB)/4, $0x001b000b
+DATA bf16PairIndex<>+48(SB)/4, $0x001c000c
+DATA bf16PairIndex<>+52(SB)/4, $0x001d000d
+DATA bf16PairIndex<>+56(SB)/4, $0x001e000e
+DATA bf16PairIndex<>+60(SB)/4, $0x001f000f
+GLOBL bf16PairIndex<>(SB), RODATA|NOPTR, $64
+
+// func packPairsTBF16(dst *uint16, src *float32, ld int, steps int, load uint32, scale float32)
+// Requires: AVX, AVX512BW, AVX512F
+TEXT ·packPairsTBF16(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         src+8(FP), SI
+	MOVQ         ld+16(FP), DX
+	SHLQ         $0x02, DX
+	MOVQ         steps+24(FP), CX
+	VBROADCASTSS scale+36(FP), Z31
+	MOVL         load+32(FP), AX
+	KMOVW        AX, K1
+	VMOVDQU32    bf16PairIndex<>+0(SB), Z30
+	LEAQ         (DX)(DX*1), BX
+
+pptb_step:
+	TESTQ     CX, CX
+	JE        pptb_done
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z0
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xc0
+	VPERMW    Z0, Z30, Z0
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z1
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xc8
+	VPERMW    Z1, Z30, Z1
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z2
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xd0
+	VPERMW    Z2, Z30, Z2
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z3
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xd8
+	VPERMW    Z3, Z30, Z3
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z4
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xe0
+	VPERMW    Z4, Z30, Z4
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z5
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xe8
+	VPERMW    Z5, Z30, Z5
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z6
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xf0
+	VPERMW    Z6, Z30, Z6
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z7
+	BYTE      $0x62
+	BYTE      $0xb2
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xf8
+	VPERMW    Z7, Z30, Z7
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z8
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xc0
+	VPERMW    Z8, Z30, Z8
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z9
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xc8
+	VPERMW    Z9, Z30, Z9
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z10
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xd0
+	VPERMW    Z10, Z30, Z10
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z11
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xd8
+	VPERMW    Z11, Z30, Z11
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z12
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xe0
+	VPERMW    Z12, Z30, Z12
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z13
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xe8
+	VPERMW    Z13, Z30, Z13
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z14
+	BYTE      $0x62
+	BYTE      $0x32
+	BYTE      $0x77
+	BYTE      $0x40
+	BYTE      $0x72
+	BYTE      $0xf0
+	VPERMW    Z14, Z30, Z14
+	ADDQ      BX, SI
+	VMOVUPS.Z (SI), K1, Z16
+	VMOVUPS.Z (SI)(DX*1), K1, Z17
+	VMULPS    Z31, Z16, Z16
+	VMULPS    Z31, Z17, Z17
+
+	// VCVTNE2PS2BF16 Z16, Z17, Z15
+	BYTE       $0x62
+	BYTE       $0x32
+	BYTE       $0x77
+	BYTE       $0x40
+	BYTE       $0x72
+	BYTE       $0xf8
+	VPERMW     Z15, Z30, Z15
+	ADDQ       BX, SI
+	VUNPCKLPS  Z1, Z0, Z18
+	VUNPCKHPS  Z1, Z0, Z1
+	VUNPCKLPS  Z3, Z2, Z0
+	VUNPCKHPS  Z3, Z2, Z3
+	VUNPCKLPS  Z5, Z4, Z2
+	VUNPCKHPS  Z5, Z4, Z5
+	VUNPCKLPS  Z7, Z6, Z4
+	VUNPCKHPS  Z7, Z6, Z7
+	VUNPCKLPS  Z9, Z8, Z6
+	VUNPCKHPS  Z9, Z8, Z9
+	VUNPCKLPS  Z11, Z10, Z8
+	VUNPCKHPS  Z11, Z10, Z11
+	VUNPCKLPS  Z13, Z12, Z10
+	VUNPCKHPS  Z13, Z12, Z13
+	VUNPCKLPS  Z15, Z14, Z12
+	VUNPCKHPS  Z15, Z14, Z15
+	VUNPCKLPD  Z0, Z18, Z14
+	VUNPCKHPD  Z0, Z18, Z0
+	VUNPCKLPD  Z3, Z1, Z18
+	VUNPCKHPD  Z3, Z1, Z3
+	VUNPCKLPD  Z4, Z2, Z1
+	VUNPCKHPD  Z4, Z2, Z4
+	VUNPCKLPD  Z7, Z5, Z2
+	VUNPCKHPD  Z7, Z5, Z7
+	VUNPCKLPD  Z8, Z6, Z5
+	VUNPCKHPD  Z8, Z6, Z8
+	VUNPCKLPD  Z11, Z9, Z6
+	VUNPCKHPD  Z11, Z9, Z11
+	VUNPCKLPD  Z12, Z10, Z9
+	VUNPCKHPD  Z12, Z10, Z12
+	VUNPCKLPD  Z15, Z13, Z10
+	VUNPCKHPD  Z15, Z13, Z15
+	VSHUFF32X4 $0x88, Z1, Z14, Z13
+	VSHUFF32X4 $0xdd, Z1, Z14, Z1
+	VSHUFF32X4 $0x88, Z4, Z0, Z14
+	VSHUFF32X4 $0xdd, Z4, Z0, Z4
+	VSHUFF32X4 $0x88, Z2, Z18, Z0
+	VSHUFF32X4 $0xdd, Z2, Z18, Z2
+	VSHUFF32X4 $0x88, Z7, Z3, Z18
+	VSHUFF32X4 $0xdd, Z7, Z3, Z7
+	VSHUFF32X4 $0x88, Z9, Z5, Z3
+	VSHUFF32X4 $0xdd, Z9, Z5, Z9
+	VSHUFF32X4 $0x88, Z12, Z8, Z5
+	VSHUFF32X4 $0xdd, Z12, Z8, Z12
+	VSHUFF32X4 $0x88, Z10, Z6, Z8
+	VSHUFF32X4 $0xdd, Z10, Z6, Z10
+	VSHUFF32X4 $0x88, Z15, Z11, Z6
+	VSHUFF32X4 $0xdd, Z15, Z11, Z15
+	VSHUFF32X4 $0x88, Z3, Z13, Z11
+	VSHUFF32X4 $0xdd, Z3, Z13, Z3
+	VSHUFF32X4 $0x88, Z5, Z14, Z13
+	VSHUFF32X4 $0xdd, Z5, Z14, Z5
+	VSHUFF32X4 $0x88, Z8, Z0, Z14
+	VSHUFF32X4 $0xdd, Z8, Z0, Z8
+	VSHUFF32X4 $0x88, Z6, Z18, Z0
+	VSHUFF32X4 $0xdd, Z6, Z18, Z6
+	VSHUFF32X4 $0x88, Z9, Z1, Z18
+	VSHUFF32X4 $0xdd, Z9, Z1, Z9
+	VSHUFF32X4 $0x88, Z12, Z4, Z1
+	VSHUFF32X4 $0xdd, Z12, Z4, Z12
+	VSHUFF32X4 $0x88, Z10, Z2, Z4
+	VSHUFF32X4 $0xdd, Z10, Z2, Z10
+	VSHUFF32X4 $0x88, Z15, Z7, Z2
+	VSHUFF32X4 $0xdd, Z15, Z7, Z15
+	VMOVDQU32  Z11, (DI)
+	VMOVDQU32  Z13, 64(DI)
+	VMOVDQU32  Z14, 128(DI)
+	VMOVDQU32  Z0, 192(DI)
+	VMOVDQU32  Z18, 256(DI)
+	VMOVDQU32  Z1, 320(DI)
+	VMOVDQU32  Z4, 384(DI)
+	VMOVDQU32  Z2, 448(DI)
+	VMOVDQU32  Z3, 512(DI)
+	VMOVDQU32  Z5, 576(DI)
+	VMOVDQU32  Z8, 640(DI)
+	VMOVDQU32  Z6, 704(DI)
+	VMOVDQU32  Z9, 768(DI)
+	VMOVDQU32  Z12, 832(DI)
+	VMOVDQU32  Z10, 896(DI)
+	VMOVDQU32  Z15, 960(DI)
+	ADDQ       $0x00000800, DI
+	DECQ       CX
+	JMP        pptb_step
+
+pptb_done:
+	VZEROUPPER
+	RET
+
+// func roundBF16AVX2(x *float32, n int)
+// Requires: AVX, AVX2
+TEXT ·roundBF16AVX2(SB), NOSPLIT, $0-16
+	MOVQ    x+0(FP), AX
+	MOVQ    n+8(FP), CX
+	VMOVDQU bf16Exp<>+0(SB), Y0
+	VMOVDQU bf16Abs<>+0(SB), Y1
+	VMOVDQA Y0, Y2
+	VMOVDQU bf16One<>+0(SB), Y3
+	VMOVDQU bf16Bias<>+0(SB), Y4
+	VMOVDQU bf16Hi<>+0(SB), Y5
+	VMOVDQU bf16Quiet<>+0(SB), Y6
+	VMOVDQU bf16Sign<>+0(SB), Y7
+	VPXOR   Y8, Y8, Y8
+
+rb_loop:
+	TESTQ     CX, CX
+	JE        rb_done
+	VMOVDQU   (AX), Y9
+	VPSRLD    $0x10, Y9, Y10
+	VPAND     Y3, Y10, Y10
+	VPADDD    Y4, Y9, Y11
+	VPADDD    Y10, Y11, Y11
+	VPAND     Y5, Y11, Y11
+	VPAND     Y1, Y9, Y10
+	VPCMPGTD  Y2, Y10, Y12
+	VPOR      Y6, Y9, Y10
+	VPAND     Y5, Y10, Y10
+	VPBLENDVB Y12, Y10, Y11, Y11
+	VPAND     Y0, Y9, Y10
+	VPCMPEQD  Y8, Y10, Y12
+	VPAND     Y7, Y9, Y10
+	VPBLENDVB Y12, Y10, Y11, Y11
+	VMOVDQU   Y11, (AX)
+	ADDQ      $0x20, AX
+	SUBQ      $0x08, CX
+	JMP       rb_loop
+
+rb_done:
+	VZEROUPPER
+	RET
+
+DATA bf16Exp<>+0(SB)/4, $0x7f800000
+DATA bf16Exp<>+4(SB)/4, $0x7f800000
+DATA bf16Exp<>+8(SB)/4, $0x7f800000
+DATA bf16Exp<>+12(SB)/4, $0x7f800000
+DATA bf16Exp<>+16(SB)/4, $0x7f800000
+DATA bf16Exp<>+20(SB)/4, $0x7f800000
+DATA bf16Exp<>+24(SB)/4, $0x7f800000
+DATA bf16Exp<>+28(SB)/4, $0x7f800000
+GLOBL bf16Exp<>(SB), RODATA|NOPTR, $32
+
+DATA bf16Abs<>+0(SB)/4, $0x7fffffff
+DATA bf16Abs<>+4(SB)/4, $0x7fffffff
+DATA bf16Abs<>+8(SB)/4, $0x7fffffff
+DATA bf16Abs<>+12(SB)/4, $0x7fffffff
+DATA bf16Abs<>+16(SB)/4, $0x7fffffff
+DATA bf16Abs<>+20(SB)/4, $0x7fffffff
+DATA bf16Abs<>+24(SB)/4, $0x7fffffff
+DATA bf16Abs<>+28(SB)/4, $0x7fffffff
+GLOBL bf16Abs<>(SB), RODATA|NOPTR, $32
+
+DATA bf16One<>+0(SB)/4, $0x00000001
+DATA bf16One<>+4(SB)/4, $0x00000001
+DATA bf16One<>+8(SB)/4, $0x00000001
+DATA bf16One<>+12(SB)/4, $0x00000001
+DATA bf16One<>+16(SB)/4, $0x00000001
+DATA bf16One<>+20(SB)/4, $0x00000001
+DATA bf16One<>+24(SB)/4, $0x00000001
+DATA bf16One<>+28(SB)/4, $0x00000001
+GLOBL bf16One<>(SB), RODATA|NOPTR, $32
+
+DATA bf16Bias<>+0(SB)/4, $0x00007fff
+DATA bf16Bias<>+4(SB)/4, $0x00007fff
+DATA bf16Bias<>+8(SB)/4, $0x00007fff
+DATA bf16Bias<>+12(SB)/4, $0x00007fff
+DATA bf16Bias<>+16(SB)/4, $0x00007fff
+DATA bf16Bias<>+20(SB)/4, $0x00007fff
+DATA bf16Bias<>+24(SB)/4, $0x00007fff
+DATA bf16Bias<>+28(SB)/4, $0x00007fff
+GLOBL bf16Bias<>(SB), RODATA|NOPTR, $32
+
+DATA bf16Hi<>+0(SB)/4, $0xffff0000
+DATA bf16Hi<>+4(SB)/4, $0xffff0000
+DATA bf16Hi<>+8(SB)/4, $0xffff0000
+DATA bf16Hi<>+12(SB)/4, $0xffff0000
+DATA bf16Hi<>+16(SB)/4, $0xffff0000
+DATA bf16Hi<>+20(SB)/4, $0xffff0000
+DATA bf16Hi<>+24(SB)/4, $0xffff0000
+DATA bf16Hi<>+28(SB)/4, $0xffff0000
+GLOBL bf16Hi<>(SB), RODATA|NOPTR, $32
+
+DATA bf16Quiet<>+0(SB)/4, $0x00400000
+DATA bf16Quiet<>+4(SB)/4, $0x00400000
+DATA bf16Quiet<>+8(SB)/4, $0x00400000
+DATA bf16Quiet<>+12(SB)/4, $0x00400000
+DATA bf16Quiet<>+16(SB)/4, $0x00400000
+DATA bf16Quiet<>+20(SB)/4, $0x00400000
+DATA bf16Quiet<>+24(SB)/4, $0x00400000
+DATA bf16Quiet<>+28(SB)/4, $0x00400000
+GLOBL bf16Quiet<>(SB), RODATA|NOPTR, $32
+
+DATA bf16Sign<>+0(SB)/4, $0x80000000
+DATA bf16Sign<>+4(SB)/4, $0x80000000
+DATA bf16Sign<>+8(SB)/4, $0x80000000
+DATA bf16Sign<>+12(SB)/4, $0x80000000
+DATA bf16Sign<>+16(SB)/4, $0x80000000
+DATA bf16Sign<>+20(SB)/4, $0x80000000
+DATA bf16Sign<>+24(SB)/4, $0x80000000
+DATA bf16Sign<>+28(SB)/4, $0x80000000
+GLOBL bf16Sign<>(SB), RODATA|NOPTR, $32
+
+// func roundBF16AVX512(x *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·roundBF16AVX512(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+
+rb512_loop:
+	CMPQ    CX, $0x20
+	JL      rb512_one
+	VMOVUPS (DI), Z0
+
+	// VCVTNEPS2BF16 Z0, Y2
+	BYTE    $0x62
+	BYTE    $0xf2
+	BYTE    $0x7e
+	BYTE    $0x48
+	BYTE    $0x72
+	BYTE    $0xd0
+	VMOVUPS 64(DI), Z1
+
+	// VCVTNEPS2BF16 Z1, Y3
+	BYTE      $0x62
+	BYTE      $0xf2
+	BYTE      $0x7e
+	BYTE      $0x48
+	BYTE      $0x72
+	BYTE      $0xd9
+	VPMOVZXWD Y2, Z0
+	VPSLLD    $0x10, Z0, Z0
+	VMOVUPS   Z0, (DI)
+	VPMOVZXWD Y3, Z1
+	VPSLLD    $0x10, Z1, Z1
+	VMOVUPS   Z1, 64(DI)
+	ADDQ      $0x80, DI
+	SUBQ      $0x20, CX
+	JMP       rb512_loop
+
+rb512_one:
+	TESTQ   CX, CX
+	JE      rb512_done
+	VMOVUPS (DI), Z0
+
+	// VCVTNEPS2BF16 Z0, Y2
+	BYTE      $0x62
+	BYTE      $0xf2
+	BYTE      $0x7e
+	BYTE      $0x48
+	BYTE      $0x72
+	BYTE      $0xd0
+	VPMOVZXWD Y2, Z0
+	VPSLLD    $0x10, Z0, Z0
+	VMOVUPS   Z0, (DI)
+
+rb512_done:
+	VZEROUPPER
+	RET
+
+// func peakFMA512(n int)
+// Requires: AVX, AVX512F
+TEXT ·peakFMA512(SB), NOSPLIT, $0-8
+	MOVQ   n+0(FP), AX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+
+peakFMA512_loop:
+	VFMADD231PS Z24, Z25, Z0
+	VFMADD231PS Z24, Z25, Z1
+	VFMADD231PS Z24, Z25, Z2
+	VFMADD231PS Z24, Z25, Z3
+	VFMADD231PS Z24, Z25, Z4
+	VFMADD231PS Z24, Z25, Z5
+	VFMADD231PS Z24, Z25, Z6
+	VFMADD231PS Z24, Z25, Z7
+	VFMADD231PS Z24, Z25, Z8
+	VFMADD231PS Z24, Z25, Z9
+	VFMADD231PS Z24, Z25, Z10
+	VFMADD231PS Z24, Z25, Z11
+	VFMADD231PS Z24, Z25, Z12
+	VFMADD231PS Z24, Z25, Z13
+	VFMADD231PS Z24, Z25, Z14
+	VFMADD231PS Z24, Z25, Z15
+	VFMADD231PS Z24, Z25, Z16
+	VFMADD231PS Z24, Z25, Z17
+	VFMADD231PS Z24, Z25, Z18
+	VFMADD231PS Z24, Z25, Z19
+	VFMADD231PS Z24, Z25, Z20
+	VFMADD231PS Z24, Z25, Z21
+	VFMADD231PS Z24, Z25, Z22
+	VFMADD231PS Z24, Z25, Z23
+	DECQ        AX
+	JNZ         peakFMA512_loop
+	VZEROUPPER
+	RET
+
+// func peakFMA256(n int)
+// Requires: AVX, FMA3
+TEXT ·peakFMA256(SB), NOSPLIT, $0-8
+	MOVQ   n+0(FP), AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	VXORPS Y16, Y16, Y16
+	VXORPS Y17, Y17, Y17
+	VXORPS Y18, Y18, Y18
+	VXORPS Y19, Y19, Y19
+	VXORPS Y20, Y20, Y20
+	VXORPS Y21, Y21, Y21
+	VXORPS Y22, Y22, Y22
+	VXORPS Y23, Y23, Y23
+	VXORPS Y24, Y24, Y24
+	VXORPS Y25, Y25, Y25
+
+peakFMA256_loop:
+	VFMADD231PS Y24, Y25, Y0
+	VFMADD231PS Y24, Y25, Y1
+	VFMADD231PS Y24, Y25, Y2
+	VFMADD231PS Y24, Y25, Y3
+	VFMADD231PS Y24, Y25, Y4
+	VFMADD231PS Y24, Y25, Y5
+	VFMADD231PS Y24, Y25, Y6
+	VFMADD231PS Y24, Y25, Y7
+	VFMADD231PS Y24, Y25, Y8
+	VFMADD231PS Y24, Y25, Y9
+	VFMADD231PS Y24, Y25, Y10
+	VFMADD231PS Y24, Y25, Y11
+	VFMADD231PS Y24, Y25, Y12
+	VFMADD231PS Y24, Y25, Y13
+	VFMADD231PS Y24, Y25, Y14
+	VFMADD231PS Y24, Y25, Y15
+	VFMADD231PS Y24, Y25, Y16
+	VFMADD231PS Y24, Y25, Y17
+	VFMADD231PS Y24, Y25, Y18
+	VFMADD231PS Y24, Y25, Y19
+	VFMADD231PS Y24, Y25, Y20
+	VFMADD231PS Y24, Y25, Y21
+	VFMADD231PS Y24, Y25, Y22
+	VFMADD231PS Y24, Y25, Y23
+	DECQ        AX
+	JNZ         peakFMA256_loop
+	VZEROUPPER
+	RET
+
+// func peakDPBF16(n int)
+// Requires: AVX, AVX512F
+TEXT ·peakDPBF16(SB), NOSPLIT, $0-8
+	MOVQ   n+0(FP), AX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+
+peakdp_loop:
+	// VDPBF16PS Z24, Z25, Z0
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z24, Z25, Z1
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc8
+
+	// VDPBF16PS Z24, Z25, Z2
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z24, Z25, Z3
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd8
+
+	// VDPBF16PS Z24, Z25, Z4
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z24, Z25, Z5
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe8
+
+	// VDPBF16PS Z24, Z25, Z6
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z24, Z25, Z7
+	BYTE $0x62
+	BYTE $0x92
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf8
+
+	// VDPBF16PS Z24, Z25, Z8
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z24, Z25, Z9
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc8
+
+	// VDPBF16PS Z24, Z25, Z10
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z24, Z25, Z11
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd8
+
+	// VDPBF16PS Z24, Z25, Z12
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z24, Z25, Z13
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe8
+
+	// VDPBF16PS Z24, Z25, Z14
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z24, Z25, Z15
+	BYTE $0x62
+	BYTE $0x12
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf8
+
+	// VDPBF16PS Z24, Z25, Z16
+	BYTE $0x62
+	BYTE $0x82
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc0
+
+	// VDPBF16PS Z24, Z25, Z17
+	BYTE $0x62
+	BYTE $0x82
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xc8
+
+	// VDPBF16PS Z24, Z25, Z18
+	BYTE $0x62
+	BYTE $0x82
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd0
+
+	// VDPBF16PS Z24, Z25, Z19
+	BYTE $0x62
+	BYTE $0x82
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xd8
+
+	// VDPBF16PS Z24, Z25, Z20
+	BYTE $0x62
+	BYTE $0x82
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe0
+
+	// VDPBF16PS Z24, Z25, Z21
+	BYTE $0x62
+	BYTE $0x82
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xe8
+
+	// VDPBF16PS Z24, Z25, Z22
+	BYTE $0x62
+	BYTE $0x82
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf0
+
+	// VDPBF16PS Z24, Z25, Z23
+	BYTE $0x62
+	BYTE $0x82
+	BYTE $0x36
+	BYTE $0x40
+	BYTE $0x52
+	BYTE $0xf8
+	DECQ AX
+	JNZ  peakdp_loop
+	VZEROUPPER
+	RET
+
+// func peakAMX(n int, cfg *byte)
+TEXT ·peakAMX(SB), NOSPLIT, $0-16
+	MOVQ n+0(FP), AX
+	MOVQ cfg+8(FP), BX
+
+	// LDTILECFG (BX)
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x78
+	BYTE $0x49
+	BYTE $0x04
+	BYTE $0x23
+
+peakamx_loop:
+	// TDPBF16PS TMM6, TMM4, TMM0
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x4a
+	BYTE $0x5c
+	BYTE $0xc4
+
+	// TDPBF16PS TMM7, TMM4, TMM1
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x42
+	BYTE $0x5c
+	BYTE $0xcc
+
+	// TDPBF16PS TMM6, TMM5, TMM2
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x4a
+	BYTE $0x5c
+	BYTE $0xd5
+
+	// TDPBF16PS TMM7, TMM5, TMM3
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x42
+	BYTE $0x5c
+	BYTE $0xdd
+	DECQ AX
+	JNZ  peakamx_loop
+
+	// TILERELEASE
+	BYTE $0xc4
+	BYTE $0xe2
+	BYTE $0x78
+	BYTE $0x49
+	BYTE $0xc0
+	RET

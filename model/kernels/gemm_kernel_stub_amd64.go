@@ -118,3 +118,57 @@ func adamwAVX2(p *float32, grad *float32, m *float32, v *float32, blocks int, k 
 //
 //go:noescape
 func matvec4AVX2(k int, x *float32, w *float32, ldw int, sums *[32]float32)
+
+// amxStripBF16 computes a 32 × 32·panels strip of C from a packed A strip and B panels (pstride in bytes) on AMX tiles:
+//
+//	for r, j < 32, q < panels: c[r·ldc + 32q + j] = Σ_{p < 32·ks} a[r, p]·b[q·pstride + …][p, j] (+ c[…] if acc ≠ 0)
+//
+// cfg is the tile configuration (all tiles 16 rows × 64 bytes).
+func amxStripBF16(ks int, a *uint16, b *uint16, panels int, pstride int, c *float32, ldc int, acc int, cfg *byte)
+
+// dpStripBF16 computes a 32 × 32·panels strip of C from a packed A strip and B panels (pstride in bytes) with VDPBF16PS:
+//
+//	for r, j < 32, q < panels: c[r·ldc + 32q + j] = Σ_{p < 32·ks} a[r, p]·b[q·pstride + …][p, j] (+ c[…] if acc ≠ 0)
+func dpStripBF16(ks int, a *uint16, b *uint16, panels int, pstride int, c *float32, ldc int, acc int)
+
+// packAlongBF16 packs rows of src (k contiguous) into an A strip, steps of 32 values and, if tail ≠ 0, one step of the values in tail's lanes:
+//
+//	for r < rows, s < steps(+1), t < 32: dst[s·1024 + r·32 + t] = bf16(scale·src[r·ld + 32s + t])   (0 outside tail)
+func packAlongBF16(dst *uint16, src *float32, ld int, rows int, steps int, tail uint32, scale float32)
+
+// packAlongTBF16 packs 16 rows of src (k contiguous, all readable) as 16 columns of a B panel (128-byte rows of pairs), steps of 32 values and, if tail ≠ 0, one step of the values in tail's lanes:
+//
+//	for j < 16, p < 32·steps(+32): dst[(p/2)·64 + j·2 + p%2] = bf16(scale·src[j·ld + p])   (0 outside tail)
+func packAlongTBF16(dst *uint16, src *float32, ld int, steps int, tail uint32, scale float32)
+
+// packPairsBF16 packs 16 columns (load mask; others 0) of src (k down the columns) as 16 columns of a B panel (128-byte rows of pairs):
+//
+//	for q < pairs, j < 16, h < 2: dst[q·64 + j·2 + h] = bf16(scale·src[(2q+h)·ld + j])
+func packPairsBF16(dst *uint16, src *float32, ld int, pairs int, load uint32, scale float32)
+
+// packPairsTBF16 packs 16 columns (load mask; others 0) of src (k down the columns) as 16 rows of an A strip, steps of 32 values:
+//
+//	for i < 16, s < steps, t < 32: dst[s·1024 + i·32 + t] = bf16(scale·src[(32s+t)·ld + i])
+func packPairsTBF16(dst *uint16, src *float32, ld int, steps int, load uint32, scale float32)
+
+// roundBF16AVX2 rounds n (a multiple of 8) float32 values at x to bfloat16 in place:
+//
+//	x[i] = bf16.Round(x[i])
+func roundBF16AVX2(x *float32, n int)
+
+// roundBF16AVX512 rounds n (a multiple of 16) float32 values at x to bfloat16 in place with VCVTNEPS2BF16:
+//
+//	x[i] = bf16.Round(x[i])
+func roundBF16AVX512(x *float32, n int)
+
+// peakFMA512 runs n iterations of 24 independent 512-bit VFMADD231PS.
+func peakFMA512(n int)
+
+// peakFMA256 runs n iterations of 24 independent 256-bit VFMADD231PS.
+func peakFMA256(n int)
+
+// peakDPBF16 runs n iterations of 24 independent VDPBF16PS (512-bit).
+func peakDPBF16(n int)
+
+// peakAMX runs n iterations of 4 independent TDPBF16PS (16×16×32 each); cfg is the tile configuration.
+func peakAMX(n int, cfg *byte)

@@ -27,6 +27,8 @@ func main() {
 	adamw()
 	adamwAVX2()
 	matvec4()
+	bf16Kernels()
+	peakLoops()
 	Generate()
 }
 
