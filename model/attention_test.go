@@ -39,9 +39,9 @@ func TestKernelAttentionMatchesReference(t *testing.T) {
 			outK, lse := make([]float32, B*T*C), make([]float32, B*NH*T)
 			kernels.RoPEForward(ker, cos, sin, B, T, NH, HS, 3*C, 0)
 			kernels.RoPEForward(ker[C:], cos, sin, B, T, NH, HS, 3*C, 0)
-			kernels.CausalAttentionForward(outK, lse, ker, ker[C:], ker[2*C:], B, T, NH, HS, 3*C, C)
+			kernels.CausalAttentionForward(kernels.FP32, outK, lse, ker, ker[C:], ker[2*C:], B, T, NH, HS, 3*C, C)
 			dK := make([]float32, len(qkv))
-			kernels.CausalAttentionBackward(dK, dK[C:], dK[2*C:], dout, ker, ker[C:], ker[2*C:], outK, lse, B, T, NH, HS, 3*C, C)
+			kernels.CausalAttentionBackward(kernels.FP32, dK, dK[C:], dK[2*C:], dout, ker, ker[C:], ker[2*C:], outK, lse, B, T, NH, HS, 3*C, C)
 			kernels.RoPEBackward(dK, cos, sin, B, T, NH, HS, 3*C, 0)
 			kernels.RoPEBackward(dK[C:], cos, sin, B, T, NH, HS, 3*C, 0)
 

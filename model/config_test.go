@@ -71,3 +71,13 @@ func TestMetadataStrings(t *testing.T) {
 		t.Fatalf("trailing garbage accepted: %v", err)
 	}
 }
+
+func TestTrainFLOPsPerToken(t *testing.T) {
+	c, _ := Preset("cs336-17m")
+	params, attn := c.TrainFLOPsPerToken(256)
+	// N = 4 layers × (4·512² + 3·512·1344 + 2·512) + 512 + 10000·512 (LM head)
+	n := 4*(4*512*512+3*512*1344+2*512) + 512 + 10000*512
+	if params != 6*float64(n) || attn != 12*4*512*256 {
+		t.Fatalf("TrainFLOPsPerToken(256) = %v, %v; want %v, %v", params, attn, 6*float64(n), 12*4*512*256)
+	}
+}

@@ -104,14 +104,14 @@ func (d *Decoder) Prefill(tokens []int32) []float32 {
 	for l := range d.p.layers {
 		w := &d.p.layers[l]
 		rmsnormForward(d.ln, d.rstd, d.x, w.ln1, T, C)
-		matmulForward(d.qkv, d.ln, w.qkv, T, C, 3*C)
+		matmulForward(kernels.FP32, d.qkv, d.ln, w.qkv, T, C, 3*C)
 		attentionForward(d.atty, d.att, d.qkv, d.cos, d.sin, 1, T, C, NH)
 		d.store(l, 0, T) // q and k are rotated now
-		matmulForwardAdd(d.x, d.atty, w.wo, T, C, C)
+		matmulForwardAdd(kernels.FP32, d.x, d.atty, w.wo, T, C, C)
 		rmsnormForward(d.ln, d.rstd, d.x, w.ln2, T, C)
-		matmulForward(d.h13, d.ln, w.w13, T, C, 2*F)
+		matmulForward(kernels.FP32, d.h13, d.ln, w.w13, T, C, 2*F)
 		swigluForward(d.swi, d.h13, T, F)
-		matmulForwardAdd(d.x, d.swi, w.w2, T, F, C)
+		matmulForwardAdd(kernels.FP32, d.x, d.swi, w.w2, T, F, C)
 	}
 	d.n = T
 	return d.head(d.x[(T-1)*C : T*C])

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/ringtrain/ringtrain/model/kernels"
 )
 
 // Finite-difference gradient checks. Every check perturbs single float32
@@ -91,9 +93,9 @@ func TestGradMatmul(t *testing.T) {
 	x, w := randSlice(rng, N*C, 1), randSlice(rng, OC*C, 1)
 	r := randSlice(rng, N*OC, 1)
 	out := make([]float32, N*OC)
-	loss := func() float64 { matmulForward(out, x, w, N, C, OC); return dot64(out, r) }
+	loss := func() float64 { matmulForward(kernels.FP32, out, x, w, N, C, OC); return dot64(out, r) }
 	dx, dw := make([]float32, N*C), make([]float32, OC*C)
-	matmulBackward(dx, dw, r, x, w, N, C, OC)
+	matmulBackward(kernels.FP32, dx, dw, r, x, w, N, C, OC)
 	checkGrad(t, "dx", x, dx, loss, 100)
 	checkGrad(t, "dw", w, dw, loss, 100)
 }

@@ -29,6 +29,14 @@ type Model struct {
 	// buckets from it while backward goes on (PyTorch DDP's bucket hooks).
 	GradsReady func(off int)
 
+	// Precision is the arithmetic of the matrix products of Forward and
+	// Backward (FP32 unless set): with kernels.BF16 every product, the
+	// attention's included, rounds its inputs to bfloat16 and accumulates
+	// in float32, as torch.autocast does on CPU; parameters, gradients,
+	// activations and every element-wise layer stay float32. It may change
+	// between steps. See docs/precision.md.
+	Precision kernels.Precision
+
 	layout []ParamSpec
 	// readyOffs[l] is the offset of block l's first parameter;
 	// readyOffs[L] that of ln_final (the parameters after the blocks).
@@ -197,26 +205,27 @@ func (m *Model) Forward(inputs, targets []int32, B, T int) float64 {
 		copy(m.targets, targets[:BT])
 	}
 
+	p := m.Precision
 	encoderForward(m.encoded, inputs, m.p.wte, BT, C)
 	x := m.encoded
 	for l := range m.layers {
 		a, w := &m.layers[l], &m.p.layers[l]
 		kernels.RMSNormForward(a.ln1, a.ln1Rstd, x, w.ln1, BT, C, rmsnormEps)
-		matmulForward(a.qkv, a.ln1, w.qkv, BT, C, 3*C)
+		matmulForward(p, a.qkv, a.ln1, w.qkv, BT, C, 3*C)
 		kernels.RoPEForward(a.qkv, m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)     // q
 		kernels.RoPEForward(a.qkv[C:], m.cos, m.sin, B, T, NH, C/NH, 3*C, 0) // k
-		kernels.CausalAttentionForward(a.atty, a.lse, a.qkv, a.qkv[C:], a.qkv[2*C:], B, T, NH, C/NH, 3*C, C)
+		kernels.CausalAttentionForward(p, a.atty, a.lse, a.qkv, a.qkv[C:], a.qkv[2*C:], B, T, NH, C/NH, 3*C, C)
 		copy(a.res2[:BT*C], x[:BT*C])
-		matmulForwardAdd(a.res2, a.atty, w.wo, BT, C, C)
+		matmulForwardAdd(p, a.res2, a.atty, w.wo, BT, C, C)
 		kernels.RMSNormForward(a.ln2, a.ln2Rstd, a.res2, w.ln2, BT, C, rmsnormEps)
-		matmulForward(a.h13, a.ln2, w.w13, BT, C, 2*F)
+		matmulForward(p, a.h13, a.ln2, w.w13, BT, C, 2*F)
 		kernels.SwiGLUForward(a.swi, a.h13, BT, F)
 		copy(a.res3[:BT*C], a.res2[:BT*C])
-		matmulForwardAdd(a.res3, a.swi, w.w2, BT, F, C)
+		matmulForwardAdd(p, a.res3, a.swi, w.w2, BT, F, C)
 		x = a.res3
 	}
 	kernels.RMSNormForward(m.lnf, m.lnfRstd, x, m.p.lnf, BT, C, rmsnormEps)
-	matmulForward(m.logits, m.lnf, m.p.lmHead, BT, C, V)
+	matmulForward(p, m.logits, m.lnf, m.p.lmHead, BT, C, V)
 	if !m.hasLoss {
 		return 0
 	}
@@ -251,6 +260,7 @@ func (m *Model) Backward(scale float32) {
 	C, V, F, NH := cfg.DModel, cfg.VocabSize, cfg.DFF, cfg.NumHeads
 	B, T := m.b, m.t
 	BT := B * T
+	p := m.Precision
 
 	// m.logits holds ∂(mean loss)/∂logits; scale enters as the Gemm alpha
 	dlnf := m.dln[:BT*C]
@@ -258,7 +268,7 @@ func (m *Model) Backward(scale float32) {
 	if len(m.layers) > 0 {
 		last = m.layers[len(m.layers)-1].res3
 	}
-	matmulBackwardScaledSet(dlnf, m.g.lmHead, m.logits, m.lnf, m.p.lmHead, BT, C, V, scale)
+	matmulBackwardScaledSet(p, dlnf, m.g.lmHead, m.logits, m.lnf, m.p.lmHead, BT, C, V, scale)
 	dres := m.dres[:BT*C]
 	clear(dres)
 	kernels.RMSNormBackward(dres, m.g.lnf, dlnf, last, m.p.lnf, m.lnfRstd, BT, C)
@@ -272,20 +282,20 @@ func (m *Model) Backward(scale float32) {
 		}
 		// y = z + W2·swi: dres stays the gradient of z
 		dswi := m.dswi[:BT*F]
-		matmulBackwardSet(dswi, g.w2, dres, a.swi, w.w2, BT, F, C)
+		matmulBackwardSet(p, dswi, g.w2, dres, a.swi, w.w2, BT, F, C)
 		kernels.SwiGLUBackward(m.dh13, dswi, a.h13, BT, F)
 		dln := m.dln[:BT*C]
-		matmulBackwardSet(dln, g.w13, m.dh13, a.ln2, w.w13, BT, C, 2*F)
+		matmulBackwardSet(p, dln, g.w13, m.dh13, a.ln2, w.w13, BT, C, 2*F)
 		kernels.RMSNormBackward(dres, g.ln2, dln, a.res2, w.ln2, a.ln2Rstd, BT, C)
 		// z = x + Wo·atty: dres stays the gradient of x
 		datty := m.datty[:BT*C]
-		matmulBackwardSet(datty, g.wo, dres, a.atty, w.wo, BT, C, C)
+		matmulBackwardSet(p, datty, g.wo, dres, a.atty, w.wo, BT, C, C)
 		dqkv := m.dqkv[:3*BT*C]
 		clear(dqkv)
-		kernels.CausalAttentionBackward(dqkv, dqkv[C:], dqkv[2*C:], datty, a.qkv, a.qkv[C:], a.qkv[2*C:], a.atty, a.lse, B, T, NH, C/NH, 3*C, C)
+		kernels.CausalAttentionBackward(p, dqkv, dqkv[C:], dqkv[2*C:], datty, a.qkv, a.qkv[C:], a.qkv[2*C:], a.atty, a.lse, B, T, NH, C/NH, 3*C, C)
 		kernels.RoPEBackward(dqkv, m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)
 		kernels.RoPEBackward(dqkv[C:], m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)
-		matmulBackwardSet(dln, g.qkv, m.dqkv, a.ln1, w.qkv, BT, C, 3*C)
+		matmulBackwardSet(p, dln, g.qkv, m.dqkv, a.ln1, w.qkv, BT, C, 3*C)
 		kernels.RMSNormBackward(dres, g.ln1, dln, x, w.ln1, a.ln1Rstd, BT, C)
 		m.gradsReady(m.readyOffs[l])
 	}

@@ -54,6 +54,17 @@ func (c Config) NumParams() int {
 	return 2*V*d + d + c.NumLayers*(2*d+4*d*d+3*f*d)
 }
 
+// TrainFLOPsPerToken counts the floating-point operations of one training
+// token (forward and backward) on sequences of T tokens, as PaLM's
+// appendix B does: 6·N for the parameter products, N the parameters
+// without the token embedding (a lookup; the untied LM head counts), and
+// 12·L·d·T for attention's two products of each layer (the causal mask's
+// skipped half is counted, as PaLM does).
+func (c Config) TrainFLOPsPerToken(T int) (params, attention float64) {
+	n := c.NumParams() - c.VocabSize*c.DModel
+	return 6 * float64(n), 12 * float64(c.NumLayers) * float64(c.DModel) * float64(T)
+}
+
 // weights are named views into one flat buffer (parameters or gradients).
 type weights struct {
 	wte, lnf, lmHead []float32
