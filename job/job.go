@@ -53,6 +53,12 @@ type Train struct {
 	WeightDecay float64 `yaml:"weight_decay" json:"weight_decay"`
 	GradClip    float64 `yaml:"grad_clip" json:"grad_clip"` // 0 disables clipping
 	Seed        uint64  `yaml:"seed" json:"seed"`
+	// Precision of the matrix products: "fp32" or "bf16" (inputs rounded to
+	// bfloat16, float32 accumulation, float32 weights, gradients and AdamW).
+	Precision string `yaml:"precision" json:"precision"`
+	// AllReduce is the gradients' wire format: "fp32", or "bf16" (rounded
+	// to bfloat16 for the wire, added in float32 at every hop).
+	AllReduce string `yaml:"allreduce" json:"allreduce"`
 }
 
 // Eval says how often to evaluate on the validation shards, and on how many sequences.
@@ -84,6 +90,7 @@ func Default() Job {
 			LR: 1e-3, MinLR: 1e-4, Warmup: 100,
 			Beta1: 0.9, Beta2: 0.95, Eps: 1e-8,
 			WeightDecay: 0.1, GradClip: 1.0, Seed: 1337,
+			Precision: "fp32", AllReduce: "fp32",
 		},
 		Eval:       Eval{Every: 200, Sequences: 64},
 		Checkpoint: Checkpoint{Every: 100, Keep: 3},

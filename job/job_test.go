@@ -31,12 +31,23 @@ func TestParseSpecExample(t *testing.T) {
 	if want := (Model{Preset: "small", Config: small}); j.Model != want {
 		t.Errorf("model = %+v, want %+v", j.Model, want)
 	}
-	if j.Train.GlobalBatch != 32 || j.Train.Seed != 1337 || j.Train.Eps != 1e-8 || j.Checkpoint.Keep != 3 {
+	if j.Train.GlobalBatch != 32 || j.Train.Seed != 1337 || j.Train.Eps != 1e-8 || j.Checkpoint.Keep != 3 ||
+		j.Train.Precision != "fp32" || j.Train.AllReduce != "fp32" {
 		t.Errorf("train/checkpoint = %+v %+v", j.Train, j.Checkpoint)
 	}
 	// 32 sequences split into whole micro-batches of 8 on 1, 2 or 4 workers, not 3, 5..8.
 	if got := fmt.Sprint(j.Sizes()); got != "[4 2 1]" {
 		t.Errorf("Sizes() = %v, want [4 2 1]", got)
+	}
+}
+
+func TestPrecisionKeys(t *testing.T) {
+	j, err := Parse([]byte("data: {train: a}\neval: {every: 0}\ntrain: {precision: bf16, allreduce: bf16}"), "j.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Train.Precision != "bf16" || j.Train.AllReduce != "bf16" {
+		t.Errorf("train = %+v", j.Train)
 	}
 }
 
@@ -64,6 +75,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"data: {train: a, order: random}", "data.order"},
 		{"data: {train: a}\neval: {every: 10}", "eval.every"},
 		{"data: {train: a}\nworkers: {min: 4, max: 2}", "workers.min"},
+		{"data: {train: a}\ntrain: {precision: fp16}", "train.precision"},
+		{"data: {train: a}\ntrain: {allreduce: int8}", "train.allreduce"},
 		{"model: {preset: small}", "data.train"},
 		{"train: {max_steps: ten}", "line 1"},
 	} {

@@ -97,6 +97,10 @@ func (j *Job) check() error {
 		return fmt.Errorf("train.micro_batch: %d does not divide train.global_batch %d", t.MicroBatch, t.GlobalBatch)
 	case j.Workers.Min > j.Workers.Max:
 		return fmt.Errorf("workers.min: %d is larger than workers.max %d", j.Workers.Min, j.Workers.Max)
+	case t.Precision != "fp32" && t.Precision != "bf16":
+		return fmt.Errorf("train.precision: %q is neither fp32 nor bf16", t.Precision)
+	case t.AllReduce != "fp32" && t.AllReduce != "bf16":
+		return fmt.Errorf("train.allreduce: %q is neither fp32 nor bf16", t.AllReduce)
 	case j.Data.Train == "":
 		return fmt.Errorf("data.train: missing (a glob of token shards, e.g. data/train_*.bin)")
 	case j.Data.Order != "sequential" && j.Data.Order != "shuffled":

@@ -11,6 +11,7 @@ import (
 	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/model"
+	"github.com/ringtrain/ringtrain/model/kernels"
 	"github.com/ringtrain/ringtrain/shard"
 )
 
@@ -102,6 +103,9 @@ func New(o Options) (*Trainer, error) {
 	m, err := model.New(cfg, mb, T)
 	if err != nil {
 		return nil, err
+	}
+	if m.Precision, err = kernels.ParsePrecision(j.Train.Precision); err != nil {
+		return nil, fmt.Errorf("train.precision: %w", err)
 	}
 	if j.Init != "" {
 		if err := model.LoadInto(j.Init, cfg, m.Params); err != nil {
