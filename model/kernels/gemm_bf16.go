@@ -97,8 +97,8 @@ func KernelName(p Precision) string {
 //	panel[(p/2)·64 + j·2 + p%2] = bf16(op(B)[p, j])
 const (
 	bfStep  = 32
-	bfRows  = 32 // rows of an A strip
-	bfCols  = 32 // columns of a B panel
+	bfRows  = 32              // rows of an A strip
+	bfCols  = 32              // columns of a B panel
 	bfBlock = bfRows * bfStep // values of one step of a strip or a panel
 )
 
