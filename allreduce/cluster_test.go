@@ -27,6 +27,7 @@ type transportKind struct {
 var transportKinds = []transportKind{
 	{name: "inmem", build: buildInmem},
 	{name: "grpc", build: buildGRPC},
+	{name: "grpc-frames", build: buildGRPCFrames},
 }
 
 func buildInmem(t testing.TB, cfg Config, wrap func(int, Transport) Transport) *cluster {
@@ -42,7 +43,24 @@ func buildInmem(t testing.TB, cfg Config, wrap func(int, Transport) Transport) *
 	return connectAll(t, cfg, trs, nil)
 }
 
+// buildGRPC builds servers with NewGRPCServer: chunks on the raw path.
 func buildGRPC(t testing.TB, cfg Config, wrap func(int, Transport) Transport) *cluster {
+	t.Helper()
+	return buildGRPCServers(t, cfg, wrap, func(tr *GRPCTransport) *grpc.Server { return NewGRPCServer(tr) })
+}
+
+// buildGRPCFrames builds plain servers (ServerOptions and Register): chunks
+// on the gRPC streams.
+func buildGRPCFrames(t testing.TB, cfg Config, wrap func(int, Transport) Transport) *cluster {
+	t.Helper()
+	return buildGRPCServers(t, cfg, wrap, func(tr *GRPCTransport) *grpc.Server {
+		srv := grpc.NewServer(ServerOptions()...)
+		tr.Register(srv)
+		return srv
+	})
+}
+
+func buildGRPCServers(t testing.TB, cfg Config, wrap func(int, Transport) Transport, newServer func(*GRPCTransport) *grpc.Server) *cluster {
 	t.Helper()
 	w := cfg.WorldSize
 	trs := make([]Transport, w)
@@ -54,8 +72,7 @@ func buildGRPC(t testing.TB, cfg Config, wrap func(int, Transport) Transport) *c
 			t.Fatal(err)
 		}
 		tr := NewGRPCTransport()
-		srv := grpc.NewServer(ServerOptions()...)
-		tr.Register(srv)
+		srv := newServer(tr)
 		go srv.Serve(lis)
 		servers[i] = srv
 		addrs[i] = lis.Addr().String()

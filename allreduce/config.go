@@ -30,6 +30,47 @@ type Config struct {
 	ChunkBytes int
 	// CloseTimeout bounds a graceful Close (default 5 s).
 	CloseTimeout time.Duration
+	// Wire is how float32 operations travel (float64 ones always travel
+	// as float64): WireFP32 (the default) or WireBF16.
+	Wire Wire
+}
+
+// Wire is the format of float32 data between ranks.
+type Wire int
+
+const (
+	// WireFP32 sends float32: the result is exact (one fixed order of
+	// float32 additions).
+	WireFP32 Wire = iota
+	// WireBF16 sends bfloat16, half the bytes: every hop of the
+	// reduce-scatter decodes what arrives, adds its own float32 values in
+	// float32 and encodes the partial sum again; the rank that completes a
+	// segment rounds it to bfloat16 before the all-gather, so every rank
+	// holds the same bits. Each result carries the rounding error of
+	// W bfloat16 roundings of partial sums (at most 2⁻⁸ relative each).
+	WireBF16
+)
+
+// String returns "fp32" or "bf16", the spelling of the job file.
+func (w Wire) String() string {
+	switch w {
+	case WireFP32:
+		return "fp32"
+	case WireBF16:
+		return "bf16"
+	}
+	return fmt.Sprintf("Wire(%d)", int(w))
+}
+
+// ParseWire parses "fp32" or "bf16".
+func ParseWire(s string) (Wire, error) {
+	switch s {
+	case "fp32":
+		return WireFP32, nil
+	case "bf16":
+		return WireBF16, nil
+	}
+	return 0, fmt.Errorf("all-reduce wire %q is neither fp32 nor bf16", s)
 }
 
 func (c *Config) setDefaults() {
@@ -55,6 +96,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("allreduce config: ChunkBytes %d: must be ≥ %d", c.ChunkBytes, minChunkBytes)
 	case c.CloseTimeout < 0:
 		return fmt.Errorf("allreduce config: CloseTimeout %v: must be ≥ 0", c.CloseTimeout)
+	case c.Wire != WireFP32 && c.Wire != WireBF16:
+		return fmt.Errorf("allreduce config: Wire %v: must be WireFP32 or WireBF16", c.Wire)
 	}
 	return nil
 }

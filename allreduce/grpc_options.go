@@ -4,6 +4,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/experimental"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // Tuning of the peer streams (see GRPC.md in the project notes): both flow
@@ -30,6 +32,20 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.MaxSendMsgSize(maxMessageSize),
 		experimental.BufferPool(peerBufferPool),
 	}
+}
+
+// NewGRPCServer returns the gRPC server of a ring member: built with
+// ServerOptions and then extra, serving tr's Peer service, the gRPC health
+// service, and the raw data path of tr's rings (chunks over a plain TCP
+// connection to the same port, see raw.go). The raw path needs a server
+// without transport security: an extra grpc.Creds replaces it, and the
+// rings of such a server carry their chunks on their gRPC streams.
+func NewGRPCServer(tr *GRPCTransport, extra ...grpc.ServerOption) *grpc.Server {
+	opts := append(ServerOptions(), grpc.Creds(newRawCreds(tr)))
+	s := grpc.NewServer(append(opts, extra...)...)
+	tr.Register(s)
+	healthpb.RegisterHealthServer(s, health.NewServer())
+	return s
 }
 
 // DialOptions are the options GRPCTransport dials neighbours with.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/ringtrain/ringtrain/proto"
@@ -29,7 +31,7 @@ type GRPCTransport struct {
 	mu      sync.Mutex
 	newest  uint64                  // newest generation Connect saw
 	parked  map[uint64]*inboundRing // streams waiting for their Connect
-	claimed map[uint64]bool         // generations whose left stream is taken
+	claimed map[uint64]*inboundRing // streams taken by a Connect, by generation
 	changed chan struct{}           // closed and replaced when parked changes
 }
 
@@ -41,13 +43,13 @@ func NewGRPCTransport(extra ...grpc.DialOption) *GRPCTransport {
 	return &GRPCTransport{
 		dialOpts: append(DialOptions(), extra...),
 		parked:   make(map[uint64]*inboundRing),
-		claimed:  make(map[uint64]bool),
+		claimed:  make(map[uint64]*inboundRing),
 		changed:  make(chan struct{}),
 	}
 }
 
 // Register adds the Peer service to s, which should have been built with
-// ServerOptions.
+// ServerOptions. NewGRPCServer does both and serves the raw data path too.
 func (t *GRPCTransport) Register(s grpc.ServiceRegistrar) {
 	pb.RegisterPeerServer(s, &peerServer{t: t})
 }
@@ -59,6 +61,13 @@ type inboundRing struct {
 	stream grpc.ClientStreamingServer[pb.RingFrame, pb.RingAck]
 	frames uint64
 
+	// wantRaw: the stream was told to send its chunks on a raw
+	// connection, which rawReady announces once attached.
+	wantRaw  bool
+	rawMu    sync.Mutex
+	raw      *rawIn
+	rawReady chan struct{}
+
 	endOnce sync.Once
 	end     chan struct{} // closed to let the handler return
 	endErr  error         // the handler's result; nil: acknowledge
@@ -68,7 +77,37 @@ func (in *inboundRing) finish(err error) {
 	in.endOnce.Do(func() {
 		in.endErr = err
 		close(in.end)
+		in.rawMu.Lock()
+		if in.raw != nil {
+			abortConn(in.raw.conn)
+		}
+		in.rawMu.Unlock()
 	})
+}
+
+// attachRaw gives the stream its raw connection; false if it expects none,
+// has one, or has ended.
+func (in *inboundRing) attachRaw(c *net.TCPConn) bool {
+	in.rawMu.Lock()
+	defer in.rawMu.Unlock()
+	select {
+	case <-in.end:
+		return false
+	default:
+	}
+	if !in.wantRaw || in.raw != nil {
+		return false
+	}
+	in.raw = &rawIn{conn: c}
+	close(in.rawReady)
+	return true
+}
+
+// abortConn closes c with a reset, so that the peer sees an error and not
+// the end of a stream.
+func abortConn(c *net.TCPConn) {
+	c.SetLinger(0)
+	c.Close()
 }
 
 type peerServer struct {
@@ -85,11 +124,18 @@ func (s *peerServer) Ring(stream grpc.ClientStreamingServer[pb.RingFrame, pb.Rin
 	if w.hello == nil {
 		return status.Error(codes.InvalidArgument, "allreduce: first frame of a ring stream must be a hello")
 	}
-	in := &inboundRing{hello: w.hello, stream: stream, frames: 1, end: make(chan struct{})}
+	in := &inboundRing{hello: w.hello, stream: stream, frames: 1, end: make(chan struct{}), rawReady: make(chan struct{})}
+	md := metadata.Pairs("ringtrain-accepted", strconv.FormatUint(w.hello.GetGeneration(), 10))
+	if p, ok := peer.FromContext(stream.Context()); ok {
+		if _, ok := p.AuthInfo.(rawAuthInfo); ok {
+			in.wantRaw = true // this server is built to take the raw connection
+			md.Set(rawMetadataKey, "1")
+		}
+	}
 	if err := s.t.park(in); err != nil {
 		return toStatus(err)
 	}
-	if err := stream.SendHeader(metadata.Pairs("ringtrain-accepted", strconv.FormatUint(w.hello.GetGeneration(), 10))); err != nil {
+	if err := stream.SendHeader(md); err != nil {
 		s.t.unpark(in)
 		return err
 	}
@@ -114,7 +160,7 @@ func (t *GRPCTransport) park(in *inboundRing) error {
 	switch {
 	case gen < t.newest:
 		return fmt.Errorf("%w: stream of generation %d, this member is at generation %d", ErrStaleGeneration, gen, t.newest)
-	case t.claimed[gen]:
+	case t.claimed[gen] != nil:
 		return fmt.Errorf("%w: a second stream for generation %d from rank %d", ErrMismatch, gen, in.hello.GetSenderRank())
 	}
 	if old := t.parked[gen]; old != nil {
@@ -182,7 +228,7 @@ func (t *GRPCTransport) claim(ctx context.Context, m Member) (*inboundRing, erro
 		changed := t.changed
 		if in != nil {
 			delete(t.parked, m.Generation)
-			t.claimed[m.Generation] = true
+			t.claimed[m.Generation] = in
 		}
 		t.mu.Unlock()
 		if in != nil {
@@ -213,6 +259,7 @@ type grpcLink struct {
 	conn   *grpc.ClientConn
 	out    grpc.ClientStreamingClient[pb.RingFrame, pb.RingAck]
 	cancel context.CancelFunc // of out
+	rawOut *rawOut            // the chunks' raw connection, if the neighbour takes one
 	in     *inboundRing
 	recv   wireIn
 
@@ -265,6 +312,13 @@ func (l *grpcLink) dial(ctx context.Context, opts []grpc.DialOption) error {
 	if err != nil {
 		return fail("hello rejected by", err)
 	}
+	if len(md.Get(rawMetadataKey)) > 0 {
+		if l.rawOut, err = dialRaw(ctx, l.m); err != nil {
+			cancel()
+			conn.Close()
+			return err
+		}
+	}
 	l.out = out
 	if !stop() {
 		return fail("connect to", ctx.Err())
@@ -309,6 +363,12 @@ func (l *grpcLink) err(err error) error {
 }
 
 func (l *grpcLink) Send(f *OutFrame) error {
+	if l.rawOut != nil {
+		if err := l.rawOut.send(f); err != nil {
+			return l.err(fmt.Errorf("raw connection to right neighbour (rank %d): %w", l.m.right(), err))
+		}
+		return nil
+	}
 	w := &wireOut{header: f.Header, data: sendBuffer(f)}
 	l.sendMu.Lock()
 	err := l.out.SendMsg(w)
@@ -336,6 +396,9 @@ func (l *grpcLink) Send(f *OutFrame) error {
 }
 
 func (l *grpcLink) Recv(s Sink) error {
+	if l.in.wantRaw {
+		return l.recvRaw(s)
+	}
 	l.recv.sink, l.recv.sinkErr = s, nil
 	err := l.in.stream.RecvMsg(&l.recv)
 	if l.recv.sinkErr != nil {
@@ -358,12 +421,39 @@ func (l *grpcLink) Recv(s Sink) error {
 	return nil
 }
 
+// recvRaw is Recv from the left neighbour's raw connection.
+func (l *grpcLink) recvRaw(s Sink) error {
+	select {
+	case <-l.in.rawReady:
+	case <-l.in.end:
+		return l.err(fmt.Errorf("the stream of the left neighbour (rank %d) ended before its raw connection arrived", l.m.left()))
+	}
+	err := l.in.raw.recv(s)
+	switch {
+	case err == nil:
+		l.in.frames++
+		return nil
+	case errors.Is(err, errRawEnd):
+		l.in.finish(nil) // acknowledge the left neighbour's graceful close
+		return io.EOF
+	case errors.Is(err, ErrProtocol), errors.Is(err, ErrMismatch), errors.Is(err, ErrStaleGeneration):
+		return err
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// Not io.EOF, which would read as a graceful close.
+		err = fmt.Errorf("the raw connection ended abruptly (the neighbour aborted or died): %w", io.ErrUnexpectedEOF)
+	}
+	return l.err(err)
+}
+
 func (l *grpcLink) Close(graceful bool) error {
 	l.closeOnce.Do(func() {
 		if graceful {
 			// End the stream after everything sent; the right neighbour
 			// acknowledges once it has read it all.
 			l.sendMu.Lock()
+			if l.rawOut != nil {
+				l.rawOut.end()
+			}
 			err := l.out.CloseSend()
 			l.sendMu.Unlock()
 			if err == nil {
@@ -387,10 +477,15 @@ func (l *grpcLink) Close(graceful bool) error {
 		l.mu.Unlock()
 		l.cancel()
 		l.conn.Close()
+		if l.rawOut != nil {
+			abortConn(l.rawOut.conn) // after a graceful end, only the socket is left
+		}
 		if l.in != nil {
 			// A new ring of the same generation may take a new stream.
 			l.t.mu.Lock()
-			delete(l.t.claimed, l.m.Generation)
+			if l.t.claimed[l.m.Generation] == l.in {
+				delete(l.t.claimed, l.m.Generation)
+			}
 			l.t.mu.Unlock()
 		}
 	})

@@ -65,6 +65,9 @@ type Ring struct {
 	recvErr error           // why recvLoop exited; set before recvExit closes
 	recvOut chan struct{}   // closed when recvLoop exits
 
+	stageMu sync.Mutex
+	stages  [][]uint16 // free bfloat16 chunk buffers (WireBF16)
+
 	sendMu   sync.Mutex
 	sendQ    []*OutFrame
 	sendDone bool          // sendLoop has exited
@@ -208,15 +211,16 @@ type op struct {
 	f32    []float32
 	f64    []float64
 	isF64  bool
+	wire16 bool // float32 data travels as bfloat16
 
 	started bool // dequeued by the operation loop; guarded by Ring.mu
 	done    chan struct{}
 	err     error
 
-	// Sends the transport still holds: all of them, and those of step 0,
-	// whose segment the all-gather overwrites later.
-	pending, pending0 atomic.Int64
-	drained           chan struct{} // cap 1: a pending count reached 0
+	// Sends the transport still holds: all of them, and those of the
+	// reduce-scatter, whose segments the all-gather overwrites later.
+	pending, pendingRS atomic.Int64
+	drained            chan struct{} // cap 1: a pending count reached 0
 }
 
 func (o *op) len() int {
@@ -226,21 +230,28 @@ func (o *op) len() int {
 	return len(o.f32)
 }
 
+// elemSize is the size of an element on the wire.
 func (o *op) elemSize() int {
-	if o.isF64 {
+	switch {
+	case o.isF64:
 		return 8
+	case o.wire16:
+		return 2
 	}
 	return 4
 }
 
 func (o *op) dtype() pb.DType {
-	if o.isF64 {
+	switch {
+	case o.isF64:
 		return pb.DType_DTYPE_FLOAT64
+	case o.wire16:
+		return pb.DType_DTYPE_BFLOAT16
 	}
 	return pb.DType_DTYPE_FLOAT32
 }
 
-// bytes returns the bytes of elements [off, off+n).
+// bytes returns the bytes of elements [off, off+n): a view of the buffer.
 func (o *op) bytes(off, n int) []byte {
 	if n == 0 {
 		return nil
@@ -255,6 +266,7 @@ func (r *Ring) start(ctx context.Context, o *op) *Handle {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	o.wire16 = !o.isF64 && r.cfg.Wire == WireBF16
 	o.ctx = ctx
 	o.done = make(chan struct{})
 	o.drained = make(chan struct{}, 1)
@@ -386,18 +398,35 @@ func (r *Ring) run(o *op) error {
 		h := tmpl
 		h.Step, h.Offset, h.Count = uint32(step), uint64(off), uint32(cnt)
 		o.pending.Add(1)
-		step0 := step == 0
-		if step0 {
-			o.pending0.Add(1)
+		rs := s.reducing(step)
+		if rs {
+			o.pendingRS.Add(1)
 		}
-		r.enqueueSend(&OutFrame{Header: h, Data: o.bytes(off, cnt), Release: func() {
-			if step0 && o.pending0.Add(-1) == 0 {
+		f := &OutFrame{Header: h}
+		var stage []uint16
+		if o.wire16 && cnt > 0 {
+			// Encoded by the send loop just before the link takes it,
+			// into a chunk buffer that is still in cache when it is sent
+			// (and that the release hands back).
+			f.encode = func() {
+				stage = r.getStage(cnt)
+				f.Data = encodeBytes(stage, o.f32[off:off+cnt])
+			}
+		} else {
+			f.Data = o.bytes(off, cnt)
+		}
+		f.Release = func() {
+			if stage != nil {
+				r.putStage(stage)
+			}
+			if rs && o.pendingRS.Add(-1) == 0 {
 				notify(o.drained)
 			}
 			if o.pending.Add(-1) == 0 {
 				notify(o.drained)
 			}
-		}})
+		}
+		r.enqueueSend(f)
 	}
 	// Receives block in the transport; the context's end breaks the ring,
 	// which unblocks them.
@@ -412,7 +441,7 @@ func (r *Ring) run(o *op) error {
 	}
 	want.SenderRank = uint32(mod(r.cfg.Rank-1, w))
 	sk := &r.sink
-	sk.elemSize = o.elemSize()
+	sk.elemSize, sk.wire16 = o.elemSize(), o.wire16
 	sk.scale32, sk.scale64 = 1/float32(w), 1/float64(w)
 	for step := range s.steps() {
 		seg := s.recvSeg(step)
@@ -422,10 +451,17 @@ func (r *Ring) run(o *op) error {
 			sk.mode = modeCopy
 		case s.final(step) && o.kind == Mean:
 			sk.mode = modeAddScale
+		case s.final(step) && o.wire16:
+			sk.mode = modeAddRound
 		}
 		if step == w-1 {
-			// The all-gather overwrites the segment sent at step 0.
-			if err := r.awaitPending(o, &o.pending0); err != nil {
+			// The all-gather overwrites the segments of the
+			// reduce-scatter's sends: the one of step s at step W−1+s.
+			// Those of steps ≥ 1 have left before their segment can come
+			// back completed (the owner adds them in), but only the
+			// transport's release says so to the memory model, and a
+			// bfloat16 send reads the buffer when it leaves.
+			if err := r.awaitPending(o, &o.pendingRS); err != nil {
 				return err
 			}
 		}
@@ -463,6 +499,32 @@ func (r *Ring) awaitPending(o *op, c *atomic.Int64) error {
 		}
 	}
 	return nil
+}
+
+// getStage returns a free bfloat16 chunk buffer of n elements.
+func (r *Ring) getStage(n int) []uint16 {
+	r.stageMu.Lock()
+	defer r.stageMu.Unlock()
+	for len(r.stages) > 0 {
+		b := r.stages[len(r.stages)-1]
+		r.stages = r.stages[:len(r.stages)-1]
+		if cap(b) >= n {
+			return b[:n]
+		}
+	}
+	return make([]uint16, n)
+}
+
+func (r *Ring) putStage(b []uint16) {
+	r.stageMu.Lock()
+	r.stages = append(r.stages, b)
+	r.stageMu.Unlock()
+}
+
+// encodeBytes encodes src as bfloat16 into dst and returns dst's bytes.
+func encodeBytes(dst []uint16, src []float32) []byte {
+	encode16(dst, src)
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 2*len(dst))
 }
 
 func notify(c chan struct{}) {
@@ -518,6 +580,9 @@ func (r *Ring) sendLoop() {
 			}
 		}
 		for i, f := range batch {
+			if f.encode != nil {
+				f.encode()
+			}
 			if err := r.link.Send(f); err != nil {
 				r.fail(fmt.Errorf("send to right neighbour (rank %d): %w", r.cfg.member().right(), err))
 				r.stopSending(batch[i+1:])
@@ -607,3 +672,6 @@ func (d *dispatcher) Header(h Header, n int) error {
 }
 
 func (d *dispatcher) Data(p []byte) { d.cur.Data(p) }
+
+// Dest implements destSink.
+func (d *dispatcher) Dest() []byte { return d.cur.Dest() }

@@ -470,7 +470,7 @@ func TestStaleGenerationConnect(t *testing.T) {
 			switch kind.name {
 			case "inmem":
 				t.Skip("the in-memory network is per cluster; covered by TestInmemStaleGeneration")
-			case "grpc":
+			case "grpc", "grpc-frames":
 				tr = NewGRPCTransport()
 				m.Right = c.rings[1].cfg.Peers[1]
 			}

@@ -11,7 +11,8 @@ import (
 // (all-gather) the data as it arrives, piece by piece.
 type chunkSink struct {
 	want     Header
-	elemSize int
+	elemSize int  // on the wire
+	wire16   bool // float32 data arrives as bfloat16
 	mode     sinkMode
 	f32      []float32 // destination chunk (float32 operations)
 	f64      []float64 // destination chunk (float64 operations)
@@ -31,6 +32,7 @@ type sinkMode int
 const (
 	modeAdd sinkMode = iota
 	modeAddScale
+	modeAddRound // the final add of a sum with WireBF16
 	modeCopy
 )
 
@@ -40,9 +42,19 @@ func (s *chunkSink) Header(h Header, n int) error {
 	return s.err
 }
 
+// Dest implements destSink: the destination bytes of a copy that needs
+// no decoding.
+func (s *chunkSink) Dest() []byte {
+	if s.mode != modeCopy || s.wire16 || s.err != nil {
+		return nil
+	}
+	s.pos = len(s.dstBytes())
+	return s.dstBytes()
+}
+
 // Data implements Sink.
 func (s *chunkSink) Data(p []byte) {
-	if s.mode == modeCopy {
+	if s.mode == modeCopy && !s.wire16 {
 		dst := s.dstBytes()
 		s.pos += copy(dst[s.pos:], p)
 		return
@@ -85,6 +97,21 @@ func (s *chunkSink) reduce(b []byte) {
 	}
 	e, n := s.pos/s.elemSize, len(b)/s.elemSize
 	s.pos += len(b)
+	if s.wire16 {
+		src := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(b))), n)
+		dst := s.f32[e : e+n]
+		switch s.mode {
+		case modeCopy:
+			decode16(dst, src)
+		case modeAdd:
+			add16(dst, src)
+		case modeAddScale:
+			addRound16(dst, src, s.scale32)
+		case modeAddRound:
+			addRound16(dst, src, 1)
+		}
+		return
+	}
 	if s.f64 != nil {
 		src := unsafe.Slice((*float64)(unsafe.Pointer(unsafe.SliceData(b))), n)
 		if s.mode == modeAddScale {

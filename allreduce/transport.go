@@ -73,6 +73,8 @@ type OutFrame struct {
 	Header  Header
 	Data    []byte
 	Release func()
+
+	encode func() // sets Data; the ring's send loop calls it before Send
 }
 
 // Sink consumes a received frame straight from the transport's buffers,

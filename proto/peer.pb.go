@@ -39,6 +39,8 @@ const (
 	DType_DTYPE_UNSPECIFIED DType = 0
 	DType_DTYPE_FLOAT32     DType = 1
 	DType_DTYPE_FLOAT64     DType = 2
+	// float32 buffers sent as bfloat16 (all-reduce wire bf16)
+	DType_DTYPE_BFLOAT16 DType = 3
 )
 
 // Enum value maps for DType.
@@ -47,11 +49,13 @@ var (
 		0: "DTYPE_UNSPECIFIED",
 		1: "DTYPE_FLOAT32",
 		2: "DTYPE_FLOAT64",
+		3: "DTYPE_BFLOAT16",
 	}
 	DType_value = map[string]int32{
 		"DTYPE_UNSPECIFIED": 0,
 		"DTYPE_FLOAT32":     1,
 		"DTYPE_FLOAT64":     2,
+		"DTYPE_BFLOAT16":    3,
 	}
 )
 
@@ -135,8 +139,9 @@ type RingFrame struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Hello  *RingHello             `protobuf:"bytes,1,opt,name=hello,proto3" json:"hello,omitempty"`
 	Header *ChunkHeader           `protobuf:"bytes,2,opt,name=header,proto3" json:"header,omitempty"`
-	// Elements of the chunk, little-endian IEEE 754 (float32 or float64 as
-	// header.dtype says), header.count of them.
+	// Elements of the chunk, little-endian (IEEE 754 float32 or float64, or
+	// bfloat16: the upper half of a float32, as header.dtype says),
+	// header.count of them.
 	Data []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
 	// Zero bytes that senders put between header and data so that the data
 	// starts 8-byte aligned in the receiver's frame buffers. Ignored.
@@ -469,11 +474,12 @@ const file_peer_proto_rawDesc = "" +
 	" \x01(\rR\n" +
 	"senderRank\"!\n" +
 	"\aRingAck\x12\x16\n" +
-	"\x06frames\x18\x01 \x01(\x04R\x06frames*D\n" +
+	"\x06frames\x18\x01 \x01(\x04R\x06frames*X\n" +
 	"\x05DType\x12\x15\n" +
 	"\x11DTYPE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rDTYPE_FLOAT32\x10\x01\x12\x11\n" +
-	"\rDTYPE_FLOAT64\x10\x02*L\n" +
+	"\rDTYPE_FLOAT64\x10\x02\x12\x12\n" +
+	"\x0eDTYPE_BFLOAT16\x10\x03*L\n" +
 	"\bReduceOp\x12\x19\n" +
 	"\x15REDUCE_OP_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rREDUCE_OP_SUM\x10\x01\x12\x12\n" +
