@@ -140,6 +140,8 @@ def main():
     ap.add_argument("--seq", type=int, default=0, help="0 = the model's context_length")
     ap.add_argument("--foreach", choices=("on", "off"), default="on", help="AdamW foreach (multi-tensor) implementation")
     ap.add_argument("--impl", choices=("module", "reference"), default="module")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="bf16: forward under torch.autocast('cpu', dtype=torch.bfloat16), backward outside it")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -173,7 +175,8 @@ def main():
         x = torch.randint(0, c["vocab_size"], (B, T), generator=g)
         y = torch.randint(0, c["vocab_size"], (B, T), generator=g)
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(x, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            loss = loss_fn(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
@@ -182,7 +185,7 @@ def main():
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, openblas core {openblas_core()}, "
           f"{cpu_capability()}, mkldnn {torch.backends.mkldnn.is_available()}")
     print(f"model {args.model} ({args.impl}): {n_params} parameters, batch {B}×{T} = {B * T} tokens/step, "
-          f"AdamW foreach={args.foreach}")
+          f"AdamW foreach={args.foreach}, precision {args.precision}")
     for _ in range(args.warmup):
         step()
     times = []

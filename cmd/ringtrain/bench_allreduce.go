@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+
+	"github.com/ringtrain/ringtrain/allreduce"
+	"github.com/ringtrain/ringtrain/allreduce/allreducetest"
 )
 
 var benchAllreduceFlags struct {
@@ -19,6 +23,7 @@ var benchAllreduceFlags struct {
 	iters   int
 	warmup  int
 	chunk   string
+	wire    string
 	procs   bool
 
 	childRank  int
@@ -30,14 +35,17 @@ var benchAllreduceCmd = &cobra.Command{
 	Short: "Measure ring all-reduce bandwidth over real gRPC on loopback",
 	Long: `Runs --workers ranks of a ring all-reduce (mean of float32) as goroutines of
 this process (or, with --procs, as child processes), each with its own gRPC
-server on 127.0.0.1, talking through real loopback TCP exactly as workers
-do, and times --iters all-reduces of --bytes each after --warmup untimed
-ones. SIZE accepts plain bytes or a unit: 64MiB, 64MB, 512KiB. The results
-are checked, and the CPU time per all-reduce (all ranks) is reported too.
-Progress goes to stderr; the last line on stdout is
+server on 127.0.0.1 built as workers build theirs, talking through real
+loopback TCP exactly as workers do, and times --iters all-reduces of --bytes
+each after --warmup untimed ones. SIZE accepts plain bytes or a unit: 64MiB,
+64MB, 512KiB. --wire bf16 sends the float32 gradients as bfloat16 (added in
+float32 at every hop). The results are checked, and the CPU time per
+all-reduce (all ranks) is reported too. Progress goes to stderr; the last
+line on stdout is
   algbw_GBps=<float> busbw_GBps=<float>
 from the median iteration: algbw = bytes / time, busbw = algbw·2(n−1)/n
-(GB = 1e9 bytes; nccl-tests conventions).`,
+(GB = 1e9 bytes; nccl-tests conventions), bytes being those of the float32
+buffer whatever the wire carries.`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := benchAllreduceFlags
@@ -63,28 +71,39 @@ from the median iteration: algbw = bytes / time, busbw = algbw·2(n−1)/n
 		case chunk < 64:
 			return fmt.Errorf("--chunk %s: must be at least 64 bytes", f.chunk)
 		}
+		wire, err := allreduce.ParseWire(f.wire)
+		if err != nil {
+			return fmt.Errorf("--wire: %w", err)
+		}
 		w, n := f.workers, int(size/4)
+		cfg := allreducetest.Config{Workers: w, Elems: n, ChunkBytes: int(chunk), Wire: wire}
 		if f.childRank >= 0 {
-			return benchAllreduceChild(cmd, f.childRank, strings.Split(f.childPeers, ","), n, int(chunk))
+			peers := strings.Split(f.childPeers, ",")
+			cfg.Workers = len(peers)
+			lis, err := allreducetest.ListenerFD3()
+			if err != nil {
+				return err
+			}
+			return allreducetest.Child(cmd.Context(), cfg, f.childRank, peers, lis, os.Stdin, cmd.OutOrStdout())
 		}
 
-		var ranks benchRanks
+		var ranks allreducetest.Ranks
 		if f.procs {
-			ranks, err = startChildRanks(cmd, w)
+			ranks, err = allreducetest.Processes(cfg, benchChildCommand)
 		} else {
-			ranks, err = startLocalRanks(cmd.Context(), w, n, int(chunk))
+			ranks, err = allreducetest.Local(cmd.Context(), cfg)
 		}
 		if err != nil {
 			return err
 		}
-		defer ranks.close()
+		defer ranks.Close()
 
 		where := "goroutines of this process"
 		if f.procs {
 			where = "child processes"
 		}
-		fmt.Fprintf(out, "ring all-reduce: %d workers (%s) over gRPC on 127.0.0.1, %s (%d float32), chunk %s, %d warm-up + %d timed\n",
-			w, where, f.bytes, n, f.chunk, f.warmup, f.iters)
+		fmt.Fprintf(out, "ring all-reduce: %d workers (%s) over gRPC on 127.0.0.1, %s (%d float32), %s wire, chunk %s, %d warm-up + %d timed\n",
+			w, where, f.bytes, n, wire, f.chunk, f.warmup, f.iters)
 		bar := progressbar.NewOptions(f.warmup+f.iters,
 			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("bench allreduce"),
@@ -93,32 +112,31 @@ from the median iteration: algbw = bytes / time, busbw = algbw·2(n−1)/n
 			progressbar.OptionClearOnFinish(),
 		)
 		for i := 0; i < f.warmup; i++ {
-			if _, err := ranks.iter(); err != nil {
+			if _, err := ranks.Run(); err != nil {
 				return err
 			}
 			bar.Add(1)
 		}
 		times := make([]time.Duration, f.iters)
-		cpu0, err := ranks.cpu()
+		cpu0, err := ranks.CPU()
 		if err != nil {
 			return err
 		}
 		for i := range times {
-			if times[i], err = ranks.iter(); err != nil {
+			if times[i], err = ranks.Run(); err != nil {
 				return err
 			}
 			bar.Add(1)
 		}
-		cpu1, err := ranks.cpu()
+		cpu1, err := ranks.CPU()
 		if err != nil {
 			return err
 		}
 		cpu := (cpu1 - cpu0) / time.Duration(f.iters)
 		bar.Finish()
 
-		// Every rank must hold the mean of 1 … W (exact in float32 for
-		// these small integers, up to the rounding of 1/W).
-		if err := ranks.check(float64(w+1) / 2); err != nil {
+		// Every rank must hold the mean of 1 … W.
+		if err := ranks.Check(); err != nil {
 			return err
 		}
 
@@ -137,6 +155,17 @@ from the median iteration: algbw = bytes / time, busbw = algbw·2(n−1)/n
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// benchChildCommand runs this binary as one rank of a --procs benchmark.
+func benchChildCommand(rank int, peers []string) *exec.Cmd {
+	f := benchAllreduceFlags
+	self, err := os.Executable()
+	if err != nil {
+		self = os.Args[0]
+	}
+	return exec.Command(self, "bench", "allreduce", "--bytes", f.bytes, "--chunk", f.chunk, "--wire", f.wire,
+		"--child-rank", strconv.Itoa(rank), "--child-peers", strings.Join(peers, ","), "--log-level", logLevel)
+}
 
 // parseSize parses a byte count: plain digits, or a number with a unit —
 // B, KB/MB/GB (powers of 1000) or KiB/MiB/GiB (powers of 1024), in any
@@ -173,7 +202,8 @@ func init() {
 	fl.StringVar(&benchAllreduceFlags.bytes, "bytes", "64MiB", "size of the reduced buffer (float32), e.g. 64MiB, 64MB, 1048576")
 	fl.IntVar(&benchAllreduceFlags.iters, "iters", 10, "timed all-reduces")
 	fl.IntVar(&benchAllreduceFlags.warmup, "warmup", 2, "untimed all-reduces before timing")
-	fl.StringVar(&benchAllreduceFlags.chunk, "chunk", "1MiB", "pipelined chunk size")
+	fl.StringVar(&benchAllreduceFlags.chunk, "chunk", "1MiB", "pipelined chunk size (bytes on the wire)")
+	fl.StringVar(&benchAllreduceFlags.wire, "wire", "fp32", "wire format of the float32 data: fp32 or bf16 (train.allreduce)")
 	fl.BoolVar(&benchAllreduceFlags.procs, "procs", false, "run each rank in its own child process instead of a goroutine")
 	fl.IntVar(&benchAllreduceFlags.childRank, "child-rank", -1, "internal: run as rank N of a --procs benchmark")
 	fl.StringVar(&benchAllreduceFlags.childPeers, "child-peers", "", "internal: peer addresses of a --procs benchmark")

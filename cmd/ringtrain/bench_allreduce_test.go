@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -35,16 +36,26 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestBenchAllreduce(t *testing.T) {
-	var out bytes.Buffer
-	rootCmd.SetOut(&out)
-	rootCmd.SetArgs([]string{"bench", "allreduce", "--workers", "3", "--bytes", "64KiB", "--chunk", "4KiB", "--iters", "2", "--warmup", "1"})
 	defer rootCmd.SetArgs(nil)
-	if err := rootCmd.Execute(); err != nil {
-		t.Fatal(err)
+	defer func() { benchAllreduceFlags.wire = "fp32" }() // flags keep their values across Execute
+	for _, wire := range []string{"fp32", "bf16"} {
+		var out bytes.Buffer
+		rootCmd.SetOut(&out)
+		rootCmd.SetArgs([]string{"bench", "allreduce", "--workers", "3", "--bytes", "64KiB", "--chunk", "4KiB", "--iters", "2", "--warmup", "1", "--wire", wire})
+		if err := rootCmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+		last := lines[len(lines)-1]
+		if !regexp.MustCompile(`^algbw_GBps=[0-9.]+ busbw_GBps=[0-9.]+$`).Match(last) {
+			t.Fatalf("last line %q", last)
+		}
+		if !bytes.Contains(out.Bytes(), []byte(wire+" wire")) {
+			t.Fatalf("wire not stated:\n%s", out.Bytes())
+		}
 	}
-	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
-	last := lines[len(lines)-1]
-	if !regexp.MustCompile(`^algbw_GBps=[0-9.]+ busbw_GBps=[0-9.]+$`).Match(last) {
-		t.Fatalf("last line %q", last)
+	rootCmd.SetArgs([]string{"bench", "allreduce", "--wire", "int8"})
+	if err := rootCmd.Execute(); err == nil || !strings.Contains(err.Error(), "int8") {
+		t.Fatalf("--wire int8: %v", err)
 	}
 }

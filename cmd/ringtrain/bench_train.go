@@ -5,55 +5,49 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/cpu"
 
+	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/model/kernels"
+	"github.com/ringtrain/ringtrain/shard"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
-// Peak FLOP rate assumed per core for MFU: 3.0 GHz times the fp32 FLOP per
-// cycle of the widest FMA this CPU has (hostFlopsPerCycle).
-const peakGHz = 3.0
-
-// hostFlopsPerCycle is 2 FMA pipes × 2 FLOP × the fp32 lanes of the widest
-// vector unit: 64 with AVX-512, 32 with AVX2+FMA, 16 otherwise (SSE).
-func hostFlopsPerCycle() int {
-	switch {
-	case cpu.X86.HasAVX512F:
-		return 64
-	case cpu.X86.HasAVX2 && cpu.X86.HasFMA:
-		return 32
-	}
-	return 16
-}
-
 var benchTrainFlags struct {
-	model   string
-	threads int
-	steps   int
-	batch   int
-	seq     int
-	warmup  int
-	profile string
-	fpc     int
+	model     string
+	threads   int
+	steps     int
+	batch     int
+	micro     int
+	seq       int
+	warmup    int
+	precision string
+	profile   string
 }
 
 var benchTrainCmd = &cobra.Command{
 	Use:   "train",
 	Short: "Time full training steps (forward, backward, AdamW) on random tokens",
-	Long: `Times full training steps of a preset model — forward, backward, gradient
-clipping and AdamW — on random tokens, after untimed warm-up steps.
-Progress goes to stderr; the last line on stdout is
+	Long: `Times the training step workers run — trainer.TrainStep on one rank: forward,
+backward, gradient clipping and AdamW with the job file's defaults — for a preset
+model on a shard of random tokens (written to a temporary directory), after
+untimed warm-up steps. Progress goes to stderr; the last line on stdout is
   tokens_per_s=<float> mfu=<float>
-with mfu = 6·params·tokens_per_s / (threads × 3.0 GHz × flops-per-cycle),
-flops-per-cycle by default that of this CPU's widest FMA: 64 with AVX-512,
-32 with AVX2 (2 FMA pipes × 2 FLOP × 16 or 8 fp32 lanes).`,
+mfu = flops_per_token·tokens_per_s / peak, with flops_per_token = 6·N + 12·L·d·T
+(PaLM, appendix B: N the parameters without the token embedding, the second
+term attention) and peak = threads × the per-core rate measured at start with
+a short loop of the instruction the precision's kernels use (fp32 FMA, or for
+bf16 AMX TDPBF16PS or VDPBF16PS). The line before the last gives the median step time and peak RSS; tokens_per_s is
+from the mean (all timed steps over their total time).`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := benchTrainFlags
@@ -62,10 +56,14 @@ flops-per-cycle by default that of this CPU's widest FMA: 64 with AVX-512,
 		if err != nil {
 			return fmt.Errorf("--model: %w", err)
 		}
-		if f.steps < 1 {
-			return fmt.Errorf("--steps %d: must be at least 1", f.steps)
+		prec, err := kernels.ParsePrecision(f.precision)
+		if err != nil {
+			return fmt.Errorf("--precision: %w", err)
 		}
-		if f.warmup < 0 {
+		switch {
+		case f.steps < 1:
+			return fmt.Errorf("--steps %d: must be at least 1", f.steps)
+		case f.warmup < 0:
 			return fmt.Errorf("--warmup %d: must not be negative", f.warmup)
 		}
 		threads := f.threads
@@ -74,46 +72,44 @@ flops-per-cycle by default that of this CPU's widest FMA: 64 with AVX-512,
 		}
 		runtime.GOMAXPROCS(threads)
 		kernels.SetThreads(threads)
-		B, T := f.batch, f.seq
+		B, T, micro := f.batch, f.seq, f.micro
 		if T == 0 {
 			T = cfg.ContextLength
+		}
+		if micro == 0 {
+			micro = B
 		}
 		if B < 1 || T < 1 || T > cfg.ContextLength {
 			return fmt.Errorf("--batch %d --seq %d: need batch ≥ 1 and 1 ≤ seq ≤ context_length %d", B, T, cfg.ContextLength)
 		}
-		m, err := model.New(cfg, B, T)
+		cfg.ContextLength = T // the trainer runs sequences of context_length
+		dir, err := os.MkdirTemp("", "ringtrain-bench-*")
 		if err != nil {
 			return err
 		}
-		m.Init(1)
-		opt := model.NewAdamW(m.Layout(), model.AdamWConfig{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1})
-		rng := rand.New(rand.NewPCG(1, 2))
-		x, y := make([]int32, B*T), make([]int32, B*T)
-		params := float64(cfg.NumParams())
-		tokens := B * T
-		if f.fpc == 0 {
-			f.fpc = hostFlopsPerCycle()
+		defer os.RemoveAll(dir)
+		j, err := benchJob(dir, f.model, cfg, B, micro, f.warmup+f.steps, f.precision)
+		if err != nil {
+			return err
 		}
-		if f.fpc < 1 {
-			return fmt.Errorf("--flops-per-cycle %d: must be positive", f.fpc)
+		tr, err := trainer.New(trainer.Options{Job: j, Rank: 0, World: 1})
+		if err != nil {
+			return err
 		}
-		peak := float64(threads) * peakGHz * 1e9 * float64(f.fpc)
-		fmt.Fprintf(out, "model %s: %d parameters, batch %d×%d = %d tokens/step, threads %d\n",
-			f.model, cfg.NumParams(), B, T, tokens, threads)
-		fmt.Fprintf(out, "peak = %d cores × %.1f GHz × %d FLOP/cycle = %.1f GFLOP/s; mfu = 6·params·tokens_per_s / peak\n",
-			threads, peakGHz, f.fpc, peak/1e9)
+		defer tr.Close()
 
-		step := func(s int) float64 {
-			for i := range x {
-				x[i], y[i] = int32(rng.IntN(cfg.VocabSize)), int32(rng.IntN(cfg.VocabSize))
-			}
-			m.ZeroGrad()
-			loss := m.Forward(x, y, B, T)
-			m.Backward(1)
-			model.ClipGradNorm(m.Grads, 1)
-			opt.Step(m.Params, m.Grads, 1e-4, s)
-			return loss
-		}
+		tokens := B * T
+		perParam, perAttn := cfg.TrainFLOPsPerToken(T)
+		flopsPerToken := perParam + perAttn
+		peakCore, how := kernels.PeakGFLOPS(prec)
+		peak := float64(threads) * peakCore * 1e9
+		n := cfg.NumParams()
+		fmt.Fprintf(out, "model %s: %d parameters (%d without the token embedding), batch %d×%d = %d tokens/step (micro-batch %d), threads %d, precision %s (%s)\n",
+			f.model, n, n-cfg.VocabSize*cfg.DModel, B, T, tokens, micro, threads, prec, kernels.KernelName(prec))
+		fmt.Fprintf(out, "flops/token = 6·N + 12·L·d·T = %.4g + %.4g = %.4g (PaLM appendix B)\n", perParam, perAttn, flopsPerToken)
+		fmt.Fprintf(out, "peak = %d threads × %.1f GFLOP/s = %.1f GFLOP/s (per core, measured: %s)\n", threads, peakCore, peak/1e9, how)
+
+		ctx := cmd.Context()
 		bar := progressbar.NewOptions(f.warmup+f.steps,
 			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("bench train"),
@@ -121,8 +117,10 @@ flops-per-cycle by default that of this CPU's widest FMA: 64 with AVX-512,
 			progressbar.OptionSetItsString("step"),
 			progressbar.OptionClearOnFinish(),
 		)
-		for s := 0; s < f.warmup; s++ {
-			step(s)
+		for range f.warmup {
+			if _, err := tr.TrainStep(ctx, trainer.Local{}); err != nil {
+				return err
+			}
 			bar.Add(1)
 		}
 		if f.profile != "" {
@@ -136,22 +134,67 @@ flops-per-cycle by default that of this CPU's widest FMA: 64 with AVX-512,
 			}
 			defer pprof.StopCPUProfile()
 		}
-		var loss float64
+		var last trainer.Result
+		times := make([]time.Duration, f.steps)
 		start := time.Now()
-		for s := 0; s < f.steps; s++ {
-			loss = step(f.warmup + s)
+		for i := range times {
+			t0 := time.Now()
+			if last, err = tr.TrainStep(ctx, trainer.Local{}); err != nil {
+				return err
+			}
+			times[i] = time.Since(t0)
 			bar.Add(1)
 		}
 		el := time.Since(start).Seconds()
 		bar.Finish()
 		tps := float64(tokens*f.steps) / el
-		mfu := 6 * params * tps / peak
-		slog.Debug("bench train done", "last_loss", loss)
-		fmt.Fprintf(out, "%d timed steps in %.3f s: %.1f ms/step, %.1f GFLOP/s achieved (6·params·tokens/s)\n",
-			f.steps, el, 1e3*el/float64(f.steps), 6*params*tps/1e9)
-		fmt.Fprintf(out, "tokens_per_s=%.1f mfu=%.4f\n", tps, mfu)
+		slog.Debug("bench train done", "last_loss", last.Loss)
+		slices.Sort(times)
+		med := times[len(times)/2]
+		if len(times)%2 == 0 {
+			med = (times[len(times)/2-1] + times[len(times)/2]) / 2
+		}
+		fmt.Fprintf(out, "%d timed steps in %.3f s: mean %.1f ms/step, median %.1f, min %.1f, max %.1f; %.1f GFLOP/s achieved (flops/token × tokens/s); median_tokens_per_s=%.1f\n",
+			f.steps, el, 1e3*el/float64(f.steps), ms(med), ms(times[0]), ms(times[len(times)-1]), flopsPerToken*tps/1e9, float64(tokens)/med.Seconds())
+		if rss := peakRSS(); rss > 0 {
+			fmt.Fprintf(out, "peak RSS %.1f MiB = %.1f bytes per parameter\n", float64(rss)/(1<<20), float64(rss)/float64(n))
+		}
+		fmt.Fprintf(out, "tokens_per_s=%.1f mfu=%.4f\n", tps, flopsPerToken*tps/peak)
 		return nil
 	},
+}
+
+// benchJob writes a shard of random tokens into dir, enough for steps
+// distinct steps, and returns a job of the given model over it.
+func benchJob(dir, preset string, cfg model.Config, batch, micro, steps int, precision string) (*job.Job, error) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	toks := make([]uint16, steps*batch*(cfg.ContextLength+1)+1)
+	for i := range toks {
+		toks[i] = uint16(rng.IntN(cfg.VocabSize))
+	}
+	path := filepath.Join(dir, "train_000000.bin")
+	if err := shard.WriteFile(path, toks); err != nil {
+		return nil, err
+	}
+	j := job.Default()
+	j.Name = "bench"
+	j.Model = job.Model{Preset: preset, Config: cfg}
+	j.Data = job.Data{Train: path, Order: "sequential"}
+	j.Train.GlobalBatch, j.Train.MicroBatch = batch, micro
+	j.Train.MaxSteps, j.Train.Warmup = steps, 0
+	j.Train.Precision = precision
+	j.Eval.Every = 0
+	j.Workers = job.Workers{Min: 1, Max: 1}
+	return &j, nil
+}
+
+// peakRSS is the process's peak resident set in bytes (0 if unknown).
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024 // kilobytes on Linux
 }
 
 func init() {
@@ -160,9 +203,10 @@ func init() {
 	fl.IntVar(&benchTrainFlags.threads, "threads", 0, "threads (GOMAXPROCS and kernel threads); 0 = all cores")
 	fl.IntVar(&benchTrainFlags.steps, "steps", 10, "timed training steps")
 	fl.IntVar(&benchTrainFlags.warmup, "warmup", 1, "untimed warm-up steps before timing")
-	fl.IntVar(&benchTrainFlags.batch, "batch", 8, "sequences per step")
-	fl.IntVar(&benchTrainFlags.fpc, "flops-per-cycle", 0, "peak fp32 FLOP per cycle per core for mfu (0: this CPU's, 64 with AVX-512, 32 with AVX2)")
-	fl.StringVar(&benchTrainFlags.profile, "cpuprofile", "", "write a CPU profile of the timed steps to this file")
+	fl.IntVar(&benchTrainFlags.batch, "batch", 8, "sequences per step (train.global_batch)")
+	fl.IntVar(&benchTrainFlags.micro, "micro-batch", 0, "sequences per forward/backward (train.micro_batch); 0 = --batch")
 	fl.IntVar(&benchTrainFlags.seq, "seq", 0, "tokens per sequence; 0 = the model's context_length")
+	fl.StringVar(&benchTrainFlags.precision, "precision", "fp32", "matmul precision: fp32 or bf16 (train.precision)")
+	fl.StringVar(&benchTrainFlags.profile, "cpuprofile", "", "write a CPU profile of the timed steps to this file")
 	benchCmd.AddCommand(benchTrainCmd)
 }
