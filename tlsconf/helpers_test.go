@@ -64,10 +64,13 @@ func writeFile(t *testing.T, path string, b []byte) {
 	}
 }
 
-// copyFiles replaces dst's files with src's.
+// copyFiles replaces dst's files with src's (those set in dst).
 func copyFiles(t *testing.T, dst, src Files) {
 	t.Helper()
 	for _, p := range [][2]string{{dst.CA, src.CA}, {dst.Cert, src.Cert}, {dst.Key, src.Key}} {
+		if p[0] == "" {
+			continue
+		}
 		b, err := os.ReadFile(p[1])
 		if err != nil {
 			t.Fatal(err)
@@ -126,16 +129,28 @@ func startHealthServer(t *testing.T, opt grpc.ServerOption) string {
 // service once.
 func checkHealth(t *testing.T, addr string, opt grpc.DialOption) error {
 	t.Helper()
+	cc := dial(t, addr, opt)
+	defer cc.Close()
+	return healthOf(t, cc)
+}
+
+func dial(t *testing.T, addr string, opt grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
 	cc, err := grpc.NewClient(addr, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cc.Close()
+	return cc
+}
+
+// healthOf calls the health service on cc.
+func healthOf(t *testing.T, cc *grpc.ClientConn) error {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	r, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err == nil && r.Status != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("health of %s: %v", addr, r.Status)
+		t.Fatalf("health of %s: %v", cc.Target(), r.Status)
 	}
 	return err
 }
