@@ -1,7 +1,7 @@
 // Package tlsconf is ringtrain's mutual TLS: every gRPC server (coordinator,
 // worker peers) and the embedded etcd server require a client certificate
 // signed by the cluster CA, and every client presents its own and verifies the
-// server's name or IP against the same CA. See docs/multi-node.md.
+// server's name or IP against the same CA. See docs/tls.md.
 //
 // Usage, per process:
 //

@@ -28,7 +28,7 @@ func (n *Node) WarnPlaintext(addrs ...string) bool {
 	if n != nil {
 		log = n.log
 	}
-	log.Warn("TLS is off and these addresses are reachable from other machines: anyone who can connect can join or steer the job (use --tls-ca, --tls-cert and --tls-key, see docs/multi-node.md)",
+	log.Warn("TLS is off and these addresses are reachable from other machines: anyone who can connect can join or steer the job (use --tls-ca, --tls-cert and --tls-key, see docs/tls.md)",
 		"addrs", strings.Join(open, ","))
 	return true
 }
