@@ -56,14 +56,6 @@ func Load(f Files) (*Node, error) {
 // Enabled reports whether TLS is on.
 func (n *Node) Enabled() bool { return n != nil && n.cur != nil }
 
-// Files returns the files the node was loaded from.
-func (n *Node) Files() Files {
-	if n == nil {
-		return Files{}
-	}
-	return n.files
-}
-
 // material returns the current set, taking the files' contents first when
 // they changed and are consistent.
 func (n *Node) material() *material {
