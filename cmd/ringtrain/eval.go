@@ -9,9 +9,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/shard"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 var evalFlags struct {
@@ -40,7 +40,7 @@ dir, or a .safetensors file. The last line on stdout is
 		if f.batch < 1 {
 			return fmt.Errorf("--batch %d: must be at least 1", f.batch)
 		}
-		file, err := checkpoint.Resolve(f.checkpoint)
+		file, err := trainer.ModelPath(f.checkpoint)
 		if err != nil {
 			return err
 		}

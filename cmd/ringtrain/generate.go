@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/tokenizer"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 var generateFlags struct {
@@ -95,7 +95,7 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--tokenizer %s: %w", f.tokenizer, err)
 	}
-	file, err := checkpoint.Resolve(f.checkpoint)
+	file, err := trainer.ModelPath(f.checkpoint)
 	if err != nil {
 		return err
 	}

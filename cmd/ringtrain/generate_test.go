@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/tokenizer"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 // TestUTF8Writer: after every write, exactly the complete characters so far
@@ -79,10 +81,10 @@ func genFixture(t *testing.T, vocab int) (ckpt, tokDir string, cfg model.Config,
 	}
 	m.Init(5)
 	ckptDir := filepath.Join(dir, "ckpt")
-	if err := checkpoint.WriteModel(ckptDir, cfg, m.Params); err != nil {
+	if err := checkpoint.WriteFile(ckptDir, trainer.ModelFile, func(w io.Writer) error { return model.WriteModel(w, cfg, m.Params) }); err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(ckptDir, checkpoint.ModelFile), tokDir, cfg, m.Params, tok
+	return filepath.Join(ckptDir, trainer.ModelFile), tokDir, cfg, m.Params, tok
 }
 
 // runGen runs `ringtrain generate args...` with all flags back at their
