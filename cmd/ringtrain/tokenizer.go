@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/ringtrain/ringtrain/tokenizer"
@@ -68,36 +67,15 @@ given as arguments.`,
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("--vocab-size %d, --special %q: %w", f.vocabSize, special, err)
 			}
-			stderr := cmd.ErrOrStderr()
-			var bar *progressbar.ProgressBar
-			stage := ""
-			cfg.Progress = func(s string, done, total int64) {
-				if s != stage {
-					if bar != nil {
-						_ = bar.Finish()
-					}
-					stage = s
-					opts := []progressbar.Option{
-						progressbar.OptionSetWriter(stderr),
-						progressbar.OptionSetDescription(map[string]string{"count": "pre-tokenize", "merge": "merge"}[s]),
-						progressbar.OptionThrottle(100 * time.Millisecond),
-						progressbar.OptionClearOnFinish(),
-					}
-					if s == "count" {
-						opts = append(opts, progressbar.OptionShowBytes(true))
-					} else {
-						opts = append(opts, progressbar.OptionShowCount())
-					}
-					bar = progressbar.NewOptions64(total, opts...)
-				}
-				_ = bar.Set64(done)
-			}
+			progress, finish := stageBars(cmd.ErrOrStderr(), map[string]stage{
+				"count": {label: "pre-tokenize", bytes: true},
+				"merge": {label: "merge"},
+			})
+			cfg.Progress = progress
 			start := time.Now()
 			slog.Info("tokenizer train", "inputs", inputs, "vocab_size", f.vocabSize, "special", special)
 			tok, err := tokenizer.TrainFiles(cfg, inputs...)
-			if bar != nil {
-				_ = bar.Finish()
-			}
+			finish()
 			if err != nil {
 				return err
 			}
