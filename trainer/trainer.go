@@ -260,16 +260,7 @@ func (t *Trainer) Eval(ctx context.Context, r Reducer) (float64, error) {
 	if s := t.job.Eval.Sequences; s > 0 && s < n {
 		n = s
 	}
-	lo, hi := t.rank*n/t.world, (t.rank+1)*n/t.world
-	mb, T := t.job.Train.MicroBatch, t.cfg.ContextLength
-	var sum float64
-	for i := lo; i < hi; i += mb {
-		b := min(mb, hi-i)
-		for k := range b {
-			t.val.Sequence(i+k, t.x[k*T:(k+1)*T], t.y[k*T:(k+1)*T])
-		}
-		sum += t.Model.Forward(t.x, t.y, b, T) * float64(b)
-	}
+	sum := SumLoss(t.Model, t.val, t.rank*n/t.world, (t.rank+1)*n/t.world, nil)
 	// The average over ranks of (sum_r · W/n) is the mean over all n.
 	buf := []float32{float32(sum * float64(t.world) / float64(n))}
 	if err := r.AllReduce(ctx, buf); err != nil {

@@ -94,16 +94,12 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--tokenizer %s: %w", f.tokenizer, err)
 	}
-	file, err := checkpoint.Resolve(f.checkpoint)
-	if err != nil {
-		return err
-	}
-	cfg, params, err := model.ReadModel(file)
+	cfg, params, err := checkpoint.LoadModel(f.checkpoint)
 	if err != nil {
 		return err
 	}
 	if tok.VocabSize() > cfg.VocabSize {
-		return fmt.Errorf("--tokenizer %s has %d token ids, more than the vocab_size %d of %s", f.tokenizer, tok.VocabSize(), cfg.VocabSize, file)
+		return fmt.Errorf("--tokenizer %s has %d token ids, more than the vocab_size %d of %s", f.tokenizer, tok.VocabSize(), cfg.VocabSize, f.checkpoint)
 	}
 	if tok.VocabSize() < cfg.VocabSize {
 		slog.Warn("the tokenizer knows fewer ids than the model; sampling only those", "tokenizer_vocab", tok.VocabSize(), "model_vocab", cfg.VocabSize)
@@ -128,7 +124,7 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	slog.Info("generate", "model", file, "params", cfg.NumParams(), "context", cfg.ContextLength,
+	slog.Info("generate", "model", f.checkpoint, "params", cfg.NumParams(), "context", cfg.ContextLength,
 		"prompt_tokens", len(prompt), "cache", !f.noCache)
 	if len(prompt) > cfg.ContextLength {
 		slog.Warn("prompt longer than the context; keeping its last tokens", "prompt_tokens", len(prompt), "context", cfg.ContextLength)
