@@ -1,5 +1,5 @@
 // Package shard reads and writes token shards and turns them into training
-// batches (SPEC section 4).
+// batches (docs/data.md).
 //
 // # File format
 //

@@ -328,26 +328,9 @@ func (t *Trainer) Eval(ctx context.Context, r Reducer) (float64, error) {
 		n = s
 	}
 	lo, hi := t.rank*n/t.world, (t.rank+1)*n/t.world
-	buf := []float64{SumLoss(t.Model, t.val, lo, hi, t.x, t.y) / float64(n)}
+	buf := []float64{SumLoss(t.Model, t.val, lo, hi, nil) / float64(n)}
 	if err := r.AllReduceFloat64(ctx, buf, allreduce.Sum); err != nil {
 		return 0, fmt.Errorf("eval: all-reduce: %w", err)
 	}
 	return buf[0], nil
-}
-
-// SumLoss returns the sum over the sequences lo … hi−1 of ds of their mean
-// cross-entropy under m, run in batches of m.MaxB with the buffers x and y
-// (at least m.MaxB·T each). Divided by hi−lo it is the mean loss over those
-// sequences, every position weighing alike.
-func SumLoss(m *model.Model, ds *shard.Dataset, lo, hi int, x, y []int32) float64 {
-	T := ds.ContextLength()
-	var sum float64
-	for i := lo; i < hi; i += m.MaxB {
-		b := min(m.MaxB, hi-i)
-		for k := range b {
-			ds.Sequence(i+k, x[k*T:(k+1)*T], y[k*T:(k+1)*T])
-		}
-		sum += m.Forward(x, y, b, T) * float64(b)
-	}
-	return sum
 }
