@@ -4,6 +4,8 @@ BIN := bin/ringtrain
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# pinned; `go run` fetches it through the module proxy on first use
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build test bench demo proto proto-check fmt vet lint clean docker
 
@@ -19,6 +21,8 @@ fmt:
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	if [ -n "$$bad" ]; then echo "not gofmt-formatted:"; echo "$$bad"; exit 1; fi
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags noasm ./model/... ./allreduce/...
 
 test: lint vet
 	$(GO) test -race -timeout 30m ./...

@@ -245,7 +245,7 @@ func FillLayout(layout []ParamSpec, buf []float32, tensors map[string]Tensor, pr
 }
 
 // WriteModel writes params (laid out for cfg) as a safetensors file with the
-// SPEC section-2 names and cfg in __metadata__ as decimal strings.
+// names of docs/model.md and cfg in __metadata__ as decimal strings.
 func WriteModel(w io.Writer, cfg Config, params []float32) error {
 	if len(params) != cfg.NumParams() {
 		return fmt.Errorf("model: %d parameters, config needs %d", len(params), cfg.NumParams())

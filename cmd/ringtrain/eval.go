@@ -9,9 +9,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/shard"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 var evalFlags struct {
@@ -40,11 +40,7 @@ dir, or a .safetensors file. The last line on stdout is
 		if f.batch < 1 {
 			return fmt.Errorf("--batch %d: must be at least 1", f.batch)
 		}
-		file, err := checkpoint.Resolve(f.checkpoint)
-		if err != nil {
-			return err
-		}
-		cfg, params, err := model.ReadModel(file)
+		cfg, params, err := trainer.LoadModel(f.checkpoint)
 		if err != nil {
 			return err
 		}
@@ -58,15 +54,13 @@ dir, or a .safetensors file. The last line on stdout is
 		if f.max > 0 && f.max < n {
 			n = f.max
 		}
-		B := min(f.batch, n)
-		m, err := model.New(cfg, B, T)
+		m, err := model.New(cfg, min(f.batch, n), T)
 		if err != nil {
 			return err
 		}
 		copy(m.Params, params)
-		slog.Info("eval", "model", file, "params", cfg.NumParams(), "sequences", n, "context", T, "batch", B)
+		slog.Info("eval", "model", f.checkpoint, "params", cfg.NumParams(), "sequences", n, "context", T, "batch", m.MaxB)
 
-		x, y := make([]int32, B*T), make([]int32, B*T)
 		bar := progressbar.NewOptions(n,
 			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("eval"),
@@ -75,19 +69,9 @@ dir, or a .safetensors file. The last line on stdout is
 			progressbar.OptionSetItsString("seq"),
 			progressbar.OptionClearOnFinish(),
 		)
-		var sum float64
-		for i := 0; i < n; i += B {
-			b := min(B, n-i)
-			for j := 0; j < b; j++ {
-				ds.Sequence(i+j, x[j*T:], y[j*T:])
-			}
-			sum += m.Forward(x, y, b, T) * float64(b*T)
-			bar.Add(b)
-		}
+		loss := trainer.SumLoss(m, ds, 0, n, func(b int) { bar.Add(b) }) / float64(n)
 		bar.Finish()
-		tokens := n * T
-		loss := sum / float64(tokens)
-		fmt.Fprintf(cmd.OutOrStdout(), "loss=%.6f ppl=%.4f tokens=%d\n", loss, math.Exp(loss), tokens)
+		fmt.Fprintf(cmd.OutOrStdout(), "loss=%.6f ppl=%.4f tokens=%d\n", loss, math.Exp(loss), n*T)
 		return nil
 	},
 }
