@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -133,6 +134,29 @@ func hashFile(path string) (string, error) {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Meta is the part of state.json that the protocol itself reads: which
+// state the checkpoint holds (the rest of state.json is the trainer's).
+type Meta struct {
+	// Step is the number of optimizer steps completed.
+	Step int64 `json:"step"`
+	// Generation is the generation whose ring computed the newest step
+	// (0 for states of a single process): with Step, the state's version.
+	Generation int64 `json:"generation"`
+}
+
+// ReadMeta reads the Meta of dir/state.json.
+func ReadMeta(dir string) (Meta, error) {
+	var m Meta
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%s: %w", filepath.Join(dir, StateFile), err)
+	}
+	return m, nil
 }
 
 // FileSum is one line of COMMIT: a file of the checkpoint and its sha256.

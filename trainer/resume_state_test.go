@@ -42,7 +42,7 @@ func TestStateFilesResumeExactly(t *testing.T) {
 	if err := WriteOptimizer(w, OptimizerFile, oa.Layout(), oa.M, oa.V); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteState(w, State{Step: 2, DataPosition: 2 * B, Seed: 1, WorldSize: 1, Model: cfg}); err != nil {
+	if err := WriteState(w, State{Meta: checkpoint.Meta{Step: 2}, DataPosition: 2 * B, Seed: 1, WorldSize: 1, Model: cfg}); err != nil {
 		t.Fatal(err)
 	}
 	if err := checkpoint.Commit(dir); err != nil {

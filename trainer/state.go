@@ -29,12 +29,10 @@ const (
 
 // State is state.json: what a resumed run needs besides the tensors.
 type State struct {
-	// Step is the number of optimizer steps completed: the checkpoint holds
-	// the weights after step Step−1, and a resumed run continues with step Step.
-	Step int64 `json:"step"`
-	// Lineage tags who computed the state (the worker: the generation of
-	// the ring that ran step Step−1).
-	Lineage int64 `json:"generation"`
+	// Step (steps completed: the checkpoint holds the weights after step
+	// Step−1, and a resumed run continues with step Step) and Generation
+	// (the lineage: who computed the newest step; see Trainer.Lineage).
+	checkpoint.Meta
 	// DataPosition is the number of training sequences consumed so far.
 	DataPosition int64        `json:"data_position"`
 	Seed         int64        `json:"seed"`
@@ -68,7 +66,7 @@ func (t *Trainer) SaveCheckpoint(w FileWriter, st State) error {
 	if err := WriteOptimizer(w, OptimizerFile, t.Opt.Layout(), t.Opt.M, t.Opt.V); err != nil {
 		return err
 	}
-	st.Step, st.Lineage, st.DataPosition = t.completed, t.lineage, t.DataPosition()
+	st.Step, st.Generation, st.DataPosition = t.completed, t.lineage, t.DataPosition()
 	st.Seed, st.Model = int64(t.job.Train.Seed), t.cfg
 	if st.WorldSize == 0 {
 		st.WorldSize = t.world
@@ -96,7 +94,7 @@ func (t *Trainer) Restore(dir string) error {
 	if err := ReadOptimizer(dir, t.Opt.Layout(), t.Opt.M, t.Opt.V); err != nil {
 		return err
 	}
-	t.completed, t.lineage = st.Step, st.Lineage
+	t.completed, t.lineage = st.Step, st.Generation
 	return nil
 }
 

@@ -37,7 +37,7 @@ func writeState(t *testing.T, runDir string, step int64) string {
 	if err := WriteOptimizer(w, "optimizer-00001.safetensors", lay[4:], m, v); err != nil {
 		t.Fatal(err)
 	}
-	st := State{Step: step, Lineage: 3, DataPosition: 32 * step, Seed: 1337, WorldSize: 2, Model: tiny, Job: []byte(`{"name":"x"}`)}
+	st := State{Meta: checkpoint.Meta{Step: step, Generation: 3}, DataPosition: 32 * step, Seed: 1337, WorldSize: 2, Model: tiny, Job: []byte(`{"name":"x"}`)}
 	if err := WriteState(w, st); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestStateFiles(t *testing.T) {
 	run := t.TempDir()
 	dir := writeState(t, run, 7)
 	st, err := ReadState(dir)
-	if err != nil || st.Step != 7 || st.Lineage != 3 || st.DataPosition != 224 || st.WorldSize != 2 || st.Model != tiny || !strings.Contains(string(st.Job), `"x"`) {
+	if err != nil || st.Step != 7 || st.Generation != 3 || st.DataPosition != 224 || st.WorldSize != 2 || st.Model != tiny || !strings.Contains(string(st.Job), `"x"`) {
 		t.Fatalf("state %+v, %v", st, err)
 	}
 	n := tiny.NumParams()

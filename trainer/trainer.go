@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringtrain/ringtrain/allreduce"
@@ -74,8 +75,9 @@ type Trainer struct {
 	completed  int64 // steps completed: the next step to run
 	lineage    int64 // opaque tag of who produced the state (see Lineage)
 
-	x, y []int32
-	ctl  [2]float64 // the step's loss share and vote count, reduced after the gradients
+	x, y  []int32
+	ctl   [2]float64   // the step's loss share and vote count, reduced after the gradients
+	phase atomic.Int32 // what TrainStep does now (Phase)
 
 	buckets []allreduce.Bucket // in the order backward completes them; nil: no overlap
 	waits   []*allreduce.Handle
@@ -242,6 +244,8 @@ func (t *Trainer) TrainStep(ctx context.Context, r Reducer, vote bool) (Result, 
 	overlap = overlap && t.buckets != nil
 	var loss float64
 	var res Result
+	t.phase.Store(int32(PhaseCompute))
+	defer t.phase.Store(int32(PhaseIdle))
 	for i := range nMicro {
 		f0 := time.Now()
 		n, err := t.sampler.FillMicro(t.x, t.y, t.completed, G, t.rank, t.world, i, mb)
@@ -260,6 +264,7 @@ func (t *Trainer) TrainStep(ctx context.Context, r Reducer, vote bool) (Result, 
 		res.Backward += time.Since(b0)
 	}
 	w0 := time.Now()
+	t.phase.Store(int32(PhaseReduce))
 	if err := t.reduceGrads(ctx, r, overlap); err != nil {
 		return Result{}, fmt.Errorf("all-reduce gradients: %w", err)
 	}
@@ -272,6 +277,7 @@ func (t *Trainer) TrainStep(ctx context.Context, r Reducer, vote bool) (Result, 
 	}
 	o0 := time.Now()
 	res.ReduceWait = o0.Sub(w0)
+	t.phase.Store(int32(PhaseOptimizer))
 	norm := model.ClipGradNorm(m.Grads, tr.GradClip)
 	lr := model.LR(int(t.completed), tr.LR, tr.MinLR, tr.Warmup, tr.MaxSteps)
 	t.Opt.Step(m.Params, m.Grads, lr, int(t.completed))
@@ -284,6 +290,25 @@ func (t *Trainer) TrainStep(ctx context.Context, r Reducer, vote bool) (Result, 
 	}
 	return res, nil
 }
+
+// Phase is what a training step is doing.
+type Phase int32
+
+// Phases of TrainStep.
+const (
+	PhaseIdle      Phase = iota // between steps
+	PhaseCompute                // forward and backward
+	PhaseReduce                 // waiting for the sum of the gradients over the ranks
+	PhaseOptimizer              // clipping and AdamW
+)
+
+func (p Phase) String() string {
+	return [...]string{"idle", "compute", "allreduce", "optimizer"}[p]
+}
+
+// Phase returns what the step in progress is doing; safe to call from any
+// goroutine.
+func (t *Trainer) Phase() Phase { return Phase(t.phase.Load()) }
 
 // startBuckets starts reducing, in plan order, every bucket that lies
 // inside the completed suffix Grads[off:].

@@ -12,7 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/ringtrain/ringtrain/coordinator"
+	"github.com/ringtrain/ringtrain/embedetcd"
 	"github.com/ringtrain/ringtrain/tlsconf"
 )
 
@@ -42,7 +42,7 @@ signed by the CA and the client URLs are https (http:// in --listen-client and
 		tn.WarnPlaintext(f.listenClient)
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		e, err := coordinator.StartEtcd(coordinator.EtcdConfig{
+		e, err := embedetcd.Start(embedetcd.Config{
 			DataDir: f.dataDir, ListenClient: f.listenClient, AdvertiseClient: f.advertiseClient,
 			ListenPeer: f.listenPeer, Name: f.name, LogLevel: f.logLevel, TLS: tn,
 		})
@@ -73,12 +73,10 @@ func init() {
 	rootCmd.AddCommand(etcdCmd)
 }
 
-// newEtcdClient connects to the comma-separated etcd endpoints in plaintext.
-func newEtcdClient(urls string) (*clientv3.Client, error) { return newEtcdClientTLS(urls, nil) }
-
-// newEtcdClientTLS connects to the comma-separated etcd endpoints with tn's
-// TLS (none when tn is nil or off).
-func newEtcdClientTLS(urls string, tn *tlsconf.Node) (*clientv3.Client, error) {
+// newEtcdClient connects to the comma-separated etcd endpoints with tn's
+// TLS (none when tn is nil or off). It does not wait for etcd: the
+// cluster's calls retry, saying so, until it answers.
+func newEtcdClient(urls string, tn *tlsconf.Node) (*clientv3.Client, error) {
 	var eps []string
 	for _, u := range strings.Split(urls, ",") {
 		if u = strings.TrimSpace(u); u != "" {

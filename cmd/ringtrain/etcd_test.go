@@ -70,7 +70,7 @@ func TestEtcdCommandTLS(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cli, err := newEtcdClientTLS(url, tn)
+	cli, err := newEtcdClient(url, tn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestEtcdCommandTLS(t *testing.T) {
 	if _, err := cli.Put(ctx, "k", "v"); err != nil {
 		t.Fatalf("put with TLS: %v", err)
 	}
-	plain, err := newEtcdClient("http://" + client)
+	plain, err := newEtcdClient("http://"+client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,17 +7,18 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/ringtrain/ringtrain/cluster"
 	"github.com/ringtrain/ringtrain/coordinator"
+	"github.com/ringtrain/ringtrain/embedetcd"
 	"github.com/ringtrain/ringtrain/job"
+	"github.com/ringtrain/ringtrain/trainer"
 	"github.com/ringtrain/ringtrain/worker"
 )
 
@@ -35,7 +36,9 @@ free loopback ports), a coordinator and --workers workers, each with its own
 gRPC server on loopback, exactly as separate machines would talk. Progress is
 shown on stderr; the run dir keeps metrics.jsonl and the checkpoints.
 Run again on the same run dir to resume from its newest committed checkpoint.
---steps overrides train.max_steps; --workers sets workers.min and max.`,
+--steps overrides train.max_steps; --workers sets workers.min and max.
+SIGTERM or SIGINT finishes the step in flight, commits its checkpoint and
+exits 0 (a second signal exits at once).`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := localFlags
@@ -45,7 +48,7 @@ Run again on the same run dir to resume from its newest committed checkpoint.
 		if f.workers < 1 {
 			return fmt.Errorf("--workers %d: must be at least 1", f.workers)
 		}
-		j, text, err := job.LoadText(f.jobFile)
+		j, err := job.Load(f.jobFile)
 		if err != nil {
 			return err
 		}
@@ -57,19 +60,22 @@ Run again on the same run dir to resume from its newest committed checkpoint.
 		}
 		j.Workers.Min, j.Workers.Max = f.workers, f.workers
 		if err := j.Validate(f.workers); err != nil {
-			return fmt.Errorf("--workers %d: %w", f.workers, err)
+			return err
+		}
+		if err := trainer.CheckJob(j); err != nil {
+			return fmt.Errorf("job file %s: %w", f.jobFile, err)
 		}
 		runDir := f.runDir
 		if runDir == "" {
 			runDir = filepath.Join("runs", j.Name)
 		}
-		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-		defer stop()
-		return runLocal(ctx, j, f.jobFile, text, runDir, f.workers, f.metrics, int(f.bucketMiB*(1<<20)))
+		ctx, graceful, release := stopSignals(cmd.Context(), "local")
+		defer release()
+		return runLocal(ctx, graceful, j, runDir, f.workers, f.metrics, int(f.bucketMiB*(1<<20)))
 	},
 }
 
-func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, n int, metrics string, bucketBytes int) error {
+func runLocal(ctx context.Context, graceful <-chan struct{}, j *job.Job, runDir string, n int, metrics string, bucketBytes int) error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("--run-dir: %w", err)
 	}
@@ -79,12 +85,12 @@ func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, 
 	if err := os.RemoveAll(etcdDir); err != nil {
 		return fmt.Errorf("clear %s: %w", etcdDir, err)
 	}
-	e, err := coordinator.StartEtcd(coordinator.EtcdConfig{DataDir: etcdDir})
+	e, err := embedetcd.Start(embedetcd.Config{DataDir: etcdDir})
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	cli, err := newEtcdClient(e.ClientURL)
+	cli, err := newEtcdClient(e.ClientURL, nil)
 	if err != nil {
 		return err
 	}
@@ -102,9 +108,8 @@ func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, 
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	c, err := coordinator.New(coordinator.Config{
-		Logger: log,
-		Etcd:   cli, Job: j, JobFile: jobFile, JobText: jobText, RunDir: runDir,
-		Advertise: lis.Addr().String(), Settle: 200 * time.Millisecond, Checkpoints: coordinator.FSCheckpoints{},
+		Logger: log, Etcd: cli, Job: j, RunDir: runDir,
+		Advertise: lis.Addr().String(), Settle: 200 * time.Millisecond,
 	})
 	if err != nil {
 		lis.Close()
@@ -123,20 +128,18 @@ func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, 
 			return err
 		}
 		name := fmt.Sprintf("local-%d", i)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := runWorker(wctx, wl, worker.Config{
-				Etcd: cli, Prefix: coordinator.DefaultPrefix, Name: name, Advertise: wl.Addr().String(),
-				TTL: 5 * time.Second, ExitWhenDone: true, BucketBytes: bucketBytes, Logger: log,
-			})
+		wg.Go(func() {
+			err := runWorker(wctx, nil, wl, nil, worker.Config{
+				Etcd: cli, Prefix: cluster.DefaultPrefix, Name: name, Advertise: wl.Addr().String(),
+				TTL: 5 * time.Second, ExitWhenDone: true, Logger: log,
+			}, bucketBytes)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				werrs <- fmt.Errorf("worker %s: %w", name, err)
 				wcancel()
 			}
-		}()
+		})
 	}
-	err = serveCoordinator(wctx, c, lis, metrics, localProgress)
+	err = serveCoordinator(wctx, graceful, c, lis, nil, metrics, localProgress)
 	if err != nil {
 		select {
 		case werr := <-werrs:
@@ -161,11 +164,11 @@ func localProgress(ctx context.Context, c *coordinator.Coordinator) {
 	for {
 		select {
 		case <-ctx.Done():
-			live.show(progressLine(coordinator.StatusProto(c.Status(), c.RunDir())))
+			live.show(progressLine(c.StatusProto()))
 			live.done()
 			return
 		case <-t.C:
-			live.show(progressLine(coordinator.StatusProto(c.Status(), c.RunDir())))
+			live.show(progressLine(c.StatusProto()))
 		}
 	}
 }

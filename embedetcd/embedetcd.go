@@ -1,4 +1,4 @@
-package coordinator
+package embedetcd
 
 import (
 	"fmt"
@@ -12,8 +12,8 @@ import (
 	"github.com/ringtrain/ringtrain/tlsconf"
 )
 
-// EtcdConfig configures an embedded etcd server.
-type EtcdConfig struct {
+// Config configures an embedded etcd server.
+type Config struct {
 	DataDir         string
 	ListenClient    string // URL; empty: a free loopback port
 	AdvertiseClient string // URL; empty: the listen URL
@@ -32,8 +32,8 @@ type Etcd struct {
 	ClientURL string
 }
 
-// StartEtcd starts a single-node etcd server and waits until it serves.
-func StartEtcd(c EtcdConfig) (*Etcd, error) {
+// Start starts a single-node etcd server and waits until it serves.
+func Start(c Config) (*Etcd, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = c.DataDir
 	if c.Name != "" {
