@@ -17,7 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringtrain/ringtrain/hf"
+	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/model"
+	"github.com/ringtrain/ringtrain/tokenizer"
 )
 
 // File names inside a checkpoint directory.
@@ -334,36 +337,45 @@ func Prune(runDir string, keep int) error {
 	return nil
 }
 
-// Resolve turns a --checkpoint argument into a model file: a .safetensors
-// (or .index.json) file as is; a checkpoint directory (verified) to its
-// model file; a run directory to the model file of its Latest checkpoint.
+// Resolve turns a --checkpoint (or init:) argument into what LoadModel
+// reads: a .safetensors (or .index.json) file as is; a Hugging Face Llama
+// directory (hf.IsDir, without a COMMIT marker) as is; a checkpoint
+// directory (verified) to its model file; a run directory to the model file
+// of its Latest checkpoint.
 func Resolve(path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return "", fmt.Errorf("--checkpoint %s: %w", path, err)
+		return "", err
 	}
 	if !fi.IsDir() {
 		if strings.HasSuffix(path, ".safetensors") || strings.HasSuffix(path, ".index.json") {
 			return path, nil
 		}
-		return "", fmt.Errorf("--checkpoint %s: not a .safetensors file, checkpoint dir or run dir", path)
+		return "", fmt.Errorf("%s: %w", path, errNotModel)
 	}
 	dir := path
-	if !isCheckpointDir(dir) {
+	switch {
+	case isHFDir(dir):
+		return dir, nil
+	case isCheckpointDir(dir):
+		if err := Verify(dir); err != nil {
+			return "", err
+		}
+	default:
 		if _, err := os.Stat(filepath.Join(path, "checkpoints")); err != nil {
-			return "", fmt.Errorf("--checkpoint %s: not a .safetensors file, checkpoint dir or run dir", path)
+			return "", fmt.Errorf("%s: %w", path, errNotModel)
 		}
 		if dir, err = Latest(path); err != nil {
 			return "", err
 		}
-	} else if err := Verify(dir); err != nil {
-		return "", err
 	}
 	if _, err := os.Stat(filepath.Join(dir, ModelIndexFile)); err == nil {
 		return filepath.Join(dir, ModelIndexFile), nil
 	}
 	return filepath.Join(dir, ModelFile), nil
 }
+
+var errNotModel = errors.New("not a .safetensors file, Hugging Face model directory, checkpoint dir or run dir")
 
 func isCheckpointDir(dir string) bool {
 	for _, f := range []string{CommitFile, ModelFile, ModelIndexFile, StateFile} {
@@ -374,12 +386,106 @@ func isCheckpointDir(dir string) bool {
 	return false
 }
 
-// LoadModel resolves path (see Resolve) and reads the model's config and
-// parameters from it.
+// isHFDir: a Hugging Face directory, not a checkpoint that happens to hold
+// a config.json.
+func isHFDir(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, CommitFile)); err == nil {
+		return false
+	}
+	return hf.IsDir(dir)
+}
+
+// LoadModel resolves path (see Resolve; a resolved path resolves to
+// itself) and reads the model's config and parameters from it.
 func LoadModel(path string) (model.Config, []float32, error) {
 	f, err := Resolve(path)
 	if err != nil {
 		return model.Config{}, nil, err
 	}
+	if isHFDir(f) {
+		return hf.Read(f)
+	}
 	return model.ReadModel(f)
+}
+
+// LoadInto resolves path (see Resolve) and reads its parameters into
+// params, laid out for cfg; the file's config, if it has one, must be cfg.
+// It is how a job's init: is read.
+func LoadInto(path string, cfg model.Config, params []float32) error {
+	f, err := Resolve(path)
+	if err != nil {
+		return err
+	}
+	if !isHFDir(f) {
+		return model.LoadInto(f, cfg, params)
+	}
+	fc, p, err := hf.Read(f)
+	if err != nil {
+		return err
+	}
+	if fc != cfg {
+		return fmt.Errorf("%s: %w: config.json gives %+v, the job's model is %+v", f, model.ErrFormat, fc, cfg)
+	}
+	if len(params) != len(p) {
+		return fmt.Errorf("model: %d parameters, config needs %d", len(params), len(p))
+	}
+	copy(params, p)
+	return nil
+}
+
+// WriteTokenizer copies the tokenizer files of tokDir (tokenizer.Files)
+// into the checkpoint directory dir, durably (WriteFile), so that Commit
+// covers them and FindTokenizer finds them.
+func WriteTokenizer(dir, tokDir string) error {
+	names, err := tokenizer.Files(tokDir)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		src, err := os.Open(filepath.Join(tokDir, n))
+		if err != nil {
+			return err
+		}
+		err = WriteFile(dir, n, func(w io.Writer) error { _, err := io.Copy(w, src); return err })
+		src.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FindTokenizer returns the tokenizer directory that belongs with a
+// --checkpoint argument (see Resolve): the directory of the model itself
+// when it holds tokenizer files (checkpoints get a copy when they are
+// committed; an exported Hugging Face directory has them), or else the
+// tokenizer of the job recorded in the checkpoint's state.json: its
+// tokenizer: key, or the tokenizer directory that ringtrain prepare
+// writes beside the training shards (job.Job.TokenizerDir).
+func FindTokenizer(path string) (string, error) {
+	f, err := Resolve(path)
+	if err != nil {
+		return "", err
+	}
+	dir := f
+	if !isHFDir(f) {
+		dir = filepath.Dir(f)
+	}
+	if tokenizer.IsDir(dir) {
+		return dir, nil
+	}
+	why := "it has no state.json naming its job"
+	if st, err := ReadState(dir); err == nil && st.Job != "" {
+		why = "its job has no tokenizer: key and no tokenizer/ directory beside data.train"
+		j, err := job.Parse([]byte(st.Job), filepath.Join(dir, StateFile))
+		if err != nil {
+			why = fmt.Sprintf("its job does not parse: %v", err)
+		} else if d := j.TokenizerDir(); d != "" {
+			if tokenizer.IsDir(d) {
+				return d, nil
+			}
+			why = fmt.Sprintf("its job's tokenizer %s is not a tokenizer directory", d)
+		}
+	}
+	return "", fmt.Errorf("%s: no tokenizer files beside the model, and %s", dir, why)
 }

@@ -95,7 +95,9 @@ func New(o Options) (*Trainer, error) {
 	}
 	open := o.Data
 	if open == nil {
-		open = func(p string, v, t int) (*shard.Dataset, error) { return shard.OpenGlob(p, v, t) }
+		open = func(p string, v, t int) (*shard.Dataset, error) {
+			return shard.OpenGlob(p, v, t, shard.WithFormat(j.Data.ShardFormat()))
+		}
 	}
 	cfg := j.Model.Config
 	mb, T := j.Train.MicroBatch, cfg.ContextLength
@@ -104,7 +106,7 @@ func New(o Options) (*Trainer, error) {
 		return nil, err
 	}
 	if j.Init != "" {
-		if err := model.LoadInto(j.Init, cfg, m.Params); err != nil {
+		if err := checkpoint.LoadInto(j.Init, cfg, m.Params); err != nil { // a model file, checkpoint, run or Hugging Face dir
 			return nil, fmt.Errorf("init: %w", err)
 		}
 	} else {
