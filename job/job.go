@@ -85,7 +85,7 @@ func Default() Job {
 	return Job{
 		Name:  "job",
 		Model: Model{Preset: "small"},
-		Data:  Data{Order: "sequential"},
+		Data:  Data{Order: "sequential", Format: "llmc"},
 		Train: Train{
 			GlobalBatch: 32, MicroBatch: 8, MaxSteps: 2000,
 			LR: 1e-3, MinLR: 1e-4, Warmup: 100,

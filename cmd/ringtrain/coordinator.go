@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 var coordFlags struct {
 	etcd, listen, advertise, jobFile, runDir, metrics, prefix string
 	settle, ttl, regroup, stall                               time.Duration
+	sets                                                      []string
 }
 
 var coordinatorCmd = &cobra.Command{
@@ -35,14 +37,16 @@ etcd (a second coordinator waits as standby), forms generations from the
 registered workers, commits coordinated checkpoints in --run-dir, serves the
 job's status over gRPC on --listen and Prometheus metrics on --metrics-listen,
 and exits 0 once the job is done (after its final checkpoint). Restarted on the
-same run dir, it resumes from the newest committed checkpoint.`,
+same run dir, it resumes from the newest committed checkpoint. --set key=value
+overrides a key of the job file (repeatable; checked like the file, and kept
+in the checkpoints' state.json with the rest of the job).`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := coordFlags
 		if f.jobFile == "" {
 			return fmt.Errorf("--job: required")
 		}
-		j, text, err := job.LoadText(f.jobFile)
+		j, text, err := loadJob(f.jobFile, f.sets, 0)
 		if err != nil {
 			return err
 		}
@@ -176,6 +180,7 @@ func init() {
 	f.StringVar(&coordFlags.listen, "listen", ":7070", "gRPC address to serve status and worker reports on")
 	f.StringVar(&coordFlags.advertise, "advertise", "", "host:port workers reach --listen on (default: hostname and the listen port)")
 	f.StringVar(&coordFlags.jobFile, "job", "", "job file (YAML or JSON; required)")
+	f.StringArrayVar(&coordFlags.sets, "set", nil, "override a key of the job file: --set train.lr=1e-3 (repeatable)")
 	f.StringVar(&coordFlags.runDir, "run-dir", "", "run directory, shared with the workers (default runs/<job name>)")
 	f.StringVar(&coordFlags.metrics, "metrics-listen", ":9464", "HTTP address for Prometheus /metrics (empty: off)")
 	f.StringVar(&coordFlags.prefix, "prefix", coordinator.DefaultPrefix, "etcd key prefix of the cluster")
@@ -184,4 +189,23 @@ func init() {
 	f.DurationVar(&coordFlags.regroup, "regroup-delay", 6*time.Second, "after a ring breaks, how long to wait for a lost worker's lease to expire before re-forming the ring with the same workers (keep above the workers' --ttl)")
 	f.DurationVar(&coordFlags.stall, "stall-timeout", 10*time.Minute, "re-form the generation when one of its workers sends no report for this long")
 	rootCmd.AddCommand(coordinatorCmd)
+}
+
+// loadJob reads the job file with the --set overrides applied. steps > 0
+// (local --steps) runs it for that many optimizer steps, with
+// train.warmup scaled alike (job.StepsOverrides).
+func loadJob(path string, sets []string, steps int) (*job.Job, string, error) {
+	j, text, err := job.LoadText(path, sets...)
+	if err != nil || steps == 0 {
+		return j, text, err
+	}
+	all := append(slices.Clone(sets), j.StepsOverrides(steps, sets)...)
+	j2, text, err := job.LoadText(path, all...)
+	if err != nil {
+		return nil, "", fmt.Errorf("--steps %d: %w", steps, err)
+	}
+	if j2.Train.Warmup != j.Train.Warmup {
+		slog.Info("--steps: train.warmup scaled to the same share of the run", "max_steps", steps, "warmup", j2.Train.Warmup, "job_warmup", j.Train.Warmup)
+	}
+	return j2, text, nil
 }

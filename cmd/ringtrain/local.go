@@ -23,8 +23,9 @@ import (
 
 var localFlags struct {
 	jobFile, runDir, metrics string
-	workers, steps           int
+	workers, steps, threads  int
 	bucketMiB                float64
+	sets                     []string
 }
 
 var localCmd = &cobra.Command{
@@ -35,7 +36,12 @@ free loopback ports), a coordinator and --workers workers, each with its own
 gRPC server on loopback, exactly as separate machines would talk. Progress is
 shown on stderr; the run dir keeps metrics.jsonl and the checkpoints.
 Run again on the same run dir to resume from its newest committed checkpoint.
---steps overrides train.max_steps; --workers sets workers.min and max.`,
+--set key=value overrides a key of the job file (repeatable; checked like the
+file: ringtrain job check shows the result). --steps N runs N optimizer steps
+instead of train.max_steps, with train.warmup scaled to the same share of the
+run unless --set gives it. --workers sets workers.min and max. --threads sets
+the threads of the model's kernels for the whole process; the in-process
+workers share them.`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := localFlags
@@ -45,15 +51,15 @@ Run again on the same run dir to resume from its newest committed checkpoint.
 		if f.workers < 1 {
 			return fmt.Errorf("--workers %d: must be at least 1", f.workers)
 		}
-		j, text, err := job.LoadText(f.jobFile)
-		if err != nil {
-			return err
-		}
 		if f.steps < 0 {
 			return fmt.Errorf("--steps %d: must not be negative", f.steps)
 		}
-		if f.steps > 0 {
-			j.Train.MaxSteps = f.steps
+		if err := setThreads(f.threads); err != nil {
+			return err
+		}
+		j, text, err := loadJob(f.jobFile, f.sets, f.steps)
+		if err != nil {
+			return err
 		}
 		j.Workers.Min, j.Workers.Max = f.workers, f.workers
 		if err := j.Validate(f.workers); err != nil {
@@ -175,7 +181,9 @@ func init() {
 	f.StringVar(&localFlags.jobFile, "job", "", "job file (YAML or JSON; required)")
 	f.IntVar(&localFlags.workers, "workers", 1, "number of workers")
 	f.StringVar(&localFlags.runDir, "run-dir", "", "run directory (default runs/<job name>)")
-	f.IntVar(&localFlags.steps, "steps", 0, "override train.max_steps (0: the job's)")
+	f.IntVar(&localFlags.steps, "steps", 0, "run this many steps instead of train.max_steps, warmup scaled alike (0: the job's)")
+	f.StringArrayVar(&localFlags.sets, "set", nil, "override a key of the job file: --set train.lr=1e-3 (repeatable)")
+	f.IntVar(&localFlags.threads, "threads", 0, threadsHelp)
 	f.StringVar(&localFlags.metrics, "metrics-listen", "", "HTTP address for Prometheus /metrics (empty: off)")
 	f.Float64Var(&localFlags.bucketMiB, "bucket-mb", defaultBucketMiB, bucketHelp)
 	rootCmd.AddCommand(localCmd)

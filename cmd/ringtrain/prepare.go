@@ -51,6 +51,9 @@ Shards. Each split is cut into k = ⌈tokens/--shard-tokens⌉ shards of equal
 size (±1 token), so there is no tiny last shard. The token stream is first
 written to a temporary file in DIR (2 bytes a token), removed at the end.
 
+The tokenizer used is saved as DIR/tokenizer/, where a job reading DIR's shards
+finds it (generate and export then need no --tokenizer).
+
 Inputs may also be given as arguments: prepare --tokenizer T --out D --input a.txt b.txt.
 The last line on stdout is
   tokens=<int> train_tokens=<int> val_tokens=<int> train_shards=<int> val_shards=<int> bytes_per_token=<float>`,
@@ -80,6 +83,11 @@ The last line on stdout is
 		if err != nil {
 			return err
 		}
+		// The tokenizer travels with the shards: a job whose data.train
+		// is OUT/train_*.bin finds it (job.Job.TokenizerDir).
+		if err := tok.Save(filepath.Join(cfg.Out, prepareTokenizerDir)); err != nil {
+			return fmt.Errorf("--out %s: save the tokenizer: %w", cfg.Out, err)
+		}
 		bpt := 0.0
 		if res.Tokens > 0 {
 			bpt = float64(res.InputBytes) / float64(res.Tokens)
@@ -102,6 +110,9 @@ func init() {
 	fl.BoolVar(&prepareFlags.overwrite, "overwrite", false, "delete existing train_*.bin and val_*.bin in --out first (otherwise they are an error)")
 	rootCmd.AddCommand(prepareCmd)
 }
+
+// prepareTokenizerDir is where prepare saves its tokenizer inside --out.
+const prepareTokenizerDir = "tokenizer"
 
 // prepareConfig is what runPrepare needs besides the encoder.
 type prepareConfig struct {

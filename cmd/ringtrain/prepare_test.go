@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/shard"
 	"github.com/ringtrain/ringtrain/tokenizer"
 )
@@ -286,6 +287,17 @@ func TestPrepareCommand(t *testing.T) {
 	ds.Close()
 	if _, err := shard.OpenGlob(filepath.Join(out, "val_*.bin"), 300, 16); err != nil {
 		t.Fatal(err)
+	}
+	// the tokenizer travels with the shards
+	j, err := job.Parse([]byte("data: {train: "+filepath.Join(out, "train_*.bin")+"}\neval: {every: 0}\nmodel: {vocab_size: 300}"), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := j.TokenizerDir(), filepath.Join(out, "tokenizer"); got != want {
+		t.Fatalf("the job finds tokenizer %q, want %q", got, want)
+	}
+	if tok, err := tokenizer.Load(j.TokenizerDir()); err != nil || tok.VocabSize() != 300 {
+		t.Fatalf("saved tokenizer: %v", err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringtrain/ringtrain/allreduce"
 	"github.com/ringtrain/ringtrain/coordinator"
+	"github.com/ringtrain/ringtrain/model/kernels"
 	"github.com/ringtrain/ringtrain/worker"
 )
 
@@ -23,10 +24,25 @@ var workerFlags struct {
 	ttl                                   time.Duration
 	exitWhenDone                          bool
 	bucketMiB                             float64
+	threads                               int
 }
 
 // defaultBucketMiB is PyTorch DDP's bucket_cap_mb.
 const defaultBucketMiB = 25
+
+const threadsHelp = "threads of the model's kernels (0: GOMAXPROCS, every core)"
+
+// setThreads applies --threads to the kernels of this process.
+func setThreads(n int) error {
+	if n < 0 {
+		return fmt.Errorf("--threads %d: must not be negative", n)
+	}
+	kernels.SetThreads(n)
+	if n > 0 {
+		slog.Info("kernel threads", "threads", n)
+	}
+	return nil
+}
 
 const bucketHelp = "gradient bucket size in MiB: buckets are all-reduced while backward still runs (0: one all-reduce after backward)"
 
@@ -42,6 +58,9 @@ or with --exit-when-done until the job it took part in is over.`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := workerFlags
+		if err := setThreads(f.threads); err != nil {
+			return err
+		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		cli, err := newEtcdClient(f.etcd)
@@ -97,6 +116,7 @@ func init() {
 	f.StringVar(&workerFlags.listen, "listen", ":7071", "gRPC address for the all-reduce peers")
 	f.StringVar(&workerFlags.advertise, "advertise", "", "host:port peers reach --listen on (default: hostname and the listen port)")
 	f.StringVar(&workerFlags.name, "name", "", "worker name, unique in the cluster (default: hostname-port)")
+	f.IntVar(&workerFlags.threads, "threads", 0, threadsHelp)
 	f.StringVar(&workerFlags.prefix, "prefix", coordinator.DefaultPrefix, "etcd key prefix of the cluster")
 	f.DurationVar(&workerFlags.ttl, "ttl", 5*time.Second, "registration lease TTL: a dead worker is noticed after this long")
 	f.BoolVar(&workerFlags.exitWhenDone, "exit-when-done", false, "exit once a job this worker trained is over (0 if done, 1 if failed)")
