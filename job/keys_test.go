@@ -2,6 +2,7 @@ package job
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -158,4 +159,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parsed job fails its checks: %v", err)
 		}
 	})
+}
+
+// TestExamplesParse: every example job file is a valid job.
+func TestExamplesParse(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no examples")
+	}
+	for _, f := range files {
+		if _, err := Load(f); err != nil {
+			t.Error(err)
+		}
+	}
 }
