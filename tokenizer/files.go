@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -32,7 +33,7 @@ const EndOfText = "<|endoftext|>"
 func Load(dir string, extra ...string) (*Tokenizer, error) {
 	var special []string
 	specPath := filepath.Join(dir, SpecialFile)
-	data, err := os.ReadFile(specPath)
+	data, err := readFile(specPath)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(data, &special); err != nil {
@@ -84,7 +85,7 @@ func LoadFiles(vocabPath, mergesPath string, special []string) (*Tokenizer, erro
 // with a character outside that form (an added token written literally) is
 // taken as its UTF-8 bytes.
 func ReadVocab(path string) ([][]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +187,26 @@ func (t *Tokenizer) Save(dir string) error {
 		}
 	}
 	return nil
+}
+
+// MaxFileBytes bounds the size of a tokenizer file that is read whole.
+const MaxFileBytes = 256 << 20
+
+// readFile reads a file of at most MaxFileBytes.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileBytes)
+	}
+	return data, nil
 }
 
 // jsonString quotes s as JSON without HTML escaping ("<|endoftext|>" stays readable).
