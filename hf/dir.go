@@ -1,7 +1,6 @@
 package hf
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,11 +62,7 @@ func Write(dir string, cfg model.Config, params []float32, tok *tokenizer.Tokeni
 			eos = id
 		}
 	}
-	cj, err := json.MarshalIndent(NewConfig(cfg, eos), "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := writeFile(dir, ConfigFile, func(w io.Writer) error { _, err := w.Write(append(cj, '\n')); return err }); err != nil {
+	if err := writeJSON(dir, ConfigFile, NewConfig(cfg, eos)); err != nil {
 		return err
 	}
 	ts := toHF(cfg, params)

@@ -63,13 +63,19 @@ func WriteTokenizer(dir string, tok *tokenizer.Tokenizer, contextLength int) err
 		cfg[k] = v
 	}
 	for name, v := range map[string]any{TokenizerConfigFile: cfg, SpecialTokensMapFile: special} {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := writeFile(dir, name, func(w io.Writer) error { _, err := w.Write(append(b, '\n')); return err }); err != nil {
+		if err := writeJSON(dir, name, v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeJSON writes v as indented JSON without HTML escaping ("<|endoftext|>" stays readable).
+func writeJSON(dir, name string, v any) error {
+	return writeFile(dir, name, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	})
 }
