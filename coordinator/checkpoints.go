@@ -14,18 +14,14 @@ var _ Checkpoints = FSCheckpoints{}
 
 // Latest implements Checkpoints.
 func (FSCheckpoints) Latest(runDir string) (string, int, error) {
-	dir, err := checkpoint.Latest(runDir)
+	dir, step, err := checkpoint.Latest(runDir)
 	if errors.Is(err, checkpoint.ErrNoCheckpoint) {
 		return "", -1, nil
 	}
 	if err != nil {
 		return "", -1, err
 	}
-	st, err := checkpoint.ReadState(dir)
-	if err != nil {
-		return "", -1, err
-	}
-	return dir, int(st.Step), nil
+	return dir, int(step), nil
 }
 
 // Commit implements Checkpoints.

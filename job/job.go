@@ -8,11 +8,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/ringtrain/ringtrain/model"
-	"github.com/ringtrain/ringtrain/shard"
 	"github.com/ringtrain/ringtrain/tokenizer"
 )
 
@@ -29,11 +28,20 @@ type Job struct {
 	Workers    Workers    `yaml:"workers" json:"workers"`
 }
 
-// Model names a preset, or gives the fields of the model's shape
-// (model.Config). Fields given next to a preset override the preset's.
+// Model names a preset, or gives the fields of the model's shape; fields
+// given next to a preset override the preset's. The job only carries them:
+// they are resolved and validated where the model is built
+// (trainer.ModelConfig), so that the control plane needs nothing of the
+// model. Zero means "not given".
 type Model struct {
-	Preset       string `yaml:"preset" json:"preset,omitempty"`
-	model.Config `yaml:",inline" json:",inline"`
+	Preset        string  `yaml:"preset" json:"preset,omitempty"`
+	VocabSize     int     `yaml:"vocab_size" json:"vocab_size,omitempty"`
+	ContextLength int     `yaml:"context_length" json:"context_length,omitempty"`
+	DModel        int     `yaml:"d_model" json:"d_model,omitempty"`
+	NumLayers     int     `yaml:"num_layers" json:"num_layers,omitempty"`
+	NumHeads      int     `yaml:"num_heads" json:"num_heads,omitempty"`
+	DFF           int     `yaml:"d_ff" json:"d_ff,omitempty"`
+	RopeTheta     float64 `yaml:"rope_theta" json:"rope_theta,omitempty"`
 }
 
 // Data says where the token shards are and in which order to read them.
@@ -78,6 +86,9 @@ type Checkpoint struct {
 type Workers struct {
 	Min int `yaml:"min" json:"min"`
 	Max int `yaml:"max" json:"max"`
+	// StallTimeout: a member of the ring that completes no step for this
+	// long (while its lease lives) is named in the status and dropped.
+	StallTimeout Duration `yaml:"stall_timeout" json:"stall_timeout"`
 }
 
 // Default returns a job with every default filled in and no data.
@@ -94,8 +105,28 @@ func Default() Job {
 		},
 		Eval:       Eval{Every: 200, Sequences: 64},
 		Checkpoint: Checkpoint{Every: 100, Keep: 3},
-		Workers:    Workers{Min: 1, Max: 8},
+		Workers:    Workers{Min: 1, Max: 8, StallTimeout: Duration(60 * time.Second)},
 	}
+}
+
+// CheckpointDue reports whether a checkpoint is due after completed steps:
+// every checkpoint.every steps, and after the last step.
+func (j *Job) CheckpointDue(completed int) bool {
+	if completed <= 0 {
+		return false
+	}
+	every := j.Checkpoint.Every
+	return completed == j.Train.MaxSteps || (every > 0 && completed%every == 0)
+}
+
+// EvalDue reports whether an evaluation is due after completed steps:
+// every eval.every steps and after the last step, when there is
+// validation data.
+func (j *Job) EvalDue(completed int) bool {
+	if j.Eval.Every <= 0 || j.Data.Val == "" || completed <= 0 {
+		return false
+	}
+	return completed%j.Eval.Every == 0 || completed == j.Train.MaxSteps
 }
 
 // MaxFileBytes bounds the size of a job file.
@@ -167,11 +198,6 @@ func parse(data []byte) (*Job, error) {
 			return nil, errors.New(yamlMessage(err))
 		}
 	}
-	m, err := j.Model.Resolved()
-	if err != nil {
-		return nil, err
-	}
-	j.Model = m
 	if err := j.check(); err != nil {
 		return nil, err
 	}
@@ -184,14 +210,6 @@ func yamlMessage(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
 	msg = strings.TrimPrefix(strings.TrimSpace(msg), "yaml: ")
 	return strings.ReplaceAll(msg, "\n", "; ")
-}
-
-// ShardFormat is the shard format that data.format names.
-func (d Data) ShardFormat() shard.Format {
-	if d.Format == "raw" {
-		return shard.FormatRaw
-	}
-	return shard.FormatLLMC
 }
 
 // TokenizerDir is the job's tokenizer directory: the tokenizer key, or
@@ -208,4 +226,40 @@ func (j *Job) TokenizerDir() string {
 		return d
 	}
 	return ""
+}
+
+// Duration is a time.Duration written as a Go duration string ("60s",
+// "2m30s") in job files and JSON.
+type Duration time.Duration
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	return d.parse(s)
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler (JSON strings).
+func (d *Duration) UnmarshalText(b []byte) error { return d.parse(string(b)) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d *Duration) parse(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (like 60s or 2m)", s)
+	}
+	*d = Duration(v)
+	return nil
 }

@@ -31,7 +31,10 @@ func (e *keyError) Error() string {
 // they are followed), so that an alias bomb is an error, not a hang.
 const maxNodes = 100_000
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType    = reflect.TypeFor[time.Duration]()
+	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+)
 
 // checkKeys checks n against the Go type t that it will be decoded into:
 // every key of a mapping must be a field (its yaml tag; inline structs
@@ -47,6 +50,12 @@ func checkKeys(n *yaml.Node, t reflect.Type, key string, budget *int) error {
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return nil // leaves the default
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) { // a type that checks itself, like Duration
+		if err := n.Decode(reflect.New(t).Interface()); err != nil {
+			return &keyError{n.Line, fmt.Sprintf("%s: %v", key, err)}
+		}
+		return nil
 	}
 	want := typeName(t)
 	if t.Kind() == reflect.Struct && t != durationType {

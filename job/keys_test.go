@@ -18,6 +18,8 @@ func TestTypeErrorsNameTheKey(t *testing.T) {
 		{"train: {lr: fast}", `train.lr: "fast" is not a number`},
 		{"train: {seed: -1}", `train.seed: "-1" is not a non-negative integer`},
 		{"train: [1, 2]", "train: a list is not a mapping of keys"},
+		{"workers: {stall_timeout: soon}", `workers.stall_timeout: "soon" is not a duration (like 60s or 2m)`},
+		{"workers: {stall_timeout: 30}", `workers.stall_timeout: "30" is not a duration`},
 		{"model: {d_model: {x: 1}}", "model.d_model: a mapping is not an integer"},
 		{"name: [a]", "name: a list is not a string"},
 		{"checkpoint: {every: 99999999999999999999}", "checkpoint.every: \"99999999999999999999\" is not an integer"},
@@ -48,7 +50,7 @@ func TestSet(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if j.Train.LR != 3e-4 || j.Train.MaxSteps != 10 || j.Model.Preset != "cs336-17m" || j.Model.DFF != 1000 ||
-		j.Model.DModel != 512 || j.Data.Val != "" || j.Data.Train != "a" || j.Eval.Every != 0 || j.Name != "y=z" {
+		j.Data.Val != "" || j.Data.Train != "a" || j.Eval.Every != 0 || j.Name != "y=z" {
 		t.Errorf("job after --set: %+v", j)
 	}
 	if !strings.Contains(string(out), "keep me") {

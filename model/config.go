@@ -7,7 +7,7 @@ import (
 	"strconv"
 )
 
-// Config fixes the shape of a decoder-only transformer (SPEC section 2).
+// Config fixes the shape of a decoder-only transformer (docs/model.md).
 type Config struct {
 	VocabSize     int     `json:"vocab_size" yaml:"vocab_size"`
 	ContextLength int     `json:"context_length" yaml:"context_length"`
@@ -18,7 +18,7 @@ type Config struct {
 	RopeTheta     float64 `json:"rope_theta" yaml:"rope_theta"`
 }
 
-// presets are the named model shapes of SPEC section 1 and 2.
+// presets are the named model shapes (docs/model.md).
 var presets = map[string]Config{
 	"cs336-17m": {VocabSize: 10000, ContextLength: 256, DModel: 512, NumLayers: 4, NumHeads: 16, DFF: 1344, RopeTheta: 10000},
 	"small":     {VocabSize: 4096, ContextLength: 128, DModel: 256, NumLayers: 4, NumHeads: 8, DFF: 672, RopeTheta: 10000},
@@ -85,7 +85,7 @@ func (c Config) Validate() error {
 }
 
 // Metadata returns the config as decimal strings, the way it is stored in
-// the safetensors __metadata__ (SPEC section 6).
+// the safetensors __metadata__ (docs/checkpoints.md).
 func (c Config) Metadata() map[string]string {
 	return map[string]string{
 		"vocab_size":     fmt.Sprint(c.VocabSize),

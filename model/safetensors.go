@@ -259,7 +259,7 @@ func CheckLayout(layout []ParamSpec, tensors map[string]Tensor, prefix string) e
 }
 
 // WriteModel writes params (laid out for cfg) as a safetensors file with the
-// SPEC section-2 names and cfg in __metadata__ as decimal strings.
+// names of docs/model.md and cfg in __metadata__ as decimal strings.
 func WriteModel(w io.Writer, cfg Config, params []float32) error {
 	if len(params) != cfg.NumParams() {
 		return fmt.Errorf("model: %d parameters, config needs %d", len(params), cfg.NumParams())

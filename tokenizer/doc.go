@@ -26,7 +26,10 @@
 //  4. Decode: text, err := tok.Decode(ids) is the exact inverse of Encode on
 //     any byte string. The result is raw bytes and need not be valid UTF-8
 //     (replace invalid bytes only when printing it as text). An id outside
-//     the vocabulary is an ErrUnknownID error.
+//     the vocabulary is an ErrUnknownID error. To print decoded text as it
+//     comes, write the bytes of each token to a UTF8Writer: it holds back a
+//     character split over tokens until it is complete and writes bytes
+//     that can never form one as U+FFFD.
 //
 // A Tokenizer is safe for concurrent use. VocabSize, Token, ID, SpecialID,
 // SpecialTokens, Vocab and Merges describe it.

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ringtrain/ringtrain/allreduce"
 	"github.com/ringtrain/ringtrain/checkpoint"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 // toyTrainer fits p to targets x_i, one per global sequence i, with loss
@@ -45,7 +47,7 @@ func newToyTrainer(hook func(step int) error) NewTrainer {
 			if err := json.Unmarshal(b, &t.p); err != nil {
 				return nil, err
 			}
-			st, err := checkpoint.ReadState(cfg.Resume)
+			st, err := trainer.ReadState(cfg.Resume)
 			if err != nil {
 				return nil, err
 			}
@@ -74,7 +76,7 @@ func (t *toyTrainer) Step(ctx context.Context, r Reducer) (StepResult, error) {
 			buf[toyDim] += 0.5 * d * d / float32(hi-lo)
 		}
 	}
-	if err := r.AllReduce(ctx, buf); err != nil {
+	if err := r.AllReduceOp(ctx, buf, allreduce.Mean); err != nil {
 		return StepResult{}, err
 	}
 	var norm float64
@@ -90,7 +92,7 @@ func (t *toyTrainer) Step(ctx context.Context, r Reducer) (StepResult, error) {
 
 func (t *toyTrainer) Eval(ctx context.Context, r Reducer) (float64, error) {
 	buf := []float32{float32(t.p[0])}
-	if err := r.AllReduce(ctx, buf); err != nil {
+	if err := r.AllReduceOp(ctx, buf, allreduce.Mean); err != nil {
 		return 0, err
 	}
 	return float64(buf[0]), nil
@@ -103,7 +105,7 @@ func (t *toyTrainer) SaveCheckpoint(dir string, part int) error {
 	if err := checkpoint.WriteFile(dir, "toy.json", func(w io.Writer) error { return json.NewEncoder(w).Encode(t.p) }); err != nil {
 		return err
 	}
-	return checkpoint.WriteState(dir, checkpoint.State{Step: int64(t.step), WorldSize: t.cfg.World})
+	return trainer.WriteState(trainer.DirWriter(dir), trainer.State{Step: int64(t.step), WorldSize: t.cfg.World})
 }
 
 func (t *toyTrainer) Close() error { return nil }

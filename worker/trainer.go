@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/ringtrain/ringtrain/trainer"
@@ -21,9 +22,9 @@ func TrainerPackage(ctx context.Context, cfg TrainerConfig) (Trainer, error) {
 			return nil, fmt.Errorf("restore %s: %w", cfg.Resume, err)
 		}
 	}
-	if int(t.Step()) != cfg.StartStep {
+	if int(t.Completed()) != cfg.StartStep {
 		t.Close()
-		return nil, fmt.Errorf("trainer is at step %d, generation starts at step %d (resume %q)", t.Step(), cfg.StartStep, cfg.Resume)
+		return nil, fmt.Errorf("trainer is at step %d, generation starts at step %d (resume %q)", t.Completed(), cfg.StartStep, cfg.Resume)
 	}
 	return &trainerAdapter{t: t, cfg: cfg}, nil
 }
@@ -37,12 +38,12 @@ type trainerAdapter struct {
 }
 
 func (a *trainerAdapter) Step(ctx context.Context, r Reducer) (StepResult, error) {
-	res, err := a.t.TrainStep(ctx, r)
+	res, err := a.t.TrainStep(ctx, r, false)
 	if err != nil {
 		return StepResult{}, err
 	}
 	a.loss = res.Loss
-	return StepResult{Step: int(res.Step) + 1, Loss: res.Loss, LR: res.LR, GradNorm: res.GradNorm,
+	return StepResult{Step: int(res.Completed), Loss: res.Loss, LR: res.LR, GradNorm: res.GradNorm,
 		Tokens: res.Tokens, Duration: res.Duration}, nil
 }
 
@@ -54,7 +55,11 @@ func (a *trainerAdapter) SaveCheckpoint(dir string, part int) error {
 	if part != 0 {
 		return nil
 	}
-	return a.t.SaveCheckpoint(dir, a.cfg.JobText, a.loss)
+	jb, err := json.Marshal(a.cfg.Job)
+	if err != nil {
+		return err
+	}
+	return a.t.SaveCheckpoint(trainer.DirWriter(dir), trainer.State{Loss: a.loss, Job: jb})
 }
 
 func (a *trainerAdapter) Close() error { return a.t.Close() }

@@ -21,14 +21,13 @@ import (
 	"github.com/ringtrain/ringtrain/trainer"
 )
 
-// Reducer averages a buffer across the ranks of a generation, in place.
-type Reducer interface {
-	AllReduce(ctx context.Context, buf []float32) error
-}
+// Reducer reduces buffers across the ranks of a generation, in place.
+type Reducer = trainer.Reducer
 
 // Ring is a reducer bound to one generation.
 type Ring interface {
-	Reducer
+	trainer.BucketReducer
+	Err() error
 	Close() error
 }
 
@@ -324,22 +323,17 @@ type ringReducer struct{ r Ring }
 
 var _ trainer.BucketReducer = ringReducer{}
 
-func (rr ringReducer) AllReduce(ctx context.Context, buf []float32) error {
-	return rr.mark(ctx, rr.r.AllReduce(ctx, buf))
+func (rr ringReducer) AllReduceOp(ctx context.Context, buf []float32, op allreduce.Op) error {
+	return rr.mark(ctx, rr.r.AllReduceOp(ctx, buf, op))
 }
 
-// Start reduces buf in the background when the ring can (allreduce.Ring),
-// else at once.
-func (rr ringReducer) Start(ctx context.Context, bucket int, buf []float32) func() error {
-	bg, ok := rr.r.(interface {
-		Start(ctx context.Context, bucket int, buf []float32) *allreduce.Handle
-	})
-	if !ok {
-		err := rr.AllReduce(ctx, buf)
-		return func() error { return err }
-	}
-	h := bg.Start(ctx, bucket, buf)
-	return func() error { return rr.mark(ctx, h.Wait()) }
+func (rr ringReducer) AllReduceFloat64(ctx context.Context, buf []float64, op allreduce.Op) error {
+	return rr.mark(ctx, rr.r.AllReduceFloat64(ctx, buf, op))
+}
+
+// StartOp reduces buf in the background.
+func (rr ringReducer) StartOp(ctx context.Context, bucket int, buf []float32, op allreduce.Op) *allreduce.Handle {
+	return rr.r.StartOp(ctx, bucket, buf, op)
 }
 
 func (rr ringReducer) mark(ctx context.Context, err error) error {
@@ -394,10 +388,11 @@ func (w *Worker) runGeneration(ctx context.Context, g *coordinator.Generation, r
 	defer cc.Close()
 	rep := &reporter{cc: cc, cli: pb.NewCoordinatorClient(cc), log: log,
 		base: &pb.WorkerReport{Name: w.cfg.Name, Generation: g.ID, Rank: int32(rank)}}
+	var ringErr func() error
 	defer func() {
 		if err != nil && ctx.Err() == nil && !errors.Is(err, errSuperseded) {
 			kind := pb.WorkerReport_KIND_FAILED
-			if errors.Is(err, ErrRing) {
+			if errors.Is(err, ErrRing) || (ringErr != nil && ringErr() != nil) {
 				kind = pb.WorkerReport_KIND_RING_FAILED
 				log.Warn("ring failed; the coordinator will re-form it", "err", err)
 			} else {
@@ -421,6 +416,7 @@ func (w *Worker) runGeneration(ctx context.Context, g *coordinator.Generation, r
 	if err != nil {
 		return fmt.Errorf("%w: join ring of generation %d: %w", ErrRing, g.ID, err)
 	}
+	ringErr = joined.Err
 	defer joined.Close()
 	ring := ringReducer{joined}
 

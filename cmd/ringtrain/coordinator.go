@@ -21,6 +21,7 @@ import (
 
 	"github.com/ringtrain/ringtrain/coordinator"
 	"github.com/ringtrain/ringtrain/job"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 var coordFlags struct {
@@ -196,6 +197,11 @@ func init() {
 // train.warmup scaled alike (job.StepsOverrides).
 func loadJob(path string, sets []string, steps int) (*job.Job, string, error) {
 	j, text, err := job.LoadText(path, sets...)
+	if err == nil {
+		if err = trainer.CheckJob(j); err != nil { // the model section, before any worker builds it
+			err = fmt.Errorf("job file %s: %w", path, err)
+		}
+	}
 	if err != nil || steps == 0 {
 		return j, text, err
 	}

@@ -9,9 +9,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/shard"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 var evalFlags struct {
@@ -47,13 +47,9 @@ last line on stdout is
 		if err != nil {
 			return fmt.Errorf("--format: %w", err)
 		}
-		file, err := checkpoint.Resolve(f.checkpoint)
+		cfg, params, err := trainer.LoadModel(f.checkpoint)
 		if err != nil {
 			return fmt.Errorf("--checkpoint: %w", err)
-		}
-		cfg, params, err := checkpoint.LoadModel(file)
-		if err != nil {
-			return err
 		}
 		T := cfg.ContextLength
 		ds, err := shard.OpenGlob(f.data, cfg.VocabSize, T, shard.WithFormat(format))
@@ -65,15 +61,13 @@ last line on stdout is
 		if f.max > 0 && f.max < n {
 			n = f.max
 		}
-		B := min(f.batch, n)
-		m, err := model.New(cfg, B, T)
+		m, err := model.New(cfg, min(f.batch, n), T)
 		if err != nil {
 			return err
 		}
 		copy(m.Params, params)
-		slog.Info("eval", "model", file, "params", cfg.NumParams(), "sequences", n, "context", T, "batch", B)
+		slog.Info("eval", "model", f.checkpoint, "params", cfg.NumParams(), "sequences", n, "context", T, "batch", m.MaxB)
 
-		x, y := make([]int32, B*T), make([]int32, B*T)
 		bar := progressbar.NewOptions(n,
 			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("eval"),
@@ -82,19 +76,9 @@ last line on stdout is
 			progressbar.OptionSetItsString("seq"),
 			progressbar.OptionClearOnFinish(),
 		)
-		var sum float64
-		for i := 0; i < n; i += B {
-			b := min(B, n-i)
-			for j := 0; j < b; j++ {
-				ds.Sequence(i+j, x[j*T:], y[j*T:])
-			}
-			sum += m.Forward(x, y, b, T) * float64(b*T)
-			bar.Add(b)
-		}
+		loss := trainer.SumLoss(m, ds, 0, n, func(b int) { bar.Add(b) }) / float64(n)
 		bar.Finish()
-		tokens := n * T
-		loss := sum / float64(tokens)
-		fmt.Fprintf(cmd.OutOrStdout(), "loss=%.6f ppl=%.4f tokens=%d\n", loss, math.Exp(loss), tokens)
+		fmt.Fprintf(cmd.OutOrStdout(), "loss=%.6f ppl=%.4f tokens=%d\n", loss, math.Exp(loss), n*T)
 		return nil
 	},
 }

@@ -6,9 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/hf"
 	"github.com/ringtrain/ringtrain/tokenizer"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 var exportFlags struct {
@@ -44,17 +44,17 @@ and eval input (docs/export.md).`,
 		case f.format != "hf-llama":
 			return fmt.Errorf("--format %q: the only format is hf-llama", f.format)
 		}
-		file, err := checkpoint.Resolve(f.checkpoint)
+		file, err := trainer.ModelPath(f.checkpoint)
 		if err != nil {
 			return fmt.Errorf("--checkpoint: %w", err)
 		}
-		cfg, params, err := checkpoint.LoadModel(file)
+		cfg, params, err := trainer.LoadModel(file)
 		if err != nil {
 			return err
 		}
 		tokDir := f.tokenizer
 		if tokDir == "" {
-			if tokDir, err = checkpoint.FindTokenizer(file); err != nil {
+			if tokDir, err = trainer.FindTokenizer(file); err != nil {
 				slog.Warn("exporting without a tokenizer (pass --tokenizer to include one)", "err", err)
 			}
 		}

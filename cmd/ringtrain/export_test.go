@@ -12,9 +12,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/hf"
+	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/tokenizer"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 // run runs `ringtrain args...` with the flags of sub back at their
@@ -132,17 +133,23 @@ func TestGenerateFindsTokenizer(t *testing.T) {
 	if err := tokenizer.Copy(filepath.Join(data, "tokenizer"), tokDir); err != nil {
 		t.Fatal(err)
 	}
-	for name, jobText := range map[string]string{
-		"tokenizer key":  "tokenizer: " + tokDir + "\ndata: {train: x_*.bin}\neval: {every: 0}\n",
-		"beside shards":  "data: {train: " + data + "/train_*.bin}\neval: {every: 0}\n",
-		"in checkpoint:": "",
+	for _, tc := range []struct{ name, jobText string }{ // "in checkpoint" last: its files stay
+		{"tokenizer key", "tokenizer: " + tokDir + "\ndata: {train: x_*.bin}\neval: {every: 0}\n"},
+		{"beside shards", "data: {train: " + data + "/train_*.bin}\neval: {every: 0}\n"},
+		{"in checkpoint", ""},
 	} {
-		os.RemoveAll(filepath.Join(ckptDir, checkpoint.StateFile))
+		name, jobText := tc.name, tc.jobText
+		os.RemoveAll(filepath.Join(ckptDir, trainer.StateFile))
 		if jobText != "" {
-			if err := checkpoint.WriteState(ckptDir, checkpoint.State{Model: cfg, Job: jobText}); err != nil {
+			j, err := job.Parse([]byte(jobText), name)
+			if err != nil {
 				t.Fatal(err)
 			}
-		} else if err := checkpoint.WriteTokenizer(ckptDir, tokDir); err != nil {
+			b, _ := json.Marshal(j)
+			if err := trainer.WriteState(trainer.DirWriter(ckptDir), trainer.State{Model: cfg, Job: b}); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := trainer.WriteTokenizer(trainer.DirWriter(ckptDir), tokDir); err != nil {
 			t.Fatal(err)
 		}
 		got, err := runGen(append([]string{"--checkpoint", ckpt}, args...)...)

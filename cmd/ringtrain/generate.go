@@ -4,13 +4,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/tokenizer"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 var generateFlags struct {
@@ -95,13 +94,13 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 		return err
 	}
 
-	file, err := checkpoint.Resolve(f.checkpoint)
+	file, err := trainer.ModelPath(f.checkpoint)
 	if err != nil {
 		return fmt.Errorf("--checkpoint: %w", err)
 	}
 	tokDir := f.tokenizer
 	if tokDir == "" {
-		if tokDir, err = checkpoint.FindTokenizer(file); err != nil {
+		if tokDir, err = trainer.FindTokenizer(file); err != nil {
 			return fmt.Errorf("--tokenizer not given and none found with the checkpoint: %w", err)
 		}
 		slog.Debug("tokenizer found with the checkpoint", "dir", tokDir)
@@ -110,7 +109,7 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--tokenizer %s: %w", tokDir, err)
 	}
-	cfg, params, err := checkpoint.LoadModel(file)
+	cfg, params, err := trainer.LoadModel(file)
 	if err != nil {
 		return err
 	}
@@ -140,22 +139,19 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	slog.Info("generate", "model", file, "params", cfg.NumParams(), "context", cfg.ContextLength,
+	slog.Info("generate", "model", f.checkpoint, "params", cfg.NumParams(), "context", cfg.ContextLength,
 		"prompt_tokens", len(prompt), "cache", !f.noCache)
 	if len(prompt) > cfg.ContextLength {
 		slog.Warn("prompt longer than the context; keeping its last tokens", "prompt_tokens", len(prompt), "context", cfg.ContextLength)
 	}
 
-	out := newUTF8Writer(cmd.OutOrStdout())
+	text := newTextPrinter(cmd.OutOrStdout(), tok)
 	st, err := dec.Generate(prompt, model.GenerateConfig{MaxTokens: f.maxTokens, Stop: stop, Vocab: tok.VocabSize(), NoCache: f.noCache},
-		sampler, func(id int32) error {
-			_, err := out.Write(tok.Token(int(id)))
-			return err
-		})
+		sampler, text.Token)
 	if err != nil {
 		return fmt.Errorf("write generated text: %w", err)
 	}
-	if err := out.Close(); err != nil {
+	if err := text.Close(); err != nil {
 		return fmt.Errorf("write generated text: %w", err)
 	}
 	slog.Info("generated",
@@ -169,64 +165,41 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// utf8Writer passes bytes on to w as valid UTF-8 as soon as they form whole
-// characters: it holds back the incomplete start of a character at the end
-// of a write until later writes complete it, and replaces bytes that can
-// never form a character with U+FFFD. Close flushes what is held back (as
-// U+FFFD, being incomplete) and ends the text with a newline unless it ends
-// with one already (or is empty).
-type utf8Writer struct {
-	w       io.Writer
-	pending []byte // an incomplete character, at most 3 bytes
-	out     []byte // scratch
-	last    byte   // last byte written
-	wrote   bool   // anything written yet
+// textPrinter writes the text of generated tokens to w as it comes, as
+// valid UTF-8 (tokenizer.UTF8Writer), and ends it with a newline unless it
+// is empty or ends with one.
+type textPrinter struct {
+	w     io.Writer
+	tok   *tokenizer.Tokenizer
+	text  *tokenizer.UTF8Writer
+	last  byte // the last byte of the last token
+	wrote bool
 }
 
-func newUTF8Writer(w io.Writer) *utf8Writer { return &utf8Writer{w: w} }
-
-// Write always consumes all of b; it reports only w's errors.
-func (u *utf8Writer) Write(b []byte) (int, error) {
-	u.pending = append(u.pending, b...)
-	out := u.out[:0]
-	i := 0
-	for i < len(u.pending) {
-		r, size := utf8.DecodeRune(u.pending[i:])
-		if r == utf8.RuneError && size <= 1 {
-			if !utf8.FullRune(u.pending[i:]) {
-				break // may still become a character
-			}
-			out = utf8.AppendRune(out, utf8.RuneError)
-			i++
-			continue
-		}
-		out = append(out, u.pending[i:i+size]...)
-		i += size
-	}
-	u.pending = u.pending[:copy(u.pending, u.pending[i:])]
-	u.out = out
-	return len(b), u.emit(out)
+func newTextPrinter(w io.Writer, tok *tokenizer.Tokenizer) *textPrinter {
+	return &textPrinter{w: w, tok: tok, text: tokenizer.NewUTF8Writer(w)}
 }
 
-func (u *utf8Writer) emit(b []byte) error {
-	if len(b) == 0 {
-		return nil
+// Token writes the bytes of token id.
+func (p *textPrinter) Token(id int32) error {
+	b := p.tok.Token(int(id))
+	if len(b) > 0 {
+		p.last, p.wrote = b[len(b)-1], true
 	}
-	u.last, u.wrote = b[len(b)-1], true
-	_, err := u.w.Write(b)
+	_, err := p.text.Write(b)
 	return err
 }
 
-// Close writes what is held back and the final newline. It does not close w.
-func (u *utf8Writer) Close() error {
-	if len(u.pending) > 0 {
-		u.pending = u.pending[:0]
-		if err := u.emit([]byte(string(utf8.RuneError))); err != nil {
-			return err
-		}
+// Close writes what the UTF8Writer holds back and the final newline. It
+// does not close w. ('\n' is a whole character, so the text ends with one
+// exactly when the last token does.)
+func (p *textPrinter) Close() error {
+	if err := p.text.Close(); err != nil {
+		return err
 	}
-	if u.wrote && u.last != '\n' {
-		return u.emit([]byte{'\n'})
+	if p.wrote && p.last != '\n' {
+		_, err := io.WriteString(p.w, "\n")
+		return err
 	}
 	return nil
 }

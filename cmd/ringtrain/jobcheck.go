@@ -10,9 +10,10 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/job"
+	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/tokenizer"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 func init() {
@@ -48,7 +49,14 @@ stderr, since the job may be meant for other machines.`,
 			if err != nil {
 				return err
 			}
-			sizes := j.Sizes()
+			cfg, err := trainer.ModelConfig(j.Model)
+			if err != nil {
+				return fmt.Errorf("job file %s: %w", args[0], err)
+			}
+			var sizes []int
+			for n := j.Workers.Max; n >= j.Workers.Min; n-- {
+				sizes = append(sizes, n)
+			}
 			if f.workers != 0 {
 				if err := j.Validate(f.workers); err != nil {
 					return fmt.Errorf("--workers %d: %w", f.workers, err)
@@ -56,7 +64,7 @@ stderr, since the job may be meant for other machines.`,
 				sizes = []int{f.workers}
 			}
 			warnPaths(j)
-			return printResolved(cmd.OutOrStdout(), args[0], j, sizes)
+			return printResolved(cmd.OutOrStdout(), args[0], j, cfg, sizes)
 		},
 	}
 	cmd.Flags().IntVar(&f.workers, "workers", 0, "show the split for this world size only (0: every size in workers.min..max the job can run on)")
@@ -64,21 +72,19 @@ stderr, since the job may be meant for other machines.`,
 	return cmd
 }
 
-func printResolved(w io.Writer, file string, j *job.Job, sizes []int) error {
+func printResolved(w io.Writer, file string, j *job.Job, cfg model.Config, sizes []int) error {
+	m := &j.Model // the model as built: the preset's sizes filled in
+	m.VocabSize, m.ContextLength, m.DModel, m.NumLayers = cfg.VocabSize, cfg.ContextLength, cfg.DModel, cfg.NumLayers
+	m.NumHeads, m.DFF, m.RopeTheta = cfg.NumHeads, cfg.DFF, cfg.RopeTheta
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(j); err != nil {
 		return err
 	}
-	cfg := j.Model.Config
 	fmt.Fprintf(w, "# %s, resolved: every key, defaults filled in (docs/job.md)\n%s", file, buf.Bytes())
 	fmt.Fprintf(w, "# model: %d parameters; one step: global_batch %d × context_length %d = %d tokens\n",
 		cfg.NumParams(), j.Train.GlobalBatch, cfg.ContextLength, j.Train.GlobalBatch*cfg.ContextLength)
-	if len(sizes) == 0 {
-		fmt.Fprintf(w, "# no world size in workers.min %d .. workers.max %d can run this job\n", j.Workers.Min, j.Workers.Max)
-		return nil
-	}
 	fmt.Fprintf(w, "# %7s  %16s  %s\n", "workers", "per-worker batch", "micro-batches of ≤ train.micro_batch per step (= gradient accumulation steps)")
 	for _, n := range sizes {
 		s := j.Split(n)
@@ -99,7 +105,7 @@ func warnPaths(j *job.Job) {
 		}
 	}
 	if j.Init != "" {
-		if _, err := checkpoint.Resolve(j.Init); err != nil {
+		if _, err := trainer.ModelPath(j.Init); err != nil {
 			slog.Warn("init: not readable here", "err", err)
 		}
 	}

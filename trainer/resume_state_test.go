@@ -1,17 +1,19 @@
-package checkpoint
+package trainer
 
 import (
+	"io"
 	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/model"
 )
 
-// A run resumed from a checkpoint continues bit for bit like the
-// uninterrupted run: 4 steps straight versus 2 steps, checkpoint, load into
-// a fresh model and optimizer, 2 more steps.
-func TestResumeIsExact(t *testing.T) {
+// A model and optimizer resumed from the checkpoint files continue bit for
+// bit like the uninterrupted run: 4 steps straight versus 2 steps,
+// checkpoint, load into a fresh model and optimizer, 2 more steps.
+func TestStateFilesResumeExactly(t *testing.T) {
 	cfg := model.Config{VocabSize: 13, ContextLength: 6, DModel: 8, NumLayers: 2, NumHeads: 2, DFF: 12, RopeTheta: 10000}
 	const B, T = 2, 6
 	x := []int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
@@ -32,22 +34,23 @@ func TestResumeIsExact(t *testing.T) {
 	train(a, oa, 0, 2)
 
 	run := t.TempDir()
-	dir := Dir(run, 2)
-	if err := WriteModel(dir, cfg, a.Params); err != nil {
+	dir := checkpoint.Dir(run, 2)
+	w := DirWriter(dir)
+	if err := w(ModelFile, func(out io.Writer) error { return model.WriteModel(out, cfg, a.Params) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteOptimizer(dir, OptimizerFile, oa.Layout(), oa.M, oa.V); err != nil {
+	if err := WriteOptimizer(w, OptimizerFile, oa.Layout(), oa.M, oa.V); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteState(dir, State{Step: 2, DataPosition: 2 * B, Seed: 1, WorldSize: 1, Model: cfg}); err != nil {
+	if err := WriteState(w, State{Step: 2, DataPosition: 2 * B, Seed: 1, WorldSize: 1, Model: cfg}); err != nil {
 		t.Fatal(err)
 	}
-	if err := Commit(dir); err != nil {
+	if err := checkpoint.Commit(dir); err != nil {
 		t.Fatal(err)
 	}
 	train(a, oa, 2, 4)
 
-	latest, err := Latest(run)
+	latest, _, err := checkpoint.Latest(run)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package checkpoint
+package trainer
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 	"github.com/ringtrain/ringtrain/model"
 )
 
-// TestHuggingFaceDir: Resolve, LoadModel and LoadInto (a job's init:)
+// TestHuggingFaceDir: ModelPath, LoadModel and LoadInto (a job's init:)
 // read a Hugging Face directory; a committed checkpoint that also holds a
 // config.json stays a checkpoint.
 func TestHuggingFaceDir(t *testing.T) {
@@ -24,8 +24,8 @@ func TestHuggingFaceDir(t *testing.T) {
 	if err := hf.Write(dir, tiny, params, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := Resolve(dir); err != nil || got != dir {
-		t.Fatalf("Resolve(%s) = %s, %v", dir, got, err)
+	if got, err := ModelPath(dir); err != nil || got != dir {
+		t.Fatalf("ModelPath(%s) = %s, %v", dir, got, err)
 	}
 	cfg, p, err := LoadModel(dir)
 	if err != nil || cfg != tiny || !slices.Equal(p, params) {
@@ -41,11 +41,11 @@ func TestHuggingFaceDir(t *testing.T) {
 		t.Fatalf("LoadInto with another config: %v", err)
 	}
 
-	ck := writeCheckpoint(t, t.TempDir(), 3, true)
+	ck := writeState(t, t.TempDir(), 3)
 	if err := os.WriteFile(filepath.Join(ck, hf.ConfigFile), []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := Resolve(ck); err != nil || got != filepath.Join(ck, ModelFile) {
-		t.Fatalf("Resolve(checkpoint) = %s, %v", got, err)
+	if got, err := ModelPath(ck); err != nil || got != filepath.Join(ck, ModelFile) {
+		t.Fatalf("ModelPath(checkpoint) = %s, %v", got, err)
 	}
 }
