@@ -89,6 +89,7 @@ func (j *Job) Validate(world int) error {
 	}
 	return nil
 }
+
 // Split is how one step's global batch G divides over W workers: rank r
 // trains ⌊(r+1)·G/W⌋ − ⌊r·G/W⌋ sequences (MinBatch or MaxBatch), in
 // micro-batches of at most train.micro_batch; Micro is their number on

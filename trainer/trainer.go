@@ -115,7 +115,9 @@ func New(o Options) (*Trainer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("data.format: %w", err)
 		}
-		open = func(p string, v, t int) (*shard.Dataset, error) { return shard.OpenGlob(p, v, t, shard.WithFormat(format)) }
+		open = func(p string, v, t int) (*shard.Dataset, error) {
+			return shard.OpenGlob(p, v, t, shard.WithFormat(format))
+		}
 	}
 	mb, T := j.Train.MicroBatch, cfg.ContextLength
 	m, err := model.New(cfg, mb, T)
