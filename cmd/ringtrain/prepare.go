@@ -22,19 +22,26 @@ var prepareFlags struct {
 	shardTokens int64
 	special     string
 	overwrite   bool
+	jsonlField  string
 }
 
 var prepareCmd = &cobra.Command{
-	Use:   "prepare --tokenizer DIR --input FILE... --out DIR",
+	Use:   "prepare --tokenizer DIR --input PATH... --out DIR",
 	Short: "Tokenize text files into train/val token shards",
 	Long: `Encodes the input files with a tokenizer and writes llm.c token shards
 DIR/train_NNNNNN.bin and DIR/val_NNNNNN.bin (uint16 tokens after a 1024-byte
 header; read them with a data glob such as DIR/train_*.bin).
 
-Documents. The inputs are encoded in the order given, as one token stream.
+Inputs. A file ending in .jsonl (or .ndjson) holds JSON lines: each line's
+string field --jsonl-field (default "text") is one document. Any other file
+is plain text, one document. Either may be gzip-compressed (.gz). A directory
+stands for the .txt, .text, .md, .jsonl and .ndjson files (and their .gz)
+under it, sorted by path; hidden files are skipped.
+
+Documents. The documents are encoded in the order given, as one token stream.
 Occurrences of the separator (--special, default <|endoftext|>) in the text
 are encoded as that special token, and one separator token is inserted
-between consecutive input files (unless the previous file already ends with
+between consecutive documents (unless the previous one already ends with
 it). --special "" disables the separator. The separator must be a token of
 the tokenizer.
 
@@ -64,7 +71,7 @@ The last line on stdout is
 		case f.out == "":
 			return fmt.Errorf("--out is required")
 		}
-		inputs, err := dataprep.Inputs(paths...)
+		inputs, err := dataprep.InputOptions{JSONLField: f.jsonlField}.Inputs(paths...)
 		if err != nil {
 			return err
 		}
@@ -123,7 +130,8 @@ const prepareTokenizerDir = "tokenizer"
 func init() {
 	fl := prepareCmd.Flags()
 	fl.StringVar(&prepareFlags.tokenizer, "tokenizer", "", "tokenizer directory with vocab.json and merges.txt (required)")
-	fl.StringArrayVar(&prepareFlags.inputs, "input", nil, "input text file; repeat the flag or list more files as arguments (required)")
+	fl.StringArrayVar(&prepareFlags.inputs, "input", nil, "input file or directory (.txt, .jsonl, .gz, ...); repeat the flag or list more as arguments (required)")
+	fl.StringVar(&prepareFlags.jsonlField, "jsonl-field", "text", "the field of each JSON line (.jsonl inputs) that holds its text")
 	fl.StringVar(&prepareFlags.out, "out", "", "output directory for train_NNNNNN.bin and val_NNNNNN.bin (required)")
 	fl.Float64Var(&prepareFlags.valFraction, "val-fraction", 0.1, "fraction of the tokens, taken from the end of the stream, that goes to val (0 ≤ F < 1)")
 	fl.Int64Var(&prepareFlags.shardTokens, "shard-tokens", 100_000_000, "maximum tokens per shard")
