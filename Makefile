@@ -28,7 +28,8 @@ test: lint vet
 # in every go test); `make fuzz` runs each for FUZZTIME.
 FUZZTIME ?= 4s
 FUZZ_TARGETS := model:FuzzParseSafetensors model:FuzzReadModel model:FuzzReadShardedIndex \
-	hf:FuzzParseConfig job:FuzzParse tokenizer:FuzzLoad shard:FuzzOpen allreduce:FuzzCodecUnmarshal
+	hf:FuzzParseConfig job:FuzzParse tokenizer:FuzzLoad tokenizer:FuzzTokenizerJSON shard:FuzzOpen \
+	allreduce:FuzzCodecUnmarshal
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -9,16 +9,19 @@ import (
 )
 
 // IsDir reports whether dir holds the files of a tokenizer (vocab.json and
-// merges.txt).
+// merges.txt, or tokenizer.json).
 func IsDir(dir string) bool {
 	_, err := Files(dir)
 	return err == nil
 }
 
 // Files lists the tokenizer files of dir that Load reads: vocab.json,
-// merges.txt and, when present, special_tokens.json. These are the files to
-// copy to take a tokenizer along (Copy).
+// merges.txt and, when present, special_tokens.json; or tokenizer.json
+// alone. These are the files to copy to take a tokenizer along (Copy).
 func Files(dir string) ([]string, error) {
+	if p, ok := jsonForm(dir); ok && filepath.Dir(p) == filepath.Clean(dir) {
+		return []string{JSONFile}, nil
+	}
 	names := []string{VocabFile, MergesFile}
 	for _, n := range names {
 		if fi, err := os.Stat(filepath.Join(dir, n)); err != nil || !fi.Mode().IsRegular() {

@@ -28,9 +28,13 @@ const EndOfText = "<|endoftext|>"
 // Load reads a tokenizer directory: vocab.json, merges.txt and, when
 // present, special_tokens.json (a JSON list of strings). Without
 // special_tokens.json the special tokens are <|endoftext|> if vocab.json has
-// it, else none. extra adds more special tokens (appended to the vocabulary
-// when they are new).
+// it, else none. A directory with only a Hugging Face tokenizer.json, or
+// the path of such a file, is read with ParseTokenizerJSON. extra adds
+// more special tokens (appended to the vocabulary when they are new).
 func Load(dir string, extra ...string) (*Tokenizer, error) {
+	if p, ok := jsonForm(dir); ok {
+		return loadJSON(p, extra)
+	}
 	var special []string
 	specPath := filepath.Join(dir, SpecialFile)
 	data, err := readFile(specPath)
@@ -58,6 +62,38 @@ func Load(dir string, extra ...string) (*Tokenizer, error) {
 	t, err := New(vocab, merges, append(special, extra...))
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", dir, err)
+	}
+	return t, nil
+}
+
+// jsonForm reports the tokenizer.json to read for path: path itself when it
+// is a .json file, or dir/tokenizer.json when dir has no vocab.json.
+func jsonForm(path string) (string, bool) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && strings.HasSuffix(path, ".json") {
+		return path, true
+	}
+	if _, err := os.Stat(filepath.Join(path, VocabFile)); err == nil {
+		return "", false
+	}
+	p := filepath.Join(path, JSONFile)
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		return p, true
+	}
+	return "", false
+}
+
+func loadJSON(path string, extra []string) (*Tokenizer, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	vocab, merges, special, err := parseTokenizerJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	t, err := New(vocab, merges, append(special, extra...))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return t, nil
 }

@@ -129,7 +129,7 @@ const prepareTokenizerDir = "tokenizer"
 
 func init() {
 	fl := prepareCmd.Flags()
-	fl.StringVar(&prepareFlags.tokenizer, "tokenizer", "", "tokenizer directory with vocab.json and merges.txt (required)")
+	fl.StringVar(&prepareFlags.tokenizer, "tokenizer", "", "tokenizer directory with vocab.json and merges.txt, or a Hugging Face tokenizer.json (required)")
 	fl.StringArrayVar(&prepareFlags.inputs, "input", nil, "input file or directory (.txt, .jsonl, .gz, ...); repeat the flag or list more as arguments (required)")
 	fl.StringVar(&prepareFlags.jsonlField, "jsonl-field", "text", "the field of each JSON line (.jsonl inputs) that holds its text")
 	fl.StringVar(&prepareFlags.out, "out", "", "output directory for train_NNNNNN.bin and val_NNNNNN.bin (required)")
