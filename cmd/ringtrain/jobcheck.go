@@ -85,6 +85,9 @@ func printResolved(w io.Writer, file string, j *job.Job, cfg model.Config, sizes
 	fmt.Fprintf(w, "# %s, resolved: every key, defaults filled in (docs/job.md)\n%s", file, buf.Bytes())
 	fmt.Fprintf(w, "# model: %d parameters; one step: global_batch %d × context_length %d = %d tokens\n",
 		cfg.NumParams(), j.Train.GlobalBatch, cfg.ContextLength, j.Train.GlobalBatch*cfg.ContextLength)
+	if d := j.TokenizerDir(); d != "" {
+		fmt.Fprintf(w, "# tokenizer: %s (generate and export use it)\n", d)
+	}
 	fmt.Fprintf(w, "# %7s  %16s  %s\n", "workers", "per-worker batch", "micro-batches of ≤ train.micro_batch per step (= gradient accumulation steps)")
 	for _, n := range sizes {
 		s := j.Split(n)
