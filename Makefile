@@ -1,12 +1,16 @@
 GO ?= go
 BIN := bin/ringtrain
+# What `ringtrain --version` prints: git describe of the work tree and the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # pinned; `go run` fetches it through the module proxy on first use
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build test bench fuzz demo proto proto-check fmt vet lint clean docker
 
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringtrain
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ringtrain
 
 vet:
 	$(GO) vet ./...

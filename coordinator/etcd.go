@@ -8,6 +8,8 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/ringtrain/ringtrain/tlsconf"
 )
 
 // EtcdConfig configures an embedded etcd server.
@@ -18,6 +20,10 @@ type EtcdConfig struct {
 	ListenPeer      string // URL; empty: a free loopback port
 	Name            string // default "ringtrain"
 	LogLevel        string // etcd's zap level, default "panic" (errors reach Err)
+
+	// TLS, when on, serves the client URLs over https to client
+	// certificates signed by its CA only; nil: plaintext.
+	TLS *tlsconf.Node
 }
 
 // Etcd is a running embedded etcd server.
@@ -58,6 +64,7 @@ func StartEtcd(c EtcdConfig) (*Etcd, error) {
 	cfg.ListenPeerUrls = []url.URL{*peer}
 	cfg.AdvertisePeerUrls = []url.URL{*peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	c.TLS.ConfigureEtcdServer(cfg)
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start etcd in %s: %w", c.DataDir, err)
@@ -71,7 +78,7 @@ func StartEtcd(c EtcdConfig) (*Etcd, error) {
 		e.Close()
 		return nil, fmt.Errorf("etcd in %s did not become ready within 60s", c.DataDir)
 	}
-	return &Etcd{e: e, ClientURL: adv.String()}, nil
+	return &Etcd{e: e, ClientURL: cfg.AdvertiseClientUrls[0].String()}, nil
 }
 
 // Err reports a fatal server error.
