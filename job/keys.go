@@ -2,13 +2,13 @@ package job
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"reflect"
 	"slices"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -31,15 +31,12 @@ func (e *keyError) Error() string {
 // they are followed), so that an alias bomb is an error, not a hang.
 const maxNodes = 100_000
 
-var (
-	durationType    = reflect.TypeFor[time.Duration]()
-	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
-)
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 // checkKeys checks n against the Go type t that it will be decoded into:
-// every key of a mapping must be a field (its yaml tag; inline structs
-// count as their fields) and every scalar must decode into its field's
-// type; an integer field takes only whole numbers. Errors name the key
+// every key of a mapping must be a field (its yaml tag) and every scalar
+// must decode into its field's type; an integer field takes only whole
+// numbers; a type with its own UnmarshalYAML (Duration) says what is wrong. Errors name the key
 // dotted from the root (train.max_steps) and quote the value.
 func checkKeys(n *yaml.Node, t reflect.Type, key string, budget *int) error {
 	if *budget--; *budget < 0 {
@@ -58,7 +55,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, key string, budget *int) error {
 		return nil
 	}
 	want := typeName(t)
-	if t.Kind() == reflect.Struct && t != durationType {
+	if t.Kind() == reflect.Struct {
 		if n.Kind != yaml.MappingNode {
 			return &keyError{n.Line, fmt.Sprintf("%s: %s is not %s", orRoot(key), describe(n), want)}
 		}
@@ -95,15 +92,13 @@ func isInt(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return t != durationType
+		return true
 	}
 	return false
 }
 
 func typeName(t reflect.Type) string {
 	switch {
-	case t == durationType:
-		return "a duration (like 90s, 5m or 1h30m)"
 	case isInt(t) && t.Kind() >= reflect.Uint:
 		return "a non-negative integer"
 	case isInt(t):
@@ -151,19 +146,14 @@ func orRoot(key string) string {
 	return key
 }
 
-// yamlFields maps the yaml keys of struct t to their field types; the
-// fields of an inline struct count as t's own.
+// yamlFields maps the yaml keys of struct t to their field types.
 func yamlFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		switch {
 		case !f.IsExported() || name == "-":
-		case opts == "inline":
-			for k, v := range yamlFields(f.Type) {
-				out[k] = v
-			}
 		case name == "":
 			out[strings.ToLower(f.Name)] = f.Type
 		default:
@@ -179,7 +169,7 @@ func Keys() []string {
 	var walk func(t reflect.Type, prefix string)
 	walk = func(t reflect.Type, prefix string) {
 		for name, ft := range yamlFields(t) {
-			if ft.Kind() == reflect.Struct && ft != durationType {
+			if ft.Kind() == reflect.Struct {
 				walk(ft, join(prefix, name))
 			} else {
 				out = append(out, join(prefix, name))
@@ -196,7 +186,7 @@ func fieldType(key string) (reflect.Type, error) {
 	t := reflect.TypeFor[Job]()
 	prefix := ""
 	for _, part := range strings.Split(key, ".") {
-		if t.Kind() != reflect.Struct || t == durationType {
+		if t.Kind() != reflect.Struct {
 			return nil, fmt.Errorf("unknown key %s (%s is %s)", key, prefix, typeName(t))
 		}
 		fields := yamlFields(t)
@@ -219,7 +209,7 @@ func Set(data []byte, sets []string) ([]byte, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s", yamlMessage(err))
+		return nil, errors.New(yamlMessage(err))
 	}
 	if doc.Kind == 0 {
 		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
@@ -296,7 +286,7 @@ func setPath(m *yaml.Node, path []string, v *yaml.Node) {
 			child = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		} else {
 			c := *child // an alias target may be shared: edit a copy
-			c.Content = slices.Clone(c.Content)
+			c.Content, c.Anchor = slices.Clone(c.Content), ""
 			child = &c
 		}
 		m.Content[i+1] = child

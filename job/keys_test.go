@@ -175,3 +175,16 @@ func TestExamplesParse(t *testing.T) {
 		}
 	}
 }
+
+// TestSetThroughAlias: an override below an alias changes only that key.
+func TestSetThroughAlias(t *testing.T) {
+	file := base + "train: &t {lr: 1.0e-3, max_steps: 10, warmup: 2}\n"
+	out, err := Set([]byte(file), []string{"train.lr=5e-4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := Parse(out, "alias")
+	if err != nil || j.Train.LR != 5e-4 || j.Train.MaxSteps != 10 {
+		t.Fatalf("%v %+v\n%s", err, j, out)
+	}
+}
