@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # pinned; `go run` fetches it through the module proxy on first use
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test bench demo proto proto-check fmt vet lint clean docker
+.PHONY: build test bench fuzz demo proto proto-check fmt vet lint clean docker
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ringtrain
@@ -27,6 +27,19 @@ lint:
 test: lint vet
 	$(GO) test -race -timeout 30m ./...
 	$(GO) test -tags noasm -timeout 20m ./model/... ./allreduce/...
+
+# Every reader of untrusted bytes has a fuzz target (seeds in testdata/fuzz run
+# in every go test); `make fuzz` runs each for FUZZTIME.
+FUZZTIME ?= 4s
+FUZZ_TARGETS := model:FuzzParseSafetensors model:FuzzReadModel model:FuzzReadShardedIndex \
+	hf:FuzzParseConfig job:FuzzParse tokenizer:FuzzLoad tokenizer:FuzzTokenizerJSON shard:FuzzOpen \
+	allreduce:FuzzCodecUnmarshal
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x ./$${t%%:*} 2>&1) || { echo "$$out"; exit 1; }; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./model/... ./allreduce/... ./tokenizer/... ./shard/...

@@ -18,11 +18,11 @@
 // encoded as that token, and one separator token goes between consecutive
 // documents, unless the stream is still empty or already ends with it.
 //
-// New input kinds are Formats, chosen by Inputs from the path: a gzip
-// Format wraps another one around a decompressing reader; a JSON-lines
-// Format calls its document function once a line; a directory expands
-// into its files. Progress counts the bytes of the files as stored, so it
-// stays right for compressed input.
+// Inputs chooses each file's Format from its name: JSONLines for .jsonl
+// and .ndjson (a document per line, from one string field), Text
+// otherwise, wrapped in Gzip for .gz; a directory expands into such files
+// under it (InputOptions set the JSON field). Progress counts the bytes of
+// the files as stored, so it stays right for compressed input.
 //
 // # Splits and shards
 //

@@ -2,6 +2,8 @@ package dataprep
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -357,7 +359,7 @@ func TestInputs(t *testing.T) {
 		path, inMsg string
 	}{
 		{"/nonexistent/x.txt", "/nonexistent/x.txt"},
-		{t.TempDir(), "not a regular file"},
+		{t.TempDir(), "a directory without .txt"},
 	} {
 		if _, err := Inputs(ins[0].Path, tc.path); err == nil || !strings.Contains(err.Error(), tc.inMsg) {
 			t.Errorf("Inputs(%s): error %v, want one containing %q", tc.path, err, tc.inMsg)
@@ -441,5 +443,87 @@ func TestPrepareGPT2Shakespeare(t *testing.T) {
 	defer s.Close()
 	if got, want := s.Tokens()[:8], []uint16{5962, 22307, 25, 198, 8421, 356, 5120, 597}; !slices.Equal(got, want) {
 		t.Fatalf("first tokens %v, want %v", got, want)
+	}
+}
+
+// TestInputKinds: directories expand into their text and JSON-lines files
+// (sorted, hidden ones and unknown kinds skipped), .gz is decompressed, and
+// each JSON line is a document.
+func TestInputKinds(t *testing.T) {
+	_, tok := testTokenizer(t, tokenizer.EndOfText)
+	eot, _ := tok.SpecialID(tokenizer.EndOfText)
+	dir := t.TempDir()
+	write := func(name string, b []byte) {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("Speak, speak.\n"))
+	zw.Close()
+	write("a/c.jsonl", []byte(`{"text": "All:", "id": 1}`+"\n\n"+`{"text": "Resolved."}`+"\n"))
+	write("b.txt", []byte("First Citizen:\n"))
+	write("d.txt.gz", gz.Bytes())
+	write(".hidden.txt", []byte("no"))
+	write(".git/x.txt", []byte("no"))
+	write("notes.csv", []byte("no"))
+	ins, err := Inputs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, in := range ins {
+		rel, _ := filepath.Rel(dir, in.Path)
+		names = append(names, rel)
+	}
+	if want := []string{"a/c.jsonl", "b.txt", "d.txt.gz"}; !slices.Equal(names, want) {
+		t.Fatalf("inputs %v, want %v", names, want)
+	}
+	res, err := Prepare(context.Background(), Config{Inputs: ins, Out: t.TempDir(), ShardTokens: 100, Separator: tokenizer.EndOfText}, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int
+	for i, d := range []string{"All:", "Resolved.", "First Citizen:\n", "Speak, speak.\n"} {
+		if i > 0 {
+			want = append(want, eot)
+		}
+		want = append(want, tok.Encode(d)...)
+	}
+	if got := readSplit(t, res.TrainShards, tok.VocabSize(), 100); !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	if res.InputBytes != ins[0].Size+ins[1].Size+int64(gz.Len()) {
+		t.Errorf("input bytes %d: not the sizes as stored", res.InputBytes)
+	}
+
+	// A custom field, and errors that name the file and the line.
+	bad := func(name, body string) Input {
+		write(name, []byte(body))
+		ins, err := InputOptions{JSONLField: "content"}.Inputs(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ins[0]
+	}
+	if _, err := Prepare(context.Background(), Config{Inputs: []Input{bad("ok.jsonl", `{"content": "All:"}`)}, Out: t.TempDir(), ShardTokens: 100}, tok); err != nil {
+		t.Errorf("--jsonl-field content: %v", err)
+	}
+	for _, tc := range []struct {
+		in   Input
+		want string
+	}{
+		{bad("e1.jsonl", `{"content": "a"}`+"\n"+`{"text": "b"}`), `e1.jsonl: line 2: no field "content" (choose another with --jsonl-field; the line has text)`},
+		{bad("e2.jsonl", `{"content": 3}`), `e2.jsonl: line 1: field "content" is not a string`},
+		{bad("e3.jsonl", `[1]`), "e3.jsonl: line 1: not a JSON object"},
+		{bad("e4.txt.gz", "plain"), "e4.txt.gz: gzip: "},
+	} {
+		_, err := Prepare(context.Background(), Config{Inputs: []Input{tc.in}, Out: t.TempDir(), ShardTokens: 100}, tok)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.in.Path, err, tc.want)
+		}
 	}
 }

@@ -1,15 +1,18 @@
 package job
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ringtrain/ringtrain/tokenizer"
 )
 
 // Job is one training job, as written in a job file.
@@ -17,6 +20,7 @@ type Job struct {
 	Name       string     `yaml:"name" json:"name"`
 	Model      Model      `yaml:"model" json:"model"`
 	Init       string     `yaml:"init" json:"init"`
+	Tokenizer  string     `yaml:"tokenizer" json:"tokenizer,omitempty"` // tokenizer directory; "" = the one prepare put beside data.train, if any
 	Data       Data       `yaml:"data" json:"data"`
 	Train      Train      `yaml:"train" json:"train"`
 	Eval       Eval       `yaml:"eval" json:"eval"`
@@ -45,6 +49,9 @@ type Data struct {
 	Train string `yaml:"train" json:"train"` // glob of training shards
 	Val   string `yaml:"val" json:"val"`     // glob of validation shards; empty: no evaluation
 	Order string `yaml:"order" json:"order"` // "sequential" or "shuffled"
+	// Format is the shard format: "llmc" (the default, with its header) or
+	// "raw" (nanoGPT's headerless uint16 .bin).
+	Format string `yaml:"format" json:"format,omitempty"`
 }
 
 // Train holds the optimisation settings (spec section 3).
@@ -89,7 +96,7 @@ func Default() Job {
 	return Job{
 		Name:  "job",
 		Model: Model{Preset: "small"},
-		Data:  Data{Order: "sequential"},
+		Data:  Data{Order: "sequential", Format: "llmc"},
 		Train: Train{
 			GlobalBatch: 32, MicroBatch: 8, MaxSteps: 2000,
 			LR: 1e-3, MinLR: 1e-4, Warmup: 100,
@@ -122,6 +129,9 @@ func (j *Job) EvalDue(completed int) bool {
 	return completed%j.Eval.Every == 0 || completed == j.Train.MaxSteps
 }
 
+// MaxFileBytes bounds the size of a job file.
+const MaxFileBytes = 1 << 20
+
 // Load reads a job file. Relative data and init paths are resolved against
 // the current directory, as the user typed them.
 func Load(path string) (*Job, error) {
@@ -130,55 +140,92 @@ func Load(path string) (*Job, error) {
 }
 
 // LoadText is Load that also returns the file's text, which checkpoints
-// keep beside the state they were taken with.
-func LoadText(path string) (*Job, string, error) {
-	data, err := os.ReadFile(path)
+// keep beside the state they were taken with. Overrides "key=value" (see
+// Set) are applied to the text first; the text returned has them.
+func LoadText(path string, sets ...string) (*Job, string, error) {
+	data, err := readFile(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("job file: %w", err)
+	}
+	if data, err = Set(data, sets); err != nil {
+		return nil, "", fmt.Errorf("job file %s: %w", path, err)
 	}
 	j, err := Parse(data, path)
 	return j, string(data), err
 }
 
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileBytes)
+	}
+	return data, nil
+}
+
 // Parse decodes a job file's contents over the defaults and checks every
 // value that does not depend on the world size. name is used in errors.
 func Parse(data []byte, name string) (*Job, error) {
+	j, err := parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("job file %s: %w", name, err)
+	}
+	return j, nil
+}
+
+func parse(data []byte) (*Job, error) {
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("larger than %d bytes", MaxFileBytes)
+	}
 	j := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&j); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
-		return nil, fmt.Errorf("job file %s: %s", name, yamlMessage(err))
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, errors.New(yamlMessage(err))
+	}
+	if doc.Kind != 0 { // an empty file means all defaults
+		budget := maxNodes
+		if err := checkKeys(doc.Content[0], reflect.TypeFor[Job](), "", &budget); err != nil {
+			return nil, err
+		}
+		if err := doc.Content[0].Decode(&j); err != nil {
+			return nil, errors.New(yamlMessage(err))
+		}
 	}
 	if err := j.check(); err != nil {
-		return nil, fmt.Errorf("job file %s: %w", name, err)
+		return nil, err
 	}
 	return &j, nil
 }
 
-// yamlMessage shortens the decoder's message ("yaml: unmarshal errors:\n  line 3: field foo not found in type job.Data")
-// to name the key the way the user wrote it.
+// yamlMessage shortens the decoder's message ("yaml: line 3: did not find
+// expected key") to one line.
 func yamlMessage(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
-	msg = strings.TrimSpace(msg)
-	if i := strings.Index(msg, " not found in type "); i >= 0 {
-		// "line 3: field foo not found in type job.Data" → "line 3: unknown key data.foo"
-		typ := msg[i+len(" not found in type "):]
-		head := msg[:i]
-		if k := strings.LastIndex(head, "field "); k >= 0 {
-			section := sectionOf[strings.TrimPrefix(typ, "job.")]
-			key := head[k+len("field "):]
-			if section != "" {
-				key = section + "." + key
-			}
-			return head[:k] + "unknown key " + key
-		}
-	}
+	msg = strings.TrimPrefix(strings.TrimSpace(msg), "yaml: ")
 	return strings.ReplaceAll(msg, "\n", "; ")
 }
 
-var sectionOf = map[string]string{
-	"Model": "model", "Data": "data", "Train": "train", "Eval": "eval",
-	"Checkpoint": "checkpoint", "Workers": "workers",
+// TokenizerDir is the job's tokenizer directory: the tokenizer key, or
+// else the directory "tokenizer" beside the training shards when it holds
+// a tokenizer (ringtrain prepare writes one there); "" if neither.
+func (j *Job) TokenizerDir() string {
+	if j.Tokenizer != "" {
+		return j.Tokenizer
+	}
+	if j.Data.Train == "" {
+		return ""
+	}
+	if d := filepath.Join(filepath.Dir(j.Data.Train), "tokenizer"); tokenizer.IsDir(d) {
+		return d
+	}
+	return ""
 }
 
 // Duration is a time.Duration written as a Go duration string ("60s",

@@ -3,6 +3,7 @@ package job
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // check validates everything that does not depend on the world size. It
@@ -67,6 +68,8 @@ func (j *Job) check() error {
 		return fmt.Errorf("data.train: missing (a glob of token shards, e.g. data/train_*.bin)")
 	case j.Data.Order != "sequential" && j.Data.Order != "shuffled":
 		return fmt.Errorf("data.order: %q is neither sequential nor shuffled", j.Data.Order)
+	case j.Data.Format != "" && j.Data.Format != "llmc" && j.Data.Format != "raw":
+		return fmt.Errorf("data.format: %q is neither llmc (shards with the llm.c header) nor raw (nanoGPT's headerless uint16 .bin)", j.Data.Format)
 	case j.Eval.Every > 0 && j.Data.Val == "":
 		return fmt.Errorf("eval.every: %d but data.val is empty (set data.val or eval.every: 0)", j.Eval.Every)
 	}
@@ -85,4 +88,39 @@ func (j *Job) Validate(world int) error {
 		return fmt.Errorf("workers: world size %d is outside [workers.min %d, workers.max %d]", world, j.Workers.Min, j.Workers.Max)
 	}
 	return nil
+}
+
+// Split is how one step's global batch G divides over W workers: rank r
+// trains ⌊(r+1)·G/W⌋ − ⌊r·G/W⌋ sequences (MinBatch or MaxBatch), in
+// micro-batches of at most train.micro_batch; Micro is their number on
+// the largest slice, the gradient accumulation steps.
+type Split struct {
+	World, MinBatch, MaxBatch, Micro int
+}
+
+// Split reports how the global batch divides over world workers (world ≥ 1).
+func (j *Job) Split(world int) Split {
+	g, mb := j.Train.GlobalBatch, j.Train.MicroBatch
+	s := Split{World: world, MinBatch: g}
+	for r := range world {
+		n := (r+1)*g/world - r*g/world
+		s.MinBatch, s.MaxBatch = min(s.MinBatch, n), max(s.MaxBatch, n)
+	}
+	s.Micro = (s.MaxBatch + mb - 1) / mb
+	return s
+}
+
+// StepsOverrides returns the overrides (see Set) that run j for n
+// optimizer steps instead of train.max_steps, as ringtrain local --steps
+// does: train.max_steps=n and, unless sets give train.warmup, the warmup
+// scaled to keep its share of the run (rounded down).
+func (j *Job) StepsOverrides(n int, sets []string) []string {
+	out := []string{fmt.Sprintf("train.max_steps=%d", n)}
+	for _, s := range sets {
+		if strings.HasPrefix(s, "train.warmup=") {
+			return out
+		}
+	}
+	w := int(int64(j.Train.Warmup) * int64(n) / int64(j.Train.MaxSteps))
+	return append(out, fmt.Sprintf("train.warmup=%d", w))
 }

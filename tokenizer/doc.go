@@ -71,4 +71,11 @@
 //     vocab.json has it, else none.
 //
 // Save writes all three; Load reads them back to an identical tokenizer.
+//
+// Load also reads a Hugging Face tokenizer.json (a directory holding only
+// that file, or its path) when it is byte-level BPE in GPT-2's form
+// (ParseTokenizerJSON: model BPE with vocab and merges, the ByteLevel
+// pre-tokenizer, no normalizer; added tokens become special tokens);
+// anything else is refused naming the field. Files read whole are at most
+// MaxFileBytes. IsDir, Files and Copy find and move a tokenizer's files.
 package tokenizer

@@ -113,7 +113,13 @@ func New(o Options) (*Trainer, error) {
 	}
 	open := o.Data
 	if open == nil {
-		open = func(p string, v, t int) (*shard.Dataset, error) { return shard.OpenGlob(p, v, t) }
+		format, err := shard.ParseFormat(j.Data.Format)
+		if err != nil {
+			return nil, fmt.Errorf("data.format: %w", err)
+		}
+		open = func(p string, v, t int) (*shard.Dataset, error) {
+			return shard.OpenGlob(p, v, t, shard.WithFormat(format))
+		}
 	}
 	mb, T := j.Train.MicroBatch, cfg.ContextLength
 	m, err := model.New(cfg, mb, T)

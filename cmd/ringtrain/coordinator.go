@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 	"github.com/ringtrain/ringtrain/coordinator"
 	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/tlsconf"
+	"github.com/ringtrain/ringtrain/tokenizer"
 	"github.com/ringtrain/ringtrain/trainer"
 )
 
@@ -28,6 +30,7 @@ var coordFlags struct {
 	etcd, listen, advertise, jobFile, runDir, metrics, prefix string
 	settle, ttl, window                                       time.Duration
 	tls                                                       tlsconf.Files
+	sets                                                      []string
 }
 
 var coordinatorCmd = &cobra.Command{
@@ -41,7 +44,8 @@ their checkpoints here over gRPC), serves the job's status over gRPC on
 --listen and Prometheus metrics on --metrics-listen, and exits 0 once the job
 is done (after its final checkpoint). Restarted on the same run dir it resumes
 from the newest state: the workers' if they are still training, else the
-newest committed checkpoint.
+newest committed checkpoint. --set key=value overrides a key of the job file
+(repeatable; checked like the file: ringtrain job check shows the result).
 
 SIGTERM or SIGINT stops the job gracefully: the workers finish the step in
 flight, its checkpoint is committed, and the coordinator exits 0. A second
@@ -52,12 +56,9 @@ signal exits at once.`,
 		if f.jobFile == "" {
 			return fmt.Errorf("--job: required")
 		}
-		j, err := job.Load(f.jobFile)
+		j, err := loadJob(f.jobFile, f.sets, 0)
 		if err != nil {
 			return err
-		}
-		if err := trainer.CheckJob(j); err != nil {
-			return fmt.Errorf("job file %s: %w", f.jobFile, err)
 		}
 		runDir := f.runDir
 		if runDir == "" {
@@ -82,6 +83,7 @@ signal exits at once.`,
 		c, err := coordinator.New(coordinator.Config{
 			Etcd: cli, Prefix: f.prefix, Job: j, RunDir: runDir, Advertise: adv, Settle: f.settle,
 			SessionTTL: f.ttl, ReportWindow: f.window, Dial: []grpc.DialOption{tn.DialOption()},
+			Extras: tokenizerExtras(j),
 		})
 		if err != nil {
 			return err
@@ -214,6 +216,7 @@ func init() {
 	f.StringVar(&coordFlags.listen, "listen", "127.0.0.1:7070", "gRPC address to serve status, reports and checkpoints on; use :7070 to serve other machines")
 	f.StringVar(&coordFlags.advertise, "advertise", "", "host:port workers reach --listen on (default: hostname and the listen port)")
 	f.StringVar(&coordFlags.jobFile, "job", "", "job file (YAML or JSON; required)")
+	f.StringArrayVar(&coordFlags.sets, "set", nil, "override a key of the job file: --set train.lr=1e-3 (repeatable)")
 	f.StringVar(&coordFlags.runDir, "run-dir", "", "run directory: checkpoints and metrics.jsonl (default runs/<job name>)")
 	f.StringVar(&coordFlags.metrics, "metrics-listen", "127.0.0.1:9464", "HTTP address for Prometheus /metrics and /healthz (empty: off)")
 	f.StringVar(&coordFlags.prefix, "prefix", cluster.DefaultPrefix, "etcd key prefix of the cluster")
@@ -222,4 +225,53 @@ func init() {
 	f.DurationVar(&coordFlags.window, "report-window", 2*time.Second, "after a ring breaks, how long its members have to answer before the silent ones are dropped")
 	tlsconf.AddFlags(f, &coordFlags.tls)
 	rootCmd.AddCommand(coordinatorCmd)
+}
+
+// loadJob reads the job file with the --set overrides applied and checks
+// the model section too (before any worker builds it). steps > 0 (local
+// --steps) runs it for that many optimizer steps, with train.warmup scaled
+// alike (job.StepsOverrides).
+func loadJob(path string, sets []string, steps int) (*job.Job, error) {
+	j, _, err := job.LoadText(path, sets...)
+	if err == nil {
+		if err = trainer.CheckJob(j); err != nil {
+			err = fmt.Errorf("job file %s: %w", path, err)
+		}
+	}
+	if err != nil || steps == 0 {
+		return j, err
+	}
+	all := append(slices.Clone(sets), j.StepsOverrides(steps, sets)...)
+	j2, _, err := job.LoadText(path, all...)
+	if err != nil {
+		return nil, fmt.Errorf("--steps %d: %w", steps, err)
+	}
+	if j2.Train.Warmup != j.Train.Warmup {
+		slog.Info("--steps: train.warmup scaled to the same share of the run", "max_steps", steps, "warmup", j2.Train.Warmup, "job_warmup", j.Train.Warmup)
+	}
+	return j2, nil
+}
+
+// tokenizerExtras are the tokenizer files of the job, which the
+// coordinator copies into every checkpoint so that the run carries its
+// tokenizer (none if the job has none).
+func tokenizerExtras(j *job.Job) map[string]string {
+	dir := j.TokenizerDir()
+	if dir == "" || !tokenizer.IsDir(dir) {
+		return nil
+	}
+	names, err := tokenizer.Files(dir)
+	if err != nil {
+		slog.Warn("tokenizer files", "dir", dir, "err", err)
+		return nil
+	}
+	out := map[string]string{}
+	for _, n := range names {
+		abs, err := filepath.Abs(filepath.Join(dir, n))
+		if err != nil {
+			continue
+		}
+		out[n] = abs
+	}
+	return out
 }

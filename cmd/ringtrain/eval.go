@@ -19,6 +19,7 @@ var evalFlags struct {
 	data       string
 	batch      int
 	max        int
+	format     string
 }
 
 var evalCmd = &cobra.Command{
@@ -29,7 +30,9 @@ shards matching GLOB (context T = the model's context_length: sequence k of a
 shard is x = tok[kT : kT+T], y = tok[kT+1 : kT+T+1]).
 
 --checkpoint accepts a run dir (its newest committed checkpoint), a checkpoint
-dir, or a .safetensors file. The last line on stdout is
+dir, a .safetensors file, or a Hugging Face Llama directory (ringtrain export
+writes one). --format raw reads nanoGPT's headerless uint16 .bin files. The
+last line on stdout is
   loss=<float> ppl=<float> tokens=<int>`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,12 +43,16 @@ dir, or a .safetensors file. The last line on stdout is
 		if f.batch < 1 {
 			return fmt.Errorf("--batch %d: must be at least 1", f.batch)
 		}
+		format, err := shard.ParseFormat(f.format)
+		if err != nil {
+			return fmt.Errorf("--format: %w", err)
+		}
 		cfg, params, err := trainer.LoadModel(f.checkpoint)
 		if err != nil {
-			return err
+			return fmt.Errorf("--checkpoint: %w", err)
 		}
 		T := cfg.ContextLength
-		ds, err := shard.OpenGlob(f.data, cfg.VocabSize, T)
+		ds, err := shard.OpenGlob(f.data, cfg.VocabSize, T, shard.WithFormat(format))
 		if err != nil {
 			return fmt.Errorf("--data %s: %w", f.data, err)
 		}
@@ -78,7 +85,8 @@ dir, or a .safetensors file. The last line on stdout is
 
 func init() {
 	fl := evalCmd.Flags()
-	fl.StringVar(&evalFlags.checkpoint, "checkpoint", "", "run dir, checkpoint dir or .safetensors file (required)")
+	fl.StringVar(&evalFlags.checkpoint, "checkpoint", "", "run dir, checkpoint dir, .safetensors file or Hugging Face dir (required)")
+	fl.StringVar(&evalFlags.format, "format", "llmc", "shard format: llmc (with the 1024-byte header) or raw (nanoGPT .bin, no header)")
 	fl.StringVar(&evalFlags.data, "data", "", "glob of token shards, e.g. 'data/val_*.bin' (required)")
 	fl.IntVar(&evalFlags.batch, "batch", 8, "sequences per forward pass")
 	fl.IntVar(&evalFlags.max, "max-sequences", 0, "evaluate only the first N sequences; 0 = all")

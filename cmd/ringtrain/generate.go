@@ -22,7 +22,7 @@ var generateFlags struct {
 }
 
 var generateCmd = &cobra.Command{
-	Use:   "generate --checkpoint PATH --tokenizer DIR --prompt TEXT",
+	Use:   "generate --checkpoint PATH [--tokenizer DIR] --prompt TEXT",
 	Short: "Sample a continuation of a prompt with a KV cache",
 	Long: `Encodes TEXT with the tokenizer of DIR, runs it through the model in one
 batched pass (prefill) that caches every layer's keys and values, then draws
@@ -48,10 +48,14 @@ positions 0..) and generation goes on, so it never stops for lack of
 context.
 
 --checkpoint accepts a run dir (its newest committed checkpoint), a
-checkpoint dir, or a .safetensors file. --no-cache recomputes the whole
+checkpoint dir, a .safetensors file, or a Hugging Face Llama directory.
+Without --tokenizer, the tokenizer is the one kept with the checkpoint (its
+directory holds vocab.json and merges.txt), or else the one of the job in its
+state.json (the job's tokenizer: key, or the tokenizer/ directory that
+ringtrain prepare writes beside the shards). --no-cache recomputes the whole
 window for every token (same tokens up to float rounding; for measuring
 what the cache saves).`,
-	Example: `  ringtrain generate --checkpoint runs/shakespeare --tokenizer tok --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 50`,
+	Example: `  ringtrain generate --checkpoint runs/shakespeare --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 50`,
 	Args:    cobra.NoArgs,
 	RunE:    runGenerate,
 }
@@ -59,8 +63,8 @@ what the cache saves).`,
 func init() {
 	fl := generateCmd.Flags()
 	f := &generateFlags
-	fl.StringVar(&f.checkpoint, "checkpoint", "", "run dir, checkpoint dir or .safetensors file (required)")
-	fl.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer dir with vocab.json and merges.txt (required)")
+	fl.StringVar(&f.checkpoint, "checkpoint", "", "run dir, checkpoint dir, .safetensors file or Hugging Face dir (required)")
+	fl.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer dir with vocab.json and merges.txt (default: the one kept with the checkpoint or named by its job)")
 	fl.StringVar(&f.prompt, "prompt", "", "text to continue (required; empty starts from <|endoftext|>)")
 	fl.IntVar(&f.maxTokens, "max-tokens", 256, "new tokens at most")
 	fl.Float64Var(&f.temperature, "temperature", 1.0, "softmax temperature; 0 = greedy")
@@ -74,8 +78,8 @@ func init() {
 func runGenerate(cmd *cobra.Command, args []string) error {
 	f := generateFlags
 	switch {
-	case f.checkpoint == "" || f.tokenizer == "":
-		return fmt.Errorf("--checkpoint and --tokenizer are required")
+	case f.checkpoint == "":
+		return fmt.Errorf("--checkpoint is required")
 	case !cmd.Flags().Changed("prompt"):
 		return fmt.Errorf("--prompt is required (an empty --prompt \"\" starts from %s)", tokenizer.EndOfText)
 	case f.maxTokens < 0:
@@ -90,16 +94,27 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 		return err
 	}
 
-	tok, err := tokenizer.Load(f.tokenizer)
+	file, err := trainer.ModelPath(f.checkpoint)
 	if err != nil {
-		return fmt.Errorf("--tokenizer %s: %w", f.tokenizer, err)
+		return fmt.Errorf("--checkpoint: %w", err)
 	}
-	cfg, params, err := trainer.LoadModel(f.checkpoint)
+	tokDir := f.tokenizer
+	if tokDir == "" {
+		if tokDir, err = trainer.FindTokenizer(file); err != nil {
+			return fmt.Errorf("--tokenizer not given and none found with the checkpoint: %w", err)
+		}
+		slog.Debug("tokenizer found with the checkpoint", "dir", tokDir)
+	}
+	tok, err := tokenizer.Load(tokDir)
+	if err != nil {
+		return fmt.Errorf("--tokenizer %s: %w", tokDir, err)
+	}
+	cfg, params, err := trainer.LoadModel(file)
 	if err != nil {
 		return err
 	}
 	if tok.VocabSize() > cfg.VocabSize {
-		return fmt.Errorf("--tokenizer %s has %d token ids, more than the vocab_size %d of %s", f.tokenizer, tok.VocabSize(), cfg.VocabSize, f.checkpoint)
+		return fmt.Errorf("--tokenizer %s has %d token ids, more than the vocab_size %d of %s", tokDir, tok.VocabSize(), cfg.VocabSize, file)
 	}
 	if tok.VocabSize() < cfg.VocabSize {
 		slog.Warn("the tokenizer knows fewer ids than the model; sampling only those", "tokenizer_vocab", tok.VocabSize(), "model_vocab", cfg.VocabSize)
@@ -111,7 +126,7 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 	ids := tok.Encode(f.prompt)
 	if len(ids) == 0 {
 		if stop == nil {
-			return fmt.Errorf("--prompt is empty and tokenizer %s has no %s to start from", f.tokenizer, tokenizer.EndOfText)
+			return fmt.Errorf("--prompt is empty and tokenizer %s has no %s to start from", tokDir, tokenizer.EndOfText)
 		}
 		ids = []int{int(stop[0])}
 	}

@@ -18,14 +18,14 @@ import (
 	"github.com/ringtrain/ringtrain/coordinator"
 	"github.com/ringtrain/ringtrain/embedetcd"
 	"github.com/ringtrain/ringtrain/job"
-	"github.com/ringtrain/ringtrain/trainer"
 	"github.com/ringtrain/ringtrain/worker"
 )
 
 var localFlags struct {
 	jobFile, runDir, metrics string
-	workers, steps           int
+	workers, steps, threads  int
 	bucketMiB                float64
+	sets                     []string
 }
 
 var localCmd = &cobra.Command{
@@ -36,7 +36,12 @@ free loopback ports), a coordinator and --workers workers, each with its own
 gRPC server on loopback, exactly as separate machines would talk. Progress is
 shown on stderr; the run dir keeps metrics.jsonl and the checkpoints.
 Run again on the same run dir to resume from its newest committed checkpoint.
---steps overrides train.max_steps; --workers sets workers.min and max.
+--set key=value overrides a key of the job file (repeatable; checked like the
+file: ringtrain job check shows the result). --steps N runs N optimizer steps
+instead of train.max_steps, with train.warmup scaled to the same share of the
+run unless --set gives it. --workers sets workers.min and max. --threads sets
+the threads of the model's kernels for the whole process; the in-process
+workers share them.
 SIGTERM or SIGINT finishes the step in flight, commits its checkpoint and
 exits 0 (a second signal exits at once).`,
 	Args: cobra.NoArgs,
@@ -48,22 +53,19 @@ exits 0 (a second signal exits at once).`,
 		if f.workers < 1 {
 			return fmt.Errorf("--workers %d: must be at least 1", f.workers)
 		}
-		j, err := job.Load(f.jobFile)
-		if err != nil {
-			return err
-		}
 		if f.steps < 0 {
 			return fmt.Errorf("--steps %d: must not be negative", f.steps)
 		}
-		if f.steps > 0 {
-			j.Train.MaxSteps = f.steps
+		if err := setThreads(f.threads); err != nil {
+			return err
+		}
+		j, err := loadJob(f.jobFile, f.sets, f.steps)
+		if err != nil {
+			return err
 		}
 		j.Workers.Min, j.Workers.Max = f.workers, f.workers
 		if err := j.Validate(f.workers); err != nil {
-			return err
-		}
-		if err := trainer.CheckJob(j); err != nil {
-			return fmt.Errorf("job file %s: %w", f.jobFile, err)
+			return fmt.Errorf("--workers %d: %w", f.workers, err)
 		}
 		runDir := f.runDir
 		if runDir == "" {
@@ -109,7 +111,7 @@ func runLocal(ctx context.Context, graceful <-chan struct{}, j *job.Job, runDir 
 	}
 	c, err := coordinator.New(coordinator.Config{
 		Logger: log, Etcd: cli, Job: j, RunDir: runDir,
-		Advertise: lis.Addr().String(), Settle: 200 * time.Millisecond,
+		Advertise: lis.Addr().String(), Settle: 200 * time.Millisecond, Extras: tokenizerExtras(j),
 	})
 	if err != nil {
 		lis.Close()
@@ -181,5 +183,7 @@ func init() {
 	f.IntVar(&localFlags.steps, "steps", 0, "override train.max_steps (0: the job's)")
 	f.StringVar(&localFlags.metrics, "metrics-listen", "", "HTTP address for Prometheus /metrics (empty: off)")
 	f.Float64Var(&localFlags.bucketMiB, "bucket-mb", defaultBucketMiB, bucketHelp)
+	f.StringArrayVar(&localFlags.sets, "set", nil, "override a key of the job file: --set train.lr=1e-3 (repeatable)")
+	f.IntVar(&localFlags.threads, "threads", 0, threadsHelp)
 	rootCmd.AddCommand(localCmd)
 }

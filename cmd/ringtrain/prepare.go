@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -21,19 +22,26 @@ var prepareFlags struct {
 	shardTokens int64
 	special     string
 	overwrite   bool
+	jsonlField  string
 }
 
 var prepareCmd = &cobra.Command{
-	Use:   "prepare --tokenizer DIR --input FILE... --out DIR",
+	Use:   "prepare --tokenizer DIR --input PATH... --out DIR",
 	Short: "Tokenize text files into train/val token shards",
 	Long: `Encodes the input files with a tokenizer and writes llm.c token shards
 DIR/train_NNNNNN.bin and DIR/val_NNNNNN.bin (uint16 tokens after a 1024-byte
 header; read them with a data glob such as DIR/train_*.bin).
 
-Documents. The inputs are encoded in the order given, as one token stream.
+Inputs. A file ending in .jsonl (or .ndjson) holds JSON lines: each line's
+string field --jsonl-field (default "text") is one document. Any other file
+is plain text, one document. Either may be gzip-compressed (.gz). A directory
+stands for the .txt, .text, .md, .jsonl and .ndjson files (and their .gz)
+under it, sorted by path; hidden files are skipped.
+
+Documents. The documents are encoded in the order given, as one token stream.
 Occurrences of the separator (--special, default <|endoftext|>) in the text
 are encoded as that special token, and one separator token is inserted
-between consecutive input files (unless the previous file already ends with
+between consecutive documents (unless the previous one already ends with
 it). --special "" disables the separator. The separator must be a token of
 the tokenizer.
 
@@ -45,6 +53,9 @@ val shards.
 Shards. Each split is cut into k = ⌈tokens/--shard-tokens⌉ shards of equal
 size (±1 token), so there is no tiny last shard. The token stream is first
 written to a temporary file in DIR (2 bytes a token), removed at the end.
+
+The tokenizer used is saved as DIR/tokenizer/, where a job reading DIR's shards
+finds it (generate and export then need no --tokenizer).
 
 Inputs may also be given as arguments: prepare --tokenizer T --out D --input a.txt b.txt.
 The last line on stdout is
@@ -60,7 +71,7 @@ The last line on stdout is
 		case f.out == "":
 			return fmt.Errorf("--out is required")
 		}
-		inputs, err := dataprep.Inputs(paths...)
+		inputs, err := dataprep.InputOptions{JSONLField: f.jsonlField}.Inputs(paths...)
 		if err != nil {
 			return err
 		}
@@ -97,6 +108,11 @@ The last line on stdout is
 		if err != nil {
 			return err
 		}
+		// The tokenizer travels with the shards: a job whose data.train
+		// is OUT/train_*.bin finds it (job.Job.TokenizerDir).
+		if err := tok.Save(filepath.Join(cfg.Out, prepareTokenizerDir)); err != nil {
+			return fmt.Errorf("--out %s: save the tokenizer: %w", cfg.Out, err)
+		}
 		bpt := 0.0
 		if res.Tokens > 0 {
 			bpt = float64(res.InputBytes) / float64(res.Tokens)
@@ -108,10 +124,14 @@ The last line on stdout is
 	},
 }
 
+// prepareTokenizerDir is where prepare saves its tokenizer inside --out.
+const prepareTokenizerDir = "tokenizer"
+
 func init() {
 	fl := prepareCmd.Flags()
-	fl.StringVar(&prepareFlags.tokenizer, "tokenizer", "", "tokenizer directory with vocab.json and merges.txt (required)")
-	fl.StringArrayVar(&prepareFlags.inputs, "input", nil, "input text file; repeat the flag or list more files as arguments (required)")
+	fl.StringVar(&prepareFlags.tokenizer, "tokenizer", "", "tokenizer directory with vocab.json and merges.txt, or a Hugging Face tokenizer.json (required)")
+	fl.StringArrayVar(&prepareFlags.inputs, "input", nil, "input file or directory (.txt, .jsonl, .gz, ...); repeat the flag or list more as arguments (required)")
+	fl.StringVar(&prepareFlags.jsonlField, "jsonl-field", "text", "the field of each JSON line (.jsonl inputs) that holds its text")
 	fl.StringVar(&prepareFlags.out, "out", "", "output directory for train_NNNNNN.bin and val_NNNNNN.bin (required)")
 	fl.Float64Var(&prepareFlags.valFraction, "val-fraction", 0.1, "fraction of the tokens, taken from the end of the stream, that goes to val (0 ≤ F < 1)")
 	fl.Int64Var(&prepareFlags.shardTokens, "shard-tokens", 100_000_000, "maximum tokens per shard")

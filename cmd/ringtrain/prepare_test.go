@@ -10,7 +10,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/shard"
+	"github.com/ringtrain/ringtrain/tokenizer"
 )
 
 // runPrepare runs `ringtrain prepare args...` with all flags back at their
@@ -64,6 +66,17 @@ func TestPrepareCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		ds.Close()
+	}
+	// the tokenizer travels with the shards: a job reading them finds it
+	j, err := job.Parse([]byte("data: {train: "+filepath.Join(out, "train_*.bin")+"}\neval: {every: 0}"), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := j.TokenizerDir(), filepath.Join(out, "tokenizer"); got != want {
+		t.Fatalf("the job finds tokenizer %q, want %q", got, want)
+	}
+	if tok, err := tokenizer.Load(j.TokenizerDir()); err != nil || tok.VocabSize() != 50257 {
+		t.Fatalf("saved tokenizer: %v", err)
 	}
 
 	for _, tc := range []struct {

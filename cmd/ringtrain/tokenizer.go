@@ -28,7 +28,9 @@ func newTokenizerCmd() *cobra.Command {
   merges.txt          one merge per line, in priority order
   special_tokens.json JSON list of the special tokens (optional: without it,
                       <|endoftext|> is special when vocab.json has it)
-A GPT-2 directory (vocab.json + merges.txt) works as is.`,
+A GPT-2 directory (vocab.json + merges.txt) works as is, and so does a Hugging
+Face tokenizer.json of a byte-level BPE tokenizer (a directory holding it, or
+the file itself) wherever --tokenizer is asked for.`,
 	}
 	cmd.AddCommand(newTokenizerTrainCmd(), newTokenizerEncodeCmd(), newTokenizerDecodeCmd())
 	return cmd

@@ -17,6 +17,7 @@ import (
 	"github.com/ringtrain/ringtrain/cluster"
 	"github.com/ringtrain/ringtrain/coordinator"
 	"github.com/ringtrain/ringtrain/heal"
+	"github.com/ringtrain/ringtrain/model/kernels"
 	"github.com/ringtrain/ringtrain/tlsconf"
 	"github.com/ringtrain/ringtrain/worker"
 )
@@ -27,12 +28,27 @@ var workerFlags struct {
 	exitWhenDone                          bool
 	bucketMiB                             float64
 	tls                                   tlsconf.Files
+	threads                               int
 }
 
 // defaultBucketMiB is PyTorch DDP's bucket_cap_mb.
 const defaultBucketMiB = 25
 
 const bucketHelp = "gradient bucket size in MiB: buckets are all-reduced while backward still runs (0: one all-reduce after backward)"
+
+const threadsHelp = "threads of the model's kernels (0: GOMAXPROCS, every core)"
+
+// setThreads applies --threads to the kernels of this process.
+func setThreads(n int) error {
+	if n < 0 {
+		return fmt.Errorf("--threads %d: must not be negative", n)
+	}
+	kernels.SetThreads(n)
+	if n > 0 {
+		slog.Info("kernel threads", "threads", n)
+	}
+	return nil
+}
 
 // stallEnv names the test-only failpoint that makes a worker hang before a step.
 const stallEnv = "RINGTRAIN_FAILPOINT_STALL_BEFORE_STEP"
@@ -55,6 +71,9 @@ took part in is over (0 if done, 1 if failed).`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := workerFlags
+		if err := setThreads(f.threads); err != nil {
+			return err
+		}
 		tn, err := tlsconf.Load(f.tls)
 		if err != nil {
 			return err
@@ -128,5 +147,6 @@ func init() {
 	f.BoolVar(&workerFlags.exitWhenDone, "exit-when-done", false, "exit once a job this worker trained is over (0 if done, 1 if failed)")
 	f.Float64Var(&workerFlags.bucketMiB, "bucket-mb", defaultBucketMiB, bucketHelp)
 	tlsconf.AddFlags(f, &workerFlags.tls)
+	f.IntVar(&workerFlags.threads, "threads", 0, threadsHelp)
 	rootCmd.AddCommand(workerCmd)
 }
