@@ -96,7 +96,7 @@ func New(cfg Config) (*Coordinator, error) {
 		cfg.Logger = slog.Default()
 	}
 	j := *cfg.Job
-	for _, p := range []*string{&j.Data.Train, &j.Data.Val, &j.Init} {
+	for _, p := range []*string{&j.Data.Train, &j.Data.Val, &j.Init, &j.Tokenizer} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			abs, err := filepath.Abs(*p)
 			if err != nil {
@@ -136,13 +136,16 @@ func (c *Coordinator) RunID() string { return c.run.ID }
 // checkpoint is committed, and Run returns nil. Idempotent.
 func (c *Coordinator) Stop() { c.stopped.Do(func() { close(c.stop) }) }
 
+func (c *Coordinator) isLeader() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leader
+}
+
 // do runs f on the leader's machine and waits for it; errNotLeader when
 // this coordinator does not lead.
 func (c *Coordinator) do(ctx context.Context, f func(now time.Time, m *Machine) []Action) error {
-	c.mu.Lock()
-	leader := c.leader
-	c.mu.Unlock()
-	if !leader {
+	if !c.isLeader() {
 		return errNotLeader
 	}
 	done := make(chan struct{})
@@ -211,15 +214,33 @@ func (c *Coordinator) Run(ctx context.Context) error {
 func (c *Coordinator) term(ctx context.Context, manifest cluster.Manifest) (done bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Until elected, a graceful stop is a stop: there is nothing to finish.
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	go func() {
+		select {
+		case <-c.stop:
+			pcancel()
+		case <-pctx.Done():
+		}
+	}()
+	stopped := func(err error) (bool, error) {
+		select {
+		case <-c.stop:
+			return true, nil
+		default:
+			return true, err
+		}
+	}
 	var lease clientv3.LeaseID
-	if err := cluster.Retry(ctx, c.cfg.Etcd, c.log, "coordinator session", func(actx context.Context) error {
+	if err := cluster.Retry(pctx, c.cfg.Etcd, c.log, "coordinator session", func(actx context.Context) error {
 		g, err := c.cfg.Etcd.Grant(actx, int64(max(c.cfg.SessionTTL.Seconds(), 1)))
 		if err == nil {
 			lease = g.ID
 		}
 		return err
 	}); err != nil {
-		return true, err
+		return stopped(err)
 	}
 	sess, err := concurrency.NewSession(c.cfg.Etcd, concurrency.WithLease(lease), concurrency.WithContext(ctx))
 	if err != nil {
@@ -229,10 +250,13 @@ func (c *Coordinator) term(ctx context.Context, manifest cluster.Manifest) (done
 	el := concurrency.NewElection(sess, c.k.Election())
 	c.log.Info("campaigning", "election", c.k.Election())
 	won := make(chan error, 1)
-	go func() { won <- el.Campaign(ctx, c.cfg.Advertise) }()
+	go func() { won <- el.Campaign(pctx, c.cfg.Advertise) }()
 	select {
 	case err := <-won:
 		if err != nil {
+			if pctx.Err() != nil {
+				return stopped(ctx.Err())
+			}
 			return false, fmt.Errorf("campaign: %w", err)
 		}
 	case <-c.stop:

@@ -232,6 +232,10 @@ type broken struct {
 
 const maxEvents = 20
 
+// historyGrace is how long a done job waits for step reports that are
+// still on their way before it ends without them.
+const historyGrace = 10 * time.Second
+
 // Machine is the coordinator's decision logic: generation formation, rank
 // assignment, recovery of broken rings, joins and leaves, stalls, the
 // checkpoint commits and the metrics history. It does no I/O and reads no
@@ -271,7 +275,8 @@ type Machine struct {
 	worlds      map[int64]int // world size of the newest generations
 
 	draining    bool
-	drainedStep int // newest boundary a drained member reported, −1 none
+	drainedStep int       // newest boundary a drained member reported, −1 none
+	finalAt     time.Time // the final checkpoint was committed
 	finished    bool
 
 	regroups    int
@@ -323,10 +328,7 @@ func (m *Machine) Start(now time.Time) []Action {
 		}
 		m.phase = PhaseRunning
 		m.err = fmt.Sprintf("took over generation %d; waiting for its workers' reports", g.ID)
-		m.event(now, Event{Kind: "adopted", Generation: g.ID, World: len(g.Members), Detail: "a new coordinator took over the running generation"})
-		if g.Mode == cluster.ModeDrain { // the previous coordinator was stopping: train on
-			return m.form(now, "resuming after a graceful stop", false)
-		}
+		return m.event(now, Event{Kind: "adopted", Generation: g.ID, World: len(g.Members), Detail: "a new coordinator took over the running generation"})
 	}
 	return nil
 }
@@ -446,6 +448,14 @@ func (m *Machine) decide(now time.Time) []Action {
 	if m.finished {
 		return nil
 	}
+	if !m.finalAt.IsZero() {
+		// The final checkpoint is in: done once the history is complete
+		// (reports queued while no coordinator led arrive late).
+		if m.metricsStep >= m.cfg.MaxSteps-1 || now.Sub(m.finalAt) >= historyGrace {
+			return m.finish(now, nil)
+		}
+		return nil
+	}
 	if m.gen == nil {
 		return m.tryFirst(now)
 	}
@@ -501,7 +511,7 @@ func (m *Machine) decide(now time.Time) []Action {
 			if v == nil || now.Sub(v.lastProgress) < m.cfg.StallTimeout {
 				continue
 			}
-			if v.Phase == phaseAllReduce && now.Sub(v.LastReport) < m.cfg.StallTimeout {
+			if v.Phase == phaseAllReduce && now.Sub(v.LastReport) < m.cfg.StallTimeout/2 {
 				continue
 			}
 			stalled = append(stalled, rm.Name)
@@ -519,9 +529,13 @@ func (m *Machine) decide(now time.Time) []Action {
 			m.err = fmt.Sprintf("no step for %s from %s", m.cfg.StallTimeout, strings.Join(stalled, ", "))
 		}
 	}
-	// A graceful stop: drain at the next boundary.
+	// A graceful stop: drain at the next boundary; and after one (a new
+	// coordinator took over a drained generation), train on.
 	if m.draining && g.Mode == cluster.ModeTrain {
 		return m.form(now, "stopping", false)
+	}
+	if !m.draining && g.Mode == cluster.ModeDrain && m.membersKnown {
+		return m.form(now, "resuming after a graceful stop", false)
 	}
 	// Joins: grow to workers.max once the joiners settled.
 	if g.Mode == cluster.ModeTrain && len(g.Members) < m.cfg.MaxWorkers {
@@ -863,6 +877,7 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 			member.State, member.Step = StateDone, r.Step
 		}
 		m.drainedStep = max(m.drainedStep, r.Step)
+		m.step = max(m.step, r.Step)
 		if m.draining && m.lastCkpt != nil && int(m.lastCkpt.Step) >= m.drainedStep {
 			return ack, append(acts, m.finishStopped(now)...)
 		}
@@ -959,7 +974,8 @@ func (m *Machine) Committed(now time.Time, step int, lineage int64, err error) [
 	switch {
 	case step >= m.cfg.MaxSteps:
 		m.step = max(m.step, step)
-		return append(acts, m.finish(now, nil)...)
+		m.finalAt = now
+		return append(acts, m.decide(now)...)
 	case m.draining && m.drainedStep >= 0 && step >= m.drainedStep:
 		return append(acts, m.finishStopped(now)...)
 	}

@@ -143,6 +143,9 @@ func (s *service) fromMember(ctx context.Context, name string, inc uint64) error
 	if !s.checkPeer {
 		return nil
 	}
+	if !s.c.isLeader() {
+		return errNotLeader // ask again later, rather than refuse what this coordinator does not know yet
+	}
 	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return fmt.Errorf("%w: no peer address", errRefused)
@@ -191,17 +194,72 @@ func (s *service) addressesOf(ctx context.Context, host string) []string {
 }
 
 func (s *service) Report(ctx context.Context, r *pb.WorkerReport) (*pb.ReportAck, error) {
-	if err := cluster.CheckName(r.GetName()); err != nil {
+	acks, err := s.reports(ctx, []*pb.WorkerReport{r})
+	if err != nil {
 		return nil, err
+	}
+	return acks[0], nil
+}
+
+func (s *service) ReportBatch(ctx context.Context, rs *pb.WorkerReports) (*pb.ReportAcks, error) {
+	if len(rs.GetReports()) > maxBatch {
+		return nil, status.Errorf(codes.InvalidArgument, "%d reports in one batch, at most %d", len(rs.GetReports()), maxBatch)
+	}
+	acks, err := s.reports(ctx, rs.GetReports())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ReportAcks{Acks: acks}, nil
+}
+
+// maxBatch bounds the reports of one ReportBatch.
+const maxBatch = 1000
+
+// reports hands reports to the machine in one go.
+func (s *service) reports(ctx context.Context, rs []*pb.WorkerReport) ([]*pb.ReportAck, error) {
+	acks := make([]*pb.ReportAck, len(rs))
+	var reps []Report
+	var idx []int
+	for i, r := range rs {
+		rep, err := s.convert(ctx, r)
+		if err != nil {
+			if status.Code(err) == codes.InvalidArgument || errors.Is(err, cluster.ErrBadName) || errors.Is(err, errNotLeader) {
+				return nil, err
+			}
+			acks[i] = &pb.ReportAck{Refused: err.Error()}
+			continue
+		}
+		reps = append(reps, rep)
+		idx = append(idx, i)
+	}
+	err := s.c.do(ctx, func(now time.Time, m *Machine) []Action {
+		var acts []Action
+		for k, rep := range reps {
+			ack, a := m.Report(now, rep)
+			acts = append(acts, a...)
+			acks[idx[k]] = &pb.ReportAck{Generation: ack.Generation, Stale: ack.Stale, Refused: ack.Refused}
+		}
+		return acts
+	})
+	if err != nil {
+		return nil, err
+	}
+	return acks, nil
+}
+
+// convert checks a report and turns it into the machine's form.
+func (s *service) convert(ctx context.Context, r *pb.WorkerReport) (Report, error) {
+	if err := cluster.CheckName(r.GetName()); err != nil {
+		return Report{}, err
 	}
 	kind := reportKinds[r.GetKind()]
 	if kind == 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "report kind %v", r.GetKind())
+		return Report{}, status.Errorf(codes.InvalidArgument, "report kind %v", r.GetKind())
 	}
 	if err := s.fromMember(ctx, r.GetName(), r.GetIncarnation()); err != nil {
-		return &pb.ReportAck{Refused: err.Error()}, nil
+		return Report{}, err
 	}
-	rep := Report{
+	return Report{
 		Name: r.GetName(), Incarnation: r.GetIncarnation(), Generation: r.GetGeneration(), Rank: int(r.GetRank()), Kind: kind,
 		Step: int(r.GetStep()), Lineage: r.GetLineage(), Loss: r.GetLoss(), LR: r.GetLr(), GradNorm: r.GetGradNorm(),
 		Tokens: r.GetTokens(), StepTime: seconds(r.GetStepTimeS()), Compute: seconds(r.GetComputeS()),
@@ -209,17 +267,7 @@ func (s *service) Report(ctx context.Context, r *pb.WorkerReport) (*pb.ReportAck
 		HasVal: r.GetHasValLoss(), ValLoss: r.GetValLoss(), Err: r.GetError(), Phase: r.GetPhase(),
 		HealSeconds: r.GetHealSeconds(), HealSource: int(r.GetHealSource()), HealBytes: int64(r.GetHealBytes()),
 		Loaded: r.GetLoadedCheckpoint(),
-	}
-	var ack ReportAck
-	err := s.c.do(ctx, func(now time.Time, m *Machine) []Action {
-		var acts []Action
-		ack, acts = m.Report(now, rep)
-		return acts
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &pb.ReportAck{Generation: ack.Generation, Stale: ack.Stale, Refused: ack.Refused}, nil
+	}, nil
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -846,6 +846,94 @@ func (x *WorkerReport) GetHealBytes() uint64 {
 	return 0
 }
 
+type WorkerReports struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reports       []*WorkerReport        `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerReports) Reset() {
+	*x = WorkerReports{}
+	mi := &file_coordinator_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerReports) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerReports) ProtoMessage() {}
+
+func (x *WorkerReports) ProtoReflect() protoreflect.Message {
+	mi := &file_coordinator_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerReports.ProtoReflect.Descriptor instead.
+func (*WorkerReports) Descriptor() ([]byte, []int) {
+	return file_coordinator_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WorkerReports) GetReports() []*WorkerReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+type ReportAcks struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acks          []*ReportAck           `protobuf:"bytes,1,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportAcks) Reset() {
+	*x = ReportAcks{}
+	mi := &file_coordinator_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportAcks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportAcks) ProtoMessage() {}
+
+func (x *ReportAcks) ProtoReflect() protoreflect.Message {
+	mi := &file_coordinator_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportAcks.ProtoReflect.Descriptor instead.
+func (*ReportAcks) Descriptor() ([]byte, []int) {
+	return file_coordinator_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReportAcks) GetAcks() []*ReportAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
 type ReportAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Generation    int64                  `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"` // the coordinator's current generation
@@ -857,7 +945,7 @@ type ReportAck struct {
 
 func (x *ReportAck) Reset() {
 	*x = ReportAck{}
-	mi := &file_coordinator_proto_msgTypes[6]
+	mi := &file_coordinator_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +957,7 @@ func (x *ReportAck) String() string {
 func (*ReportAck) ProtoMessage() {}
 
 func (x *ReportAck) ProtoReflect() protoreflect.Message {
-	mi := &file_coordinator_proto_msgTypes[6]
+	mi := &file_coordinator_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +970,7 @@ func (x *ReportAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportAck.ProtoReflect.Descriptor instead.
 func (*ReportAck) Descriptor() ([]byte, []int) {
-	return file_coordinator_proto_rawDescGZIP(), []int{6}
+	return file_coordinator_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReportAck) GetGeneration() int64 {
@@ -928,7 +1016,7 @@ type CheckpointChunk struct {
 
 func (x *CheckpointChunk) Reset() {
 	*x = CheckpointChunk{}
-	mi := &file_coordinator_proto_msgTypes[7]
+	mi := &file_coordinator_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1028,7 @@ func (x *CheckpointChunk) String() string {
 func (*CheckpointChunk) ProtoMessage() {}
 
 func (x *CheckpointChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_coordinator_proto_msgTypes[7]
+	mi := &file_coordinator_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1041,7 @@ func (x *CheckpointChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointChunk.ProtoReflect.Descriptor instead.
 func (*CheckpointChunk) Descriptor() ([]byte, []int) {
-	return file_coordinator_proto_rawDescGZIP(), []int{7}
+	return file_coordinator_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CheckpointChunk) GetStep() int64 {
@@ -1029,7 +1117,7 @@ type CheckpointAck struct {
 
 func (x *CheckpointAck) Reset() {
 	*x = CheckpointAck{}
-	mi := &file_coordinator_proto_msgTypes[8]
+	mi := &file_coordinator_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1129,7 @@ func (x *CheckpointAck) String() string {
 func (*CheckpointAck) ProtoMessage() {}
 
 func (x *CheckpointAck) ProtoReflect() protoreflect.Message {
-	mi := &file_coordinator_proto_msgTypes[8]
+	mi := &file_coordinator_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1142,7 @@ func (x *CheckpointAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointAck.ProtoReflect.Descriptor instead.
 func (*CheckpointAck) Descriptor() ([]byte, []int) {
-	return file_coordinator_proto_rawDescGZIP(), []int{8}
+	return file_coordinator_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CheckpointAck) GetStep() int64 {
@@ -1081,7 +1169,7 @@ type GetCheckpointRequest struct {
 
 func (x *GetCheckpointRequest) Reset() {
 	*x = GetCheckpointRequest{}
-	mi := &file_coordinator_proto_msgTypes[9]
+	mi := &file_coordinator_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1181,7 @@ func (x *GetCheckpointRequest) String() string {
 func (*GetCheckpointRequest) ProtoMessage() {}
 
 func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_coordinator_proto_msgTypes[9]
+	mi := &file_coordinator_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1194,7 @@ func (x *GetCheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCheckpointRequest.ProtoReflect.Descriptor instead.
 func (*GetCheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_coordinator_proto_rawDescGZIP(), []int{9}
+	return file_coordinator_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetCheckpointRequest) GetStep() int64 {
@@ -1230,7 +1318,12 @@ const file_coordinator_proto_rawDesc = "" +
 	"\fKIND_STANDBY\x10\x06\x12\x10\n" +
 	"\fKIND_LEAVING\x10\a\x12\x12\n" +
 	"\x0eKIND_HEARTBEAT\x10\b\x12\x10\n" +
-	"\fKIND_DRAINED\x10\t\"\x04\b\x02\x10\x02\"[\n" +
+	"\fKIND_DRAINED\x10\t\"\x04\b\x02\x10\x02\"E\n" +
+	"\rWorkerReports\x124\n" +
+	"\areports\x18\x01 \x03(\v2\x1a.ringtrain.v1.WorkerReportR\areports\"9\n" +
+	"\n" +
+	"ReportAcks\x12+\n" +
+	"\x04acks\x18\x01 \x03(\v2\x17.ringtrain.v1.ReportAckR\x04acks\"[\n" +
 	"\tReportAck\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x03R\n" +
@@ -1254,11 +1347,12 @@ const file_coordinator_proto_rawDesc = "" +
 	"\tcommitted\x18\x02 \x01(\bR\tcommitted\"B\n" +
 	"\x14GetCheckpointRequest\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\x03R\x04step\x12\x16\n" +
-	"\x06worker\x18\x02 \x01(\tR\x06worker2\x8d\x03\n" +
+	"\x06worker\x18\x02 \x01(\tR\x06worker2\xd3\x03\n" +
 	"\vCoordinator\x12L\n" +
 	"\tJobStatus\x12\x1e.ringtrain.v1.JobStatusRequest\x1a\x1f.ringtrain.v1.JobStatusResponse\x12L\n" +
 	"\bWatchJob\x12\x1d.ringtrain.v1.WatchJobRequest\x1a\x1f.ringtrain.v1.JobStatusResponse0\x01\x12=\n" +
-	"\x06Report\x12\x1a.ringtrain.v1.WorkerReport\x1a\x17.ringtrain.v1.ReportAck\x12M\n" +
+	"\x06Report\x12\x1a.ringtrain.v1.WorkerReport\x1a\x17.ringtrain.v1.ReportAck\x12D\n" +
+	"\vReportBatch\x12\x1b.ringtrain.v1.WorkerReports\x1a\x18.ringtrain.v1.ReportAcks\x12M\n" +
 	"\rPutCheckpoint\x12\x1d.ringtrain.v1.CheckpointChunk\x1a\x1b.ringtrain.v1.CheckpointAck(\x01\x12T\n" +
 	"\rGetCheckpoint\x12\".ringtrain.v1.GetCheckpointRequest\x1a\x1d.ringtrain.v1.CheckpointChunk0\x01B2Z0github.com/ringtrain/ringtrain/proto;ringtrainpbb\x06proto3"
 
@@ -1275,7 +1369,7 @@ func file_coordinator_proto_rawDescGZIP() []byte {
 }
 
 var file_coordinator_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_coordinator_proto_goTypes = []any{
 	(WorkerReport_Kind)(0),       // 0: ringtrain.v1.WorkerReport.Kind
 	(*JobStatusRequest)(nil),     // 1: ringtrain.v1.JobStatusRequest
@@ -1284,30 +1378,36 @@ var file_coordinator_proto_goTypes = []any{
 	(*JobEvent)(nil),             // 4: ringtrain.v1.JobEvent
 	(*JobStatusResponse)(nil),    // 5: ringtrain.v1.JobStatusResponse
 	(*WorkerReport)(nil),         // 6: ringtrain.v1.WorkerReport
-	(*ReportAck)(nil),            // 7: ringtrain.v1.ReportAck
-	(*CheckpointChunk)(nil),      // 8: ringtrain.v1.CheckpointChunk
-	(*CheckpointAck)(nil),        // 9: ringtrain.v1.CheckpointAck
-	(*GetCheckpointRequest)(nil), // 10: ringtrain.v1.GetCheckpointRequest
+	(*WorkerReports)(nil),        // 7: ringtrain.v1.WorkerReports
+	(*ReportAcks)(nil),           // 8: ringtrain.v1.ReportAcks
+	(*ReportAck)(nil),            // 9: ringtrain.v1.ReportAck
+	(*CheckpointChunk)(nil),      // 10: ringtrain.v1.CheckpointChunk
+	(*CheckpointAck)(nil),        // 11: ringtrain.v1.CheckpointAck
+	(*GetCheckpointRequest)(nil), // 12: ringtrain.v1.GetCheckpointRequest
 }
 var file_coordinator_proto_depIdxs = []int32{
 	3,  // 0: ringtrain.v1.JobStatusResponse.workers:type_name -> ringtrain.v1.WorkerStatus
 	4,  // 1: ringtrain.v1.JobStatusResponse.events:type_name -> ringtrain.v1.JobEvent
 	0,  // 2: ringtrain.v1.WorkerReport.kind:type_name -> ringtrain.v1.WorkerReport.Kind
-	1,  // 3: ringtrain.v1.Coordinator.JobStatus:input_type -> ringtrain.v1.JobStatusRequest
-	2,  // 4: ringtrain.v1.Coordinator.WatchJob:input_type -> ringtrain.v1.WatchJobRequest
-	6,  // 5: ringtrain.v1.Coordinator.Report:input_type -> ringtrain.v1.WorkerReport
-	8,  // 6: ringtrain.v1.Coordinator.PutCheckpoint:input_type -> ringtrain.v1.CheckpointChunk
-	10, // 7: ringtrain.v1.Coordinator.GetCheckpoint:input_type -> ringtrain.v1.GetCheckpointRequest
-	5,  // 8: ringtrain.v1.Coordinator.JobStatus:output_type -> ringtrain.v1.JobStatusResponse
-	5,  // 9: ringtrain.v1.Coordinator.WatchJob:output_type -> ringtrain.v1.JobStatusResponse
-	7,  // 10: ringtrain.v1.Coordinator.Report:output_type -> ringtrain.v1.ReportAck
-	9,  // 11: ringtrain.v1.Coordinator.PutCheckpoint:output_type -> ringtrain.v1.CheckpointAck
-	8,  // 12: ringtrain.v1.Coordinator.GetCheckpoint:output_type -> ringtrain.v1.CheckpointChunk
-	8,  // [8:13] is the sub-list for method output_type
-	3,  // [3:8] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	6,  // 3: ringtrain.v1.WorkerReports.reports:type_name -> ringtrain.v1.WorkerReport
+	9,  // 4: ringtrain.v1.ReportAcks.acks:type_name -> ringtrain.v1.ReportAck
+	1,  // 5: ringtrain.v1.Coordinator.JobStatus:input_type -> ringtrain.v1.JobStatusRequest
+	2,  // 6: ringtrain.v1.Coordinator.WatchJob:input_type -> ringtrain.v1.WatchJobRequest
+	6,  // 7: ringtrain.v1.Coordinator.Report:input_type -> ringtrain.v1.WorkerReport
+	7,  // 8: ringtrain.v1.Coordinator.ReportBatch:input_type -> ringtrain.v1.WorkerReports
+	10, // 9: ringtrain.v1.Coordinator.PutCheckpoint:input_type -> ringtrain.v1.CheckpointChunk
+	12, // 10: ringtrain.v1.Coordinator.GetCheckpoint:input_type -> ringtrain.v1.GetCheckpointRequest
+	5,  // 11: ringtrain.v1.Coordinator.JobStatus:output_type -> ringtrain.v1.JobStatusResponse
+	5,  // 12: ringtrain.v1.Coordinator.WatchJob:output_type -> ringtrain.v1.JobStatusResponse
+	9,  // 13: ringtrain.v1.Coordinator.Report:output_type -> ringtrain.v1.ReportAck
+	8,  // 14: ringtrain.v1.Coordinator.ReportBatch:output_type -> ringtrain.v1.ReportAcks
+	11, // 15: ringtrain.v1.Coordinator.PutCheckpoint:output_type -> ringtrain.v1.CheckpointAck
+	10, // 16: ringtrain.v1.Coordinator.GetCheckpoint:output_type -> ringtrain.v1.CheckpointChunk
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_coordinator_proto_init() }
@@ -1321,7 +1421,7 @@ func file_coordinator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_coordinator_proto_rawDesc), len(file_coordinator_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	Coordinator_JobStatus_FullMethodName     = "/ringtrain.v1.Coordinator/JobStatus"
 	Coordinator_WatchJob_FullMethodName      = "/ringtrain.v1.Coordinator/WatchJob"
 	Coordinator_Report_FullMethodName        = "/ringtrain.v1.Coordinator/Report"
+	Coordinator_ReportBatch_FullMethodName   = "/ringtrain.v1.Coordinator/ReportBatch"
 	Coordinator_PutCheckpoint_FullMethodName = "/ringtrain.v1.Coordinator/PutCheckpoint"
 	Coordinator_GetCheckpoint_FullMethodName = "/ringtrain.v1.Coordinator/GetCheckpoint"
 )
@@ -45,6 +46,9 @@ type CoordinatorClient interface {
 	// step, a broken ring, that it is ready, waiting or leaving, an error.
 	// It doubles as a heartbeat.
 	Report(ctx context.Context, in *WorkerReport, opts ...grpc.CallOption) (*ReportAck, error)
+	// ReportBatch is Report for several reports at once, in order (a worker
+	// catching up with a new coordinator).
+	ReportBatch(ctx context.Context, in *WorkerReports, opts ...grpc.CallOption) (*ReportAcks, error)
 	// PutCheckpoint uploads the files of one checkpoint; the coordinator
 	// writes each atomically into RUN/checkpoints/step_N/ and commits the
 	// checkpoint once all are there. ABORTED if the checkpoint is not wanted
@@ -102,6 +106,16 @@ func (c *coordinatorClient) Report(ctx context.Context, in *WorkerReport, opts .
 	return out, nil
 }
 
+func (c *coordinatorClient) ReportBatch(ctx context.Context, in *WorkerReports, opts ...grpc.CallOption) (*ReportAcks, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportAcks)
+	err := c.cc.Invoke(ctx, Coordinator_ReportBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coordinatorClient) PutCheckpoint(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[CheckpointChunk, CheckpointAck], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Coordinator_ServiceDesc.Streams[1], Coordinator_PutCheckpoint_FullMethodName, cOpts...)
@@ -147,6 +161,9 @@ type CoordinatorServer interface {
 	// step, a broken ring, that it is ready, waiting or leaving, an error.
 	// It doubles as a heartbeat.
 	Report(context.Context, *WorkerReport) (*ReportAck, error)
+	// ReportBatch is Report for several reports at once, in order (a worker
+	// catching up with a new coordinator).
+	ReportBatch(context.Context, *WorkerReports) (*ReportAcks, error)
 	// PutCheckpoint uploads the files of one checkpoint; the coordinator
 	// writes each atomically into RUN/checkpoints/step_N/ and commits the
 	// checkpoint once all are there. ABORTED if the checkpoint is not wanted
@@ -173,6 +190,9 @@ func (UnimplementedCoordinatorServer) WatchJob(*WatchJobRequest, grpc.ServerStre
 }
 func (UnimplementedCoordinatorServer) Report(context.Context, *WorkerReport) (*ReportAck, error) {
 	return nil, status.Error(codes.Unimplemented, "method Report not implemented")
+}
+func (UnimplementedCoordinatorServer) ReportBatch(context.Context, *WorkerReports) (*ReportAcks, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportBatch not implemented")
 }
 func (UnimplementedCoordinatorServer) PutCheckpoint(grpc.ClientStreamingServer[CheckpointChunk, CheckpointAck]) error {
 	return status.Error(codes.Unimplemented, "method PutCheckpoint not implemented")
@@ -248,6 +268,24 @@ func _Coordinator_Report_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Coordinator_ReportBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WorkerReports)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServer).ReportBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Coordinator_ReportBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServer).ReportBatch(ctx, req.(*WorkerReports))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Coordinator_PutCheckpoint_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(CoordinatorServer).PutCheckpoint(&grpc.GenericServerStream[CheckpointChunk, CheckpointAck]{ServerStream: stream})
 }
@@ -280,6 +318,10 @@ var Coordinator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Report",
 			Handler:    _Coordinator_Report_Handler,
+		},
+		{
+			MethodName: "ReportBatch",
+			Handler:    _Coordinator_ReportBatch_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

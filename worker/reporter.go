@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,6 +13,13 @@ import (
 	"github.com/ringtrain/ringtrain/cluster"
 	pb "github.com/ringtrain/ringtrain/proto"
 )
+
+// refusedFor is how long a refused report is offered again before it is
+// dropped (the coordinator may not know this worker's incarnation yet).
+const refusedFor = time.Minute
+
+// maxBatch is the most reports sent in one call (the coordinator's limit).
+const maxBatch = 1000
 
 // maxQueued bounds the reports kept while no coordinator answers (the
 // oldest step reports go first): hours of steps at a few hundred bytes each.
@@ -60,15 +68,13 @@ func (r *reporter) run(ctx context.Context) {
 		}
 	}()
 	fails := 0
+	var refusedSince time.Time
 	for {
 		rec, _, changed := r.coord.Get()
 		r.mu.Lock()
-		var next *pb.WorkerReport
-		if len(r.queue) > 0 {
-			next = r.queue[0]
-		}
+		batch := slices.Clone(r.queue[:min(len(r.queue), maxBatch)])
 		r.mu.Unlock()
-		if next == nil || rec == nil {
+		if len(batch) == 0 || rec == nil {
 			select {
 			case <-ctx.Done():
 				return
@@ -94,26 +100,45 @@ func (r *reporter) run(ctx context.Context) {
 			}
 			addr = rec.Address
 		}
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ack, err := pb.NewCoordinatorClient(cc).Report(sctx, next)
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		acks, err := pb.NewCoordinatorClient(cc).ReportBatch(sctx, &pb.WorkerReports{Reports: batch})
 		cancel()
-		if err == nil && ack.GetRefused() != "" {
-			// The coordinator does not know this incarnation yet (the report
-			// overtook the registration), or it never will: retry a few times.
-			r.log.Debug("report refused", "kind", next.GetKind(), "why", ack.GetRefused())
-			err = errRefused
-			if fails > 10 {
-				r.log.Warn("report refused; dropping it", "kind", next.GetKind(), "why", ack.GetRefused())
-				err = nil
+		done := 0 // reports delivered
+		if err == nil {
+			done = len(batch)
+			// Delivered up to the first refusal: the coordinator does not
+			// know this incarnation yet (the report overtook the
+			// registration), or it never will: retry a few times.
+			for i, ack := range acks.GetAcks() {
+				if ack.GetRefused() == "" {
+					continue
+				}
+				if refusedSince.IsZero() {
+					refusedSince = time.Now()
+				}
+				if time.Since(refusedSince) > refusedFor {
+					r.log.Warn("report refused for a minute; dropping it", "kind", batch[i].GetKind(), "why", ack.GetRefused())
+					continue
+				}
+				r.log.Debug("report refused", "kind", batch[i].GetKind(), "why", ack.GetRefused())
+				done, err = i, errRefused
+				break
 			}
+			if err == nil {
+				refusedSince = time.Time{}
+			}
+		}
+		if done > 0 {
+			r.mu.Lock()
+			n := 0
+			for n < done && n < len(r.queue) && r.queue[n] == batch[n] {
+				n++
+			}
+			r.queue = r.queue[n:]
+			r.mu.Unlock()
 		}
 		if err == nil {
 			fails = 0
-			r.mu.Lock()
-			if len(r.queue) > 0 && r.queue[0] == next {
-				r.queue = r.queue[1:]
-			}
-			r.mu.Unlock()
 			continue
 		}
 		fails++

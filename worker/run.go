@@ -22,7 +22,6 @@ import (
 const (
 	joinTimeout     = 15 * time.Second // all neighbours connected
 	transferTimeout = 5 * time.Minute  // a state transfer or checkpoint load
-	heartbeatEvery  = 5 * time.Second  // during a step longer than this
 )
 
 // run is one generation's run: its ring, the opening handshake and heal,
@@ -381,6 +380,13 @@ func (r *run) ringFailed(ctx context.Context, err error) (Outcome, error) {
 	return OutcomeRingFailed, err
 }
 
+// heartbeatEvery is the heartbeat period for a stall timeout: several
+// heartbeats per timeout, so that the coordinator knows who waits for whom
+// before it drops anyone.
+func heartbeatEvery(stall time.Duration) time.Duration {
+	return min(max(stall/6, 200*time.Millisecond), 5*time.Second)
+}
+
 // heartbeats reports what the run does every few seconds while a step
 // takes long, so that the coordinator can tell a rank waiting for its
 // peers from one that is stuck.
@@ -389,7 +395,8 @@ func (r *run) heartbeats(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(heartbeatEvery)
+		every := heartbeatEvery(r.w.job().Workers.StallTimeout.D())
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -397,7 +404,7 @@ func (r *run) heartbeats(ctx context.Context) (stop func()) {
 				return
 			case <-t.C:
 				what, since := r.phase.get()
-				if time.Since(since) < heartbeatEvery {
+				if time.Since(since) < every {
 					continue
 				}
 				if what == "step" {
