@@ -223,6 +223,22 @@ type Status struct {
 	Events         []Event
 }
 
+// change is a membership change in progress: when it started, whether it
+// was planned (a join or a graceful leave, which lose no step) or a
+// failure, and what it was, for the "recovered" event that times it.
+type change struct {
+	at      time.Time
+	planned bool
+	what    string
+}
+
+// begin records a change, a failure taking precedence over a planned one.
+func (m *Machine) begin(at time.Time, planned bool, what string) {
+	if m.change.at.IsZero() || (m.change.planned && !planned) {
+		m.change = change{at: at, planned: planned, what: what}
+	}
+}
+
 // broken is the state of a generation whose ring broke.
 type broken struct {
 	at    time.Time
@@ -255,8 +271,7 @@ type Machine struct {
 	genAt      time.Time // when gen was published
 	ready      map[int]bool
 	brk        *broken
-	recovering time.Time // a change started (ring break, loss, join) and no step of the new generation yet
-	growing    bool      // the change is a join
+	change     change    // the membership change whose first step is still to come
 	readySince time.Time // when enough workers first registered while no generation runs
 	joinSince  time.Time // when eligible non-members first waited while W < max
 
@@ -478,8 +493,12 @@ func (m *Machine) decide(now time.Time) []Action {
 	}
 	if len(whys) > 0 {
 		var acts []Action
+		kind := "left"
+		if abort {
+			kind = "lost"
+		}
 		for _, w := range whys {
-			acts = append(acts, m.event(now, Event{Kind: "lost", Generation: g.ID, Detail: w})...)
+			acts = append(acts, m.event(now, Event{Kind: kind, Generation: g.ID, Detail: w})...)
 		}
 		return append(acts, m.regroup(now, strings.Join(whys, "; "), abort)...)
 	}
@@ -553,9 +572,7 @@ func (m *Machine) decide(now time.Time) []Action {
 			m.joinSince = now
 		}
 		if waiting >= m.cfg.MaxWorkers-len(g.Members) || now.Sub(m.joinSince) >= m.cfg.Settle {
-			if m.recovering.IsZero() {
-				m.recovering, m.growing = m.joinSince, true // a join: time it to training again too
-			}
+			m.begin(m.joinSince, true, "a join")
 			return m.form(now, fmt.Sprintf("%d worker(s) joining", waiting), false)
 		}
 	}
@@ -586,6 +603,7 @@ func (m *Machine) tryFirst(now time.Time) []Action {
 			return nil
 		}
 	}
+	m.err = ""
 	return m.form(now, "start", false)
 }
 
@@ -599,10 +617,10 @@ func (m *Machine) regroup(now time.Time, why string, abort bool) []Action {
 	if m.regroups > m.cfg.MaxRegroups {
 		return m.fail(now, fmt.Errorf("%w: %d generations in a row broke without a step of progress; last: %s", ErrNoProgress, m.regroups-1, why))
 	}
-	if m.recovering.IsZero() || m.growing {
-		m.recovering, m.growing = now, false
+	m.begin(now, !abort, why)
+	if abort {
+		m.err = why
 	}
-	m.err = why
 	return m.form(now, why, abort)
 }
 
@@ -706,7 +724,7 @@ func (m *Machine) form(now time.Time, why string, abort bool) []Action {
 	switch {
 	case m.draining:
 		m.phase = PhaseCheckpointing
-	case !m.recovering.IsZero() && !m.growing && prev != nil:
+	case !m.change.at.IsZero() && !m.change.planned && prev != nil:
 		m.phase = PhaseRecovering
 	case prev == nil || m.phase == PhaseWaiting:
 		m.phase = PhaseRunning
@@ -818,14 +836,10 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 				}
 			}
 		}
-		if !m.recovering.IsZero() {
-			detail := "training again after the ring broke"
-			if m.growing {
-				detail = "training again with the joined workers"
-			}
+		if c := m.change; !c.at.IsZero() {
 			acts = append(acts, m.event(now, Event{Kind: "recovered", Generation: m.gen.ID, World: len(m.gen.Members),
-				Seconds: now.Sub(m.recovering).Seconds(), Detail: detail})...)
-			m.recovering, m.growing = time.Time{}, false
+				Seconds: now.Sub(c.at).Seconds(), Detail: "training again after " + c.what})...)
+			m.change = change{}
 		}
 		if m.phase == PhaseRecovering || (m.phase == PhaseWaiting && m.gen != nil) {
 			m.phase = PhaseRunning
@@ -858,9 +872,7 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 		if m.brk == nil {
 			m.brk = &broken{at: now, heard: map[string]bool{},
 				why: fmt.Sprintf("ring of generation %d broke at step %d (reported by %s): %s", m.gen.ID, m.step, r.Name, r.Err)}
-			if m.recovering.IsZero() || m.growing {
-				m.recovering, m.growing = now, false
-			}
+			m.begin(now, false, "the ring broke")
 			m.phase, m.err = PhaseRecovering, m.brk.why
 			for _, rm := range m.gen.Members {
 				if rm.Name != r.Name {

@@ -124,6 +124,8 @@ func (s *Server) Fetch(req *pb.FetchRequest, stream grpc.ServerStreamingServer[p
 // the whole state against Header.Hash once it is in place. ctx bounds the
 // transfer.
 func Fetch(ctx context.Context, cc grpc.ClientConnInterface, gen int64, requester string, rank int, dst [][]float32) (Header, error) {
+	ctx, cancel := context.WithCancel(ctx) // an early return ends the server's side too
+	defer cancel()
 	stream, err := pb.NewStateClient(cc).Fetch(ctx, &pb.FetchRequest{Generation: gen, Requester: requester, Rank: int32(rank)},
 		grpc.CallContentSubtype(codecName))
 	if err != nil {
@@ -148,6 +150,12 @@ func Fetch(ctx context.Context, cc grpc.ClientConnInterface, gen int64, requeste
 	}
 	in.dst = dst
 	next := [2]uint64{} // tensor, offset expected next
+	skipEmpty := func() {
+		for next[0] < uint64(len(dst)) && next[1] == uint64(len(dst[next[0]])) {
+			next = [2]uint64{next[0] + 1, 0}
+		}
+	}
+	skipEmpty()
 	for {
 		in.header = nil
 		err := stream.RecvMsg(in)
@@ -161,12 +169,7 @@ func Fetch(ctx context.Context, cc grpc.ClientConnInterface, gen int64, requeste
 			return Header{}, fmt.Errorf("%w: chunk of tensor %d at %d, want tensor %d at %d", ErrCorrupt, in.tensor, in.offset, next[0], next[1])
 		}
 		next[1] += in.count
-		if next[1] == uint64(len(dst[next[0]])) {
-			next = [2]uint64{next[0] + 1, 0}
-		}
-	}
-	for next[0] < uint64(len(dst)) && len(dst[next[0]]) == 0 {
-		next = [2]uint64{next[0] + 1, 0}
+		skipEmpty()
 	}
 	if next[0] != uint64(len(dst)) {
 		return Header{}, fmt.Errorf("%w: stream ended in tensor %d at %d", ErrCorrupt, next[0], next[1])
