@@ -1,10 +1,16 @@
 GO ?= go
 BIN := bin/ringtrain
+# What `ringtrain --version` prints: git describe of the work tree and the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# pinned; `go run` fetches it through the module proxy on first use
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test bench demo proto proto-check fmt vet lint clean docker
+.PHONY: build test bench fuzz demo proto proto-check fmt vet lint clean docker
 
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringtrain
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ringtrain
 
 vet:
 	$(GO) vet ./...
@@ -15,10 +21,25 @@ fmt:
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	if [ -n "$$bad" ]; then echo "not gofmt-formatted:"; echo "$$bad"; exit 1; fi
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags noasm ./model/... ./allreduce/...
 
 test: lint vet
 	$(GO) test -race -timeout 30m ./...
 	$(GO) test -tags noasm -timeout 20m ./model/... ./allreduce/...
+
+# Every reader of untrusted bytes has a fuzz target (seeds in testdata/fuzz run
+# in every go test); `make fuzz` runs each for FUZZTIME.
+FUZZTIME ?= 4s
+FUZZ_TARGETS := model:FuzzParseSafetensors model:FuzzReadModel model:FuzzReadShardedIndex \
+	hf:FuzzParseConfig job:FuzzParse tokenizer:FuzzLoad tokenizer:FuzzTokenizerJSON shard:FuzzOpen \
+	allreduce:FuzzCodecUnmarshal
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x ./$${t%%:*} 2>&1) || { echo "$$out"; exit 1; }; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./model/... ./allreduce/... ./tokenizer/... ./shard/...

@@ -159,6 +159,9 @@ func (w *wireIn) unmarshal(data mem.BufferSlice) error {
 			if !w.hasHeader || w.sink == nil {
 				return fmt.Errorf("%w: data without a header", ErrProtocol)
 			}
+			if sawData { // the sink checked one chunk's length, not two
+				return fmt.Errorf("%w: frame with two data fields", ErrProtocol)
+			}
 			sawData = true
 			if err := w.sink.Header(w.header, int(size)); err != nil {
 				w.sinkErr = err

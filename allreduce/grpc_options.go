@@ -35,13 +35,14 @@ func ServerOptions() []grpc.ServerOption {
 }
 
 // NewGRPCServer returns the gRPC server of a ring member: built with
-// ServerOptions and then extra, serving tr's Peer service, the gRPC health
-// service, and the raw data path of tr's rings (chunks over a plain TCP
-// connection to the same port, see raw.go). The raw path needs a server
-// without transport security: an extra grpc.Creds replaces it, and the
-// rings of such a server carry their chunks on their gRPC streams.
+// ServerOptions, tr's credentials (SetCredentials; plaintext by default)
+// and then extra, serving tr's Peer service, the gRPC health service, and
+// the raw data path of tr's rings (chunks over a TCP connection of their
+// own to the same port, see raw.go). A grpc.Creds in extra replaces tr's
+// credentials, and the rings of such a server carry their chunks on their
+// gRPC streams. Build one server per transport.
 func NewGRPCServer(tr *GRPCTransport, extra ...grpc.ServerOption) *grpc.Server {
-	opts := append(ServerOptions(), grpc.Creds(newRawCreds(tr)))
+	opts := append(ServerOptions(), grpc.Creds(rawCreds{TransportCredentials: tr.creds, t: tr}))
 	s := grpc.NewServer(append(opts, extra...)...)
 	tr.Register(s)
 	healthpb.RegisterHealthServer(s, health.NewServer())

@@ -10,12 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/ringtrain/ringtrain/proto"
@@ -26,7 +28,9 @@ import (
 // stream of its left neighbour on its own server. One GRPCTransport serves
 // every generation of one process; register it on the process's server.
 type GRPCTransport struct {
-	dialOpts []grpc.DialOption
+	dialOpts  []grpc.DialOption
+	creds     credentials.TransportCredentials // of the raw path and NewGRPCServer
+	rawServed atomic.Bool                      // a server with rawCreds handshook a connection
 
 	mu      sync.Mutex
 	newest  uint64                  // newest generation Connect saw
@@ -42,10 +46,21 @@ var _ Transport = (*GRPCTransport)(nil)
 func NewGRPCTransport(extra ...grpc.DialOption) *GRPCTransport {
 	return &GRPCTransport{
 		dialOpts: append(DialOptions(), extra...),
+		creds:    insecure.NewCredentials(),
 		parked:   make(map[uint64]*inboundRing),
 		claimed:  make(map[uint64]*inboundRing),
 		changed:  make(chan struct{}),
 	}
+}
+
+// SetCredentials makes t dial its neighbours with creds (after the dial
+// options it was made with), and the server NewGRPCServer builds for it
+// serve with them, raw data path included: its connections have the same
+// handshake (TLS when creds are TLS). Without it, both are plaintext.
+// Call it before t is used.
+func (t *GRPCTransport) SetCredentials(creds credentials.TransportCredentials) {
+	t.creds = creds
+	t.dialOpts = append(t.dialOpts, grpc.WithTransportCredentials(creds))
 }
 
 // Register adds the Peer service to s, which should have been built with
@@ -87,7 +102,7 @@ func (in *inboundRing) finish(err error) {
 
 // attachRaw gives the stream its raw connection; false if it expects none,
 // has one, or has ended.
-func (in *inboundRing) attachRaw(c *net.TCPConn) bool {
+func (in *inboundRing) attachRaw(c net.Conn) bool {
 	in.rawMu.Lock()
 	defer in.rawMu.Unlock()
 	select {
@@ -101,13 +116,6 @@ func (in *inboundRing) attachRaw(c *net.TCPConn) bool {
 	in.raw = &rawIn{conn: c}
 	close(in.rawReady)
 	return true
-}
-
-// abortConn closes c with a reset, so that the peer sees an error and not
-// the end of a stream.
-func abortConn(c *net.TCPConn) {
-	c.SetLinger(0)
-	c.Close()
 }
 
 type peerServer struct {
@@ -126,11 +134,9 @@ func (s *peerServer) Ring(stream grpc.ClientStreamingServer[pb.RingFrame, pb.Rin
 	}
 	in := &inboundRing{hello: w.hello, stream: stream, frames: 1, end: make(chan struct{}), rawReady: make(chan struct{})}
 	md := metadata.Pairs("ringtrain-accepted", strconv.FormatUint(w.hello.GetGeneration(), 10))
-	if p, ok := peer.FromContext(stream.Context()); ok {
-		if _, ok := p.AuthInfo.(rawAuthInfo); ok {
-			in.wantRaw = true // this server is built to take the raw connection
-			md.Set(rawMetadataKey, "1")
-		}
+	if s.t.rawServed.Load() {
+		in.wantRaw = true // this server is built to take the raw connection
+		md.Set(rawMetadataKey, "1")
 	}
 	if err := s.t.park(in); err != nil {
 		return toStatus(err)
@@ -313,7 +319,7 @@ func (l *grpcLink) dial(ctx context.Context, opts []grpc.DialOption) error {
 		return fail("hello rejected by", err)
 	}
 	if len(md.Get(rawMetadataKey)) > 0 {
-		if l.rawOut, err = dialRaw(ctx, l.m); err != nil {
+		if l.rawOut, err = dialRaw(ctx, l.m, l.t.creds); err != nil {
 			cancel()
 			conn.Close()
 			return err

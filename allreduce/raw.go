@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/ringtrain/ringtrain/proto"
 )
@@ -30,8 +29,8 @@ import (
 // writev straight from the caller's buffer and read straight into place
 // where nothing has to be added. A server that is not built by
 // NewGRPCServer does not announce the raw path, and the chunks then travel
-// on the gRPC stream as before. The raw path is plain TCP: it serves
-// servers without transport security only (see NewGRPCServer).
+// on the gRPC stream as before. The raw connection has the handshake of the
+// transport's credentials (SetCredentials): TLS when they are TLS.
 
 // rawMagic opens a raw connection (an HTTP/2 client preface starts "PRI ").
 var rawMagic = [8]byte{'r', 'i', 'n', 'g', 'r', 'a', 'w', '1'}
@@ -91,7 +90,7 @@ var errRawEnd = errors.New("raw connection ended gracefully")
 
 // rawOut writes chunks to the right neighbour.
 type rawOut struct {
-	conn *net.TCPConn
+	conn net.Conn
 	hdr  [rawHeaderLen]byte
 	arr  [2][]byte
 }
@@ -113,13 +112,15 @@ func (o *rawOut) end() {
 	clear(o.hdr[:])
 	o.hdr[52] = rawEndType
 	if _, err := o.conn.Write(o.hdr[:]); err == nil {
-		o.conn.CloseWrite()
+		if cw, ok := o.conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
 	}
 }
 
 // rawIn reads chunks from the left neighbour.
 type rawIn struct {
-	conn  *net.TCPConn
+	conn  net.Conn
 	hdr   [rawHeaderLen]byte
 	stage []byte
 }
@@ -174,27 +175,49 @@ func unexpected(err error) error {
 	return err
 }
 
+// tcpOf is the TCP connection under c (a TLS one, perhaps), or nil.
+func tcpOf(c net.Conn) *net.TCPConn {
+	switch v := c.(type) {
+	case *net.TCPConn:
+		return v
+	case interface{ NetConn() net.Conn }:
+		return tcpOf(v.NetConn())
+	}
+	return nil
+}
+
 // tuneRawConn sizes the socket buffers like the gRPC transport's.
-func tuneRawConn(c *net.TCPConn) {
-	c.SetNoDelay(true)
-	c.SetReadBuffer(4 * ioBufferSize)
-	c.SetWriteBuffer(4 * ioBufferSize)
+func tuneRawConn(c net.Conn) {
+	if tc := tcpOf(c); tc != nil {
+		tc.SetNoDelay(true)
+		tc.SetReadBuffer(4 * ioBufferSize)
+		tc.SetWriteBuffer(4 * ioBufferSize)
+	}
+}
+
+// abortConn closes c with a reset, so that the peer sees an error and not
+// the end of a stream.
+func abortConn(c net.Conn) {
+	if tc := tcpOf(c); tc != nil {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // dialRaw opens the raw connection of m to its right neighbour, once the
-// neighbour accepted m's gRPC stream.
-func dialRaw(ctx context.Context, m Member) (*rawOut, error) {
+// neighbour accepted m's gRPC stream, with the handshake of creds.
+func dialRaw(ctx context.Context, m Member, creds credentials.TransportCredentials) (*rawOut, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", m.Right)
+	tcp, err := d.DialContext(ctx, "tcp", m.Right)
 	if err != nil {
 		return nil, fmt.Errorf("raw connection to right neighbour (rank %d at %s): %w", m.right(), m.Right, err)
 	}
-	conn, ok := c.(*net.TCPConn)
-	if !ok {
-		c.Close()
-		return nil, fmt.Errorf("raw connection to %s: not TCP", m.Right)
+	tuneRawConn(tcp)
+	conn, _, err := creds.ClientHandshake(ctx, m.Right, tcp)
+	if err != nil {
+		tcp.Close()
+		return nil, fmt.Errorf("raw connection to right neighbour (rank %d at %s): handshake: %w", m.right(), m.Right, err)
 	}
-	tuneRawConn(conn)
 	var hello [len(rawMagic) + rawHelloLen]byte
 	copy(hello[:], rawMagic[:])
 	binary.LittleEndian.PutUint64(hello[8:], m.Generation)
@@ -222,7 +245,7 @@ func dialRaw(ctx context.Context, m Member) (*rawOut, error) {
 // acceptRaw takes a dispatched connection whose magic has been read:
 // it reads the hello and attaches the connection to the stream of that
 // generation and sender.
-func (t *GRPCTransport) acceptRaw(conn *net.TCPConn) {
+func (t *GRPCTransport) acceptRaw(conn net.Conn) {
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	var hello [rawHelloLen]byte
 	if _, err := io.ReadFull(conn, hello[:]); err != nil {
@@ -250,36 +273,30 @@ func (t *GRPCTransport) acceptRaw(conn *net.TCPConn) {
 }
 
 // rawCreds are the transport credentials of a server built by
-// NewGRPCServer: no transport security, and connections that open with
-// rawMagic dispatched to the transport.
+// NewGRPCServer: the transport's own (their handshake first), and then the
+// connections that open with rawMagic dispatched to the transport.
 type rawCreds struct {
-	credentials.TransportCredentials // insecure
-	t                                *GRPCTransport
+	credentials.TransportCredentials
+	t *GRPCTransport
 }
 
-func newRawCreds(t *GRPCTransport) credentials.TransportCredentials {
-	return rawCreds{TransportCredentials: insecure.NewCredentials(), t: t}
-}
-
-// rawAuthInfo marks connections whose server accepts raw connections.
-type rawAuthInfo struct {
-	credentials.CommonAuthInfo
-}
-
-func (rawAuthInfo) AuthType() string { return "insecure+ringraw" }
-
-func (c rawCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	var head [len(rawMagic)]byte
-	n, err := io.ReadFull(conn, head[:])
+func (c rawCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, info, err := c.TransportCredentials.ServerHandshake(raw)
 	if err != nil {
 		return nil, nil, err
 	}
-	if tc, ok := conn.(*net.TCPConn); ok && bytes.Equal(head[:], rawMagic[:]) {
-		go c.t.acceptRaw(tc)
+	c.t.rawServed.Store(true)
+	var head [len(rawMagic)]byte
+	n, err := io.ReadFull(conn, head[:])
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	if bytes.Equal(head[:], rawMagic[:]) {
+		go c.t.acceptRaw(conn)
 		return nil, nil, credentials.ErrConnDispatched
 	}
-	conn = &replayConn{Conn: conn, head: head[:n]}
-	return conn, rawAuthInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
+	return &replayConn{Conn: conn, head: head[:n]}, info, nil
 }
 
 func (c rawCreds) Clone() credentials.TransportCredentials {

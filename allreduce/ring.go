@@ -192,6 +192,11 @@ func (r *Ring) Close() error {
 	return nil
 }
 
+// Done is closed as soon as the ring stops: it broke (Err says why) or was
+// closed. A broken stream is known here at once, even while the caller
+// computes and has no operation pending.
+func (r *Ring) Done() <-chan struct{} { return r.stopped }
+
 // Err returns why the ring stopped, or nil while it works.
 func (r *Ring) Err() error {
 	select {

@@ -15,18 +15,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/ringtrain/ringtrain/model"
 )
 
-// File names inside a checkpoint directory.
+// Names of the protocol: RUN/DirName/step_NNNNNNNN/, whose COMMIT marker
+// is written last, and state.json, the one file every checkpoint has.
 const (
-	ModelFile      = "model.safetensors"
-	ModelIndexFile = "model.safetensors.index.json"
-	OptimizerFile  = "optimizer.safetensors"
-	StateFile      = "state.json"
-	CommitFile     = "COMMIT"
+	DirName    = "checkpoints"
+	StateFile  = "state.json"
+	CommitFile = "COMMIT"
 
 	tmpPrefix = ".tmp-"
 )
@@ -40,27 +36,10 @@ var (
 	ErrChecksum = errors.New("checkpoint checksum mismatch")
 )
 
-// State is state.json: what a resumed run needs besides the tensors.
-type State struct {
-	// Step is the number of optimizer steps completed: the checkpoint holds
-	// the weights after step Step−1, and a resumed run continues with step Step.
-	Step int64 `json:"step"`
-	// DataPosition is the number of training sequences consumed so far.
-	DataPosition int64        `json:"data_position"`
-	Seed         int64        `json:"seed"`
-	WorldSize    int          `json:"world_size"`
-	Model        model.Config `json:"model"`
-	Loss         float64      `json:"loss"`
-	// Job is the job file as given (YAML or JSON text).
-	Job  string    `json:"job"`
-	Time time.Time `json:"time"`
-	// Extra holds anything else a writer wants to keep.
-	Extra map[string]json.RawMessage `json:"extra,omitempty"`
-}
-
-// Dir is RUN/checkpoints/step_NNNNNNNN for the given step.
+// Dir is RUN/checkpoints/step_NNNNNNNN for the given step (steps
+// completed).
 func Dir(runDir string, step int64) string {
-	return filepath.Join(runDir, "checkpoints", fmt.Sprintf("step_%08d", step))
+	return filepath.Join(runDir, DirName, fmt.Sprintf("step_%08d", step))
 }
 
 // WriteFile writes dir/name atomically and durably: it creates dir if
@@ -110,80 +89,6 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// WriteModel writes dir/model.safetensors.
-func WriteModel(dir string, cfg model.Config, params []float32) error {
-	return WriteFile(dir, ModelFile, func(w io.Writer) error { return model.WriteModel(w, cfg, params) })
-}
-
-// WriteOptimizer writes the AdamW moments m and v (laid out as layout) as
-// dir/name with tensors exp_avg.<param> and exp_avg_sq.<param>. Several
-// writers may each write a file named optimizer*.safetensors holding a
-// disjoint subset of the layout (pass the subset as layout).
-func WriteOptimizer(dir, name string, layout []model.ParamSpec, m, v []float32) error {
-	if !strings.HasPrefix(name, "optimizer") || !strings.HasSuffix(name, ".safetensors") {
-		return fmt.Errorf("optimizer file name %q must match optimizer*.safetensors", name)
-	}
-	ts := append(model.LayoutTensors(layout, m, "exp_avg."), model.LayoutTensors(layout, v, "exp_avg_sq.")...)
-	return WriteFile(dir, name, func(w io.Writer) error { return model.WriteSafetensors(w, ts, nil) })
-}
-
-// ReadOptimizer fills m and v (laid out as layout) from every
-// optimizer*.safetensors in dir; each tensor must appear exactly once.
-func ReadOptimizer(dir string, layout []model.ParamSpec, m, v []float32) error {
-	files, err := filepath.Glob(filepath.Join(dir, "optimizer*.safetensors"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("%s: no optimizer*.safetensors", dir)
-	}
-	all := map[string]model.Tensor{}
-	for _, f := range files {
-		ts, _, err := model.ReadSafetensors(f)
-		if err != nil {
-			return err
-		}
-		for name, t := range ts {
-			if _, dup := all[name]; dup {
-				return fmt.Errorf("%s: tensor %s appears in more than one optimizer file", dir, name)
-			}
-			all[name] = t
-		}
-	}
-	if err := model.FillLayout(layout, m, all, "exp_avg."); err != nil {
-		return fmt.Errorf("%s: %w", dir, err)
-	}
-	if err := model.FillLayout(layout, v, all, "exp_avg_sq."); err != nil {
-		return fmt.Errorf("%s: %w", dir, err)
-	}
-	return nil
-}
-
-// WriteState writes dir/state.json (Time is set to now if zero).
-func WriteState(dir string, st State) error {
-	if st.Time.IsZero() {
-		st.Time = time.Now().UTC()
-	}
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	return WriteFile(dir, StateFile, func(w io.Writer) error {
-		_, err := w.Write(append(b, '\n'))
-		return err
-	})
-}
-
-// ReadState reads dir/state.json.
-func ReadState(dir string) (State, error) {
-	var st State
-	b, err := os.ReadFile(filepath.Join(dir, StateFile))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("%s: %w", filepath.Join(dir, StateFile), err)
-	}
-	return st, nil
-}
-
 // Commit writes dir/COMMIT, last: one line "sha256hex  name" per file of
 // dir (sha256sum format, sorted by name; temporary files excluded). Call it
 // only once every part of the checkpoint has been written (by any process).
@@ -231,28 +136,77 @@ func hashFile(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// Meta is the part of state.json that the protocol itself reads: which
+// state the checkpoint holds (the rest of state.json is the trainer's).
+type Meta struct {
+	// Step is the number of optimizer steps completed.
+	Step int64 `json:"step"`
+	// Generation is the generation whose ring computed the newest step
+	// (0 for states of a single process): with Step, the state's version.
+	Generation int64 `json:"generation"`
+}
+
+// ReadMeta reads the Meta of dir/state.json.
+func ReadMeta(dir string) (Meta, error) {
+	var m Meta
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%s: %w", filepath.Join(dir, StateFile), err)
+	}
+	return m, nil
+}
+
+// FileSum is one line of COMMIT: a file of the checkpoint and its sha256.
+type FileSum struct {
+	Name   string
+	SHA256 string // hex
+}
+
+// Files returns the files COMMIT lists, in its order (by name), without
+// checking them.
+func Files(dir string) ([]FileSum, error) {
+	b, err := os.ReadFile(filepath.Join(dir, CommitFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", dir, ErrNotCommitted)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []FileSum
+	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		sum, name, ok := strings.Cut(line, "  ")
+		if !ok || len(sum) != 64 || !ValidName(name) {
+			return nil, fmt.Errorf("%s: %w: malformed COMMIT line %q", dir, ErrChecksum, line)
+		}
+		out = append(out, FileSum{Name: name, SHA256: sum})
+	}
+	return out, nil
+}
+
+// ValidName reports whether name can be a file of a checkpoint directory:
+// a plain file name, not the commit marker, not a temporary file.
+func ValidName(name string) bool {
+	return name != "" && name != "." && name != ".." && name != CommitFile &&
+		!strings.ContainsAny(name, "/\\\x00") && !strings.HasPrefix(name, tmpPrefix)
+}
+
 // Verify checks that dir is committed and every file listed in COMMIT has
 // its checksum.
 func Verify(dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, CommitFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%s: %w", dir, ErrNotCommitted)
-	}
+	files, err := Files(dir)
 	if err != nil {
 		return err
 	}
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	for _, line := range lines {
-		sum, name, ok := strings.Cut(line, "  ")
-		if !ok || len(sum) != 64 || name == "" || strings.ContainsRune(name, '/') {
-			return fmt.Errorf("%s: %w: malformed COMMIT line %q", dir, ErrChecksum, line)
-		}
-		got, err := hashFile(filepath.Join(dir, name))
+	for _, f := range files {
+		got, err := hashFile(filepath.Join(dir, f.Name))
 		if err != nil {
 			return fmt.Errorf("%s: %w: %v", dir, ErrChecksum, err)
 		}
-		if got != sum {
-			return fmt.Errorf("%s: %w: %s has sha256 %s, COMMIT says %s", dir, ErrChecksum, name, got, sum)
+		if got != f.SHA256 {
+			return fmt.Errorf("%s: %w: %s has sha256 %s, COMMIT says %s", dir, ErrChecksum, f.Name, got, f.SHA256)
 		}
 	}
 	return nil
@@ -261,7 +215,7 @@ func Verify(dir string) error {
 // Steps lists the checkpoint directories of runDir (committed or not) by
 // step, newest first.
 func Steps(runDir string) ([]int64, error) {
-	ents, err := os.ReadDir(filepath.Join(runDir, "checkpoints"))
+	ents, err := os.ReadDir(filepath.Join(runDir, DirName))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -286,12 +240,13 @@ func Steps(runDir string) ([]int64, error) {
 }
 
 // Latest returns the newest checkpoint directory of runDir that is
-// committed and whose checksums match, skipping (with a warning) newer ones
-// that are incomplete or corrupt. It returns ErrNoCheckpoint if none is.
-func Latest(runDir string) (string, error) {
+// committed and whose checksums match, and its step, skipping (with a
+// warning) newer ones that are incomplete or corrupt. It returns
+// ErrNoCheckpoint if none is.
+func Latest(runDir string) (string, int64, error) {
 	steps, err := Steps(runDir)
 	if err != nil {
-		return "", err
+		return "", -1, err
 	}
 	for _, s := range steps {
 		dir := Dir(runDir, s)
@@ -299,9 +254,9 @@ func Latest(runDir string) (string, error) {
 			slog.Warn("skipping checkpoint", "dir", dir, "err", err)
 			continue
 		}
-		return dir, nil
+		return dir, s, nil
 	}
-	return "", fmt.Errorf("%s: %w", runDir, ErrNoCheckpoint)
+	return "", -1, fmt.Errorf("%s: %w", runDir, ErrNoCheckpoint)
 }
 
 // Prune keeps the newest keep intact checkpoints of runDir and deletes every
@@ -332,54 +287,4 @@ func Prune(runDir string, keep int) error {
 		slog.Debug("pruned checkpoint", "dir", dir)
 	}
 	return nil
-}
-
-// Resolve turns a --checkpoint argument into a model file: a .safetensors
-// (or .index.json) file as is; a checkpoint directory (verified) to its
-// model file; a run directory to the model file of its Latest checkpoint.
-func Resolve(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("--checkpoint %s: %w", path, err)
-	}
-	if !fi.IsDir() {
-		if strings.HasSuffix(path, ".safetensors") || strings.HasSuffix(path, ".index.json") {
-			return path, nil
-		}
-		return "", fmt.Errorf("--checkpoint %s: not a .safetensors file, checkpoint dir or run dir", path)
-	}
-	dir := path
-	if !isCheckpointDir(dir) {
-		if _, err := os.Stat(filepath.Join(path, "checkpoints")); err != nil {
-			return "", fmt.Errorf("--checkpoint %s: not a .safetensors file, checkpoint dir or run dir", path)
-		}
-		if dir, err = Latest(path); err != nil {
-			return "", err
-		}
-	} else if err := Verify(dir); err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(filepath.Join(dir, ModelIndexFile)); err == nil {
-		return filepath.Join(dir, ModelIndexFile), nil
-	}
-	return filepath.Join(dir, ModelFile), nil
-}
-
-func isCheckpointDir(dir string) bool {
-	for _, f := range []string{CommitFile, ModelFile, ModelIndexFile, StateFile} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			return true
-		}
-	}
-	return false
-}
-
-// LoadModel resolves path (see Resolve) and reads the model's config and
-// parameters from it.
-func LoadModel(path string) (model.Config, []float32, error) {
-	f, err := Resolve(path)
-	if err != nil {
-		return model.Config{}, nil, err
-	}
-	return model.ReadModel(f)
 }

@@ -1,13 +1,12 @@
-// Package checkpoint writes and finds training checkpoints (SPEC section 6).
+// Package checkpoint is the directory protocol of training checkpoints
+// (see docs/checkpoints.md); it knows nothing of what the files hold.
 //
 // A checkpoint of a run is the directory RUN/checkpoints/step_NNNNNNNN/
-// (Dir) holding
-//
-//	model.safetensors      the parameters (section-2 names, config in __metadata__)
-//	optimizer*.safetensors AdamW moments, tensors exp_avg.<name> and exp_avg_sq.<name>;
-//	                       one file or several (e.g. one per worker) with disjoint tensors
-//	state.json             step, data position, seed, world size, job file text, ...
-//	COMMIT                 written last: "sha256  file" for every other file
+// (Dir; the step is the number of steps completed) holding the files of
+// the state (written by package trainer: model.safetensors,
+// optimizer.safetensors, state.json, and whatever travels with the run,
+// such as the tokenizer) and, written last, COMMIT: "sha256  file" for
+// every other file.
 //
 // Every file is written to a temporary name, fsynced, renamed into place,
 // and the directory fsynced (WriteFile). Different processes may write
@@ -17,17 +16,10 @@
 // Latest skips it with a warning.
 //
 //	dir := checkpoint.Dir(runDir, step)
-//	err := checkpoint.WriteModel(dir, cfg, m.Params)
-//	err = checkpoint.WriteOptimizer(dir, checkpoint.OptimizerFile, opt.Layout(), opt.M, opt.V)
-//	err = checkpoint.WriteState(dir, checkpoint.State{Step: step, DataPosition: pos, ...})
+//	err := checkpoint.WriteFile(dir, name, func(w io.Writer) error { ... })
 //	err = checkpoint.Commit(dir)
 //	err = checkpoint.Prune(runDir, keep)
 //
-//	dir, err := checkpoint.Latest(runDir) // newest committed and verified; ErrNoCheckpoint if none
-//	st, err := checkpoint.ReadState(dir)
-//	err = model.LoadInto(filepath.Join(dir, checkpoint.ModelFile), cfg, m.Params)
-//	err = checkpoint.ReadOptimizer(dir, opt.Layout(), opt.M, opt.V)
-//
-// Resolve turns a --checkpoint argument (run dir, checkpoint dir or
-// .safetensors file) into a model file; LoadModel also reads it.
+//	dir, step, err := checkpoint.Latest(runDir) // newest committed and verified; ErrNoCheckpoint if none
+//	files, err := checkpoint.Files(dir)          // what COMMIT lists, to copy the checkpoint elsewhere
 package checkpoint

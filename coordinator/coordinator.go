@@ -5,85 +5,77 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/ringtrain/ringtrain/checkpoint"
+	"github.com/ringtrain/ringtrain/cluster"
 	"github.com/ringtrain/ringtrain/job"
 )
 
-// Checkpoints is what the coordinator needs of the checkpoint store.
-type Checkpoints interface {
-	// Latest returns the newest committed checkpoint of runDir and its step
-	// (steps completed), or step −1 when there is none.
-	Latest(runDir string) (dir string, step int, err error)
-	// Commit writes the commit marker of dir once every part is durable.
-	Commit(dir string) error
-	// Prune removes all but the newest keep committed checkpoints.
-	Prune(runDir string, keep int) error
-}
-
 // Config configures a coordinator.
 type Config struct {
-	Etcd    *clientv3.Client
-	Prefix  string   // etcd key prefix of the cluster; DefaultPrefix if empty
-	Job     *job.Job // data paths are made absolute against the current directory
-	JobFile string
-	JobText string // the job file as given (for checkpoints' state.json)
-	RunDir  string
+	Etcd   *clientv3.Client
+	Prefix string   // etcd key prefix of the cluster; cluster.DefaultPrefix if empty
+	Job    *job.Job // relative data and init paths are made absolute against the current directory
+	RunDir string
 	// Advertise is the gRPC address the workers report to.
 	Advertise string
 	// Settle is how long to wait for more workers once workers.min have
-	// registered (default 2s).
+	// registered, and for more joiners before growing (default 2s).
 	Settle time.Duration
 	// SessionTTL is the lease TTL of the coordinator's election (default 5s).
 	SessionTTL time.Duration
-	// RegroupDelay is how long a broken ring waits for a lost worker's
-	// registration to expire before it is re-formed with the same workers
-	// (default 6s: more than the workers' default lease TTL).
-	RegroupDelay time.Duration
-	// StallTimeout: a generation member silent this long gets the
-	// generation re-formed (default 10m).
-	StallTimeout time.Duration
-	Checkpoints  Checkpoints
-	Logger       *slog.Logger
+	// ReportWindow: see MachineConfig (default 2s).
+	ReportWindow time.Duration
+	// Dial are the options to dial workers' peer servers with (probes):
+	// the transport credentials.
+	Dial []grpc.DialOption
+	// Extras are files copied into every checkpoint before it is committed
+	// (name in the checkpoint → path here), e.g. the tokenizer.
+	Extras map[string]string
+	Logger *slog.Logger
 }
 
 // Errors of the coordinator runtime.
 var (
-	ErrNotLeader  = errors.New("lost coordinator leadership")
-	ErrJobFailed  = errors.New("job failed")
-	ErrBadConfig  = errors.New("bad coordinator config")
-	errStopped    = errors.New("coordinator stopped")
-	errNoCkptImpl = errors.New("no checkpoint store configured")
+	ErrJobFailed = errors.New("job failed")
+	ErrBadConfig = errors.New("bad coordinator config")
+	errNotLeader = errors.New("not the job's coordinator")
 )
 
 // Coordinator runs one job: it wins the election, forms generations from
-// the registered workers, collects reports, commits checkpoints and serves
-// the job's status. Its decisions are a Machine's; it owns etcd, the clock
-// and the gRPC service.
+// the registered workers, collects reports, writes the run directory and
+// serves the job's status. Its decisions are a Machine's; it owns etcd, the
+// clock, the files and the gRPC service. Losing the leadership (an etcd
+// outage longer than the lease) is not fatal: it campaigns again and, once
+// leader, takes over the generation in force, which the workers never
+// stopped training.
 type Coordinator struct {
 	cfg Config
 	log *slog.Logger
-	k   Keys
+	k   cluster.Keys
+	run RunInfo
 
-	reports chan reportReq
+	calls   chan func(now time.Time, m *Machine) []Action // into the leader's loop
+	stop    chan struct{}                                 // graceful stop requested
+	stopped sync.Once
 	hub     hub
-}
+	history *History
 
-type reportReq struct {
-	r     Report
-	reply chan reportReply
-}
-
-type reportReply struct {
-	stale bool
-	gen   int64
+	mu     sync.Mutex
+	leader bool
 }
 
 // New checks cfg and returns a coordinator in standby.
@@ -91,11 +83,8 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.Etcd == nil || cfg.Job == nil || cfg.RunDir == "" || cfg.Advertise == "" {
 		return nil, fmt.Errorf("%w: etcd client, job, run dir and advertise address are required", ErrBadConfig)
 	}
-	if cfg.Checkpoints == nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadConfig, errNoCkptImpl)
-	}
 	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
+		cfg.Prefix = cluster.DefaultPrefix
 	}
 	if cfg.Settle == 0 {
 		cfg.Settle = 2 * time.Second
@@ -107,7 +96,7 @@ func New(cfg Config) (*Coordinator, error) {
 		cfg.Logger = slog.Default()
 	}
 	j := *cfg.Job
-	for _, p := range []*string{&j.Data.Train, &j.Data.Val, &j.Init} {
+	for _, p := range []*string{&j.Data.Train, &j.Data.Val, &j.Init, &j.Tokenizer} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			abs, err := filepath.Abs(*p)
 			if err != nil {
@@ -123,10 +112,11 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	cfg.RunDir = runDir
 	c := &Coordinator{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "coordinator", "job", j.Name),
-		k:       Keys{Prefix: cfg.Prefix},
-		reports: make(chan reportReq),
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "coordinator", "job", j.Name),
+		k:     cluster.Keys{Prefix: cfg.Prefix},
+		calls: make(chan func(time.Time, *Machine) []Action),
+		stop:  make(chan struct{}),
 	}
 	c.hub.init(Status{Job: j.Name, Phase: PhaseWaiting, MaxSteps: j.Train.MaxSteps, LastCheckpoint: -1,
 		Err: "standby: waiting to become the job's coordinator"})
@@ -139,41 +129,140 @@ func (c *Coordinator) Status() Status { s, _, _ := c.hub.get(); return s }
 // RunDir returns the absolute run directory.
 func (c *Coordinator) RunDir() string { return c.cfg.RunDir }
 
-// report hands a worker report to the event loop.
-func (c *Coordinator) report(ctx context.Context, r Report) (reportReply, error) {
-	req := reportReq{r: r, reply: make(chan reportReply, 1)}
-	select {
-	case c.reports <- req:
-	case <-ctx.Done():
-		return reportReply{}, ctx.Err()
-	case <-c.hub.closed():
-		return reportReply{stale: true}, nil
+// Run returns the run's id (after Run has started).
+func (c *Coordinator) RunID() string { return c.run.ID }
+
+// Stop asks for a graceful stop: the workers finish the step in flight, its
+// checkpoint is committed, and Run returns nil. Idempotent.
+func (c *Coordinator) Stop() { c.stopped.Do(func() { close(c.stop) }) }
+
+func (c *Coordinator) isLeader() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leader
+}
+
+// do runs f on the leader's machine and waits for it; errNotLeader when
+// this coordinator does not lead.
+func (c *Coordinator) do(ctx context.Context, f func(now time.Time, m *Machine) []Action) error {
+	if !c.isLeader() {
+		return errNotLeader
+	}
+	done := make(chan struct{})
+	call := func(now time.Time, m *Machine) []Action {
+		defer close(done)
+		return f(now, m)
 	}
 	select {
-	case rep := <-req.reply:
-		return rep, nil
+	case c.calls <- call:
 	case <-ctx.Done():
-		return reportReply{}, ctx.Err()
+		return ctx.Err()
+	case <-c.hub.closed():
+		return errNotLeader
+	case <-time.After(5 * time.Second):
+		return errNotLeader // the loop is gone (leadership lost meanwhile)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
 // Run campaigns for the job's election and, once leader, runs the job to
-// its end. It returns nil when the job is done, an error wrapping
-// ErrJobFailed when it failed, or the error that stopped it.
-func (c *Coordinator) Run(ctx context.Context) (err error) {
-	defer func() { c.hub.close() }()
+// its end. It returns nil when the job is done or was stopped gracefully,
+// an error wrapping ErrJobFailed when it failed, or ctx's error.
+func (c *Coordinator) Run(ctx context.Context) error {
+	defer c.hub.close()
+	if err := os.MkdirAll(c.cfg.RunDir, 0o755); err != nil {
+		return fmt.Errorf("run dir: %w", err)
+	}
+	var err error
+	if c.run, err = loadRun(c.cfg.RunDir, c.cfg.Job.Name); err != nil {
+		return err
+	}
+	if c.history, err = OpenHistory(c.cfg.RunDir); err != nil {
+		return err
+	}
+	defer c.history.Close()
+	manifest, err := cluster.BuildManifest(c.cfg.Job)
+	if err != nil {
+		return fmt.Errorf("job data: %w", err)
+	}
+	c.log.Info("data manifest", "manifest", manifest.String())
+	for n := 1; ; n++ {
+		done, err := c.term(ctx, manifest)
+		if done || ctx.Err() != nil {
+			return err
+		}
+		c.log.Warn("not the coordinator any more; campaigning again", "err", err)
+		c.hub.set(Status{Job: c.cfg.Job.Name, Phase: PhaseWaiting, MaxSteps: c.cfg.Job.Train.MaxSteps, LastCheckpoint: -1,
+			Err: fmt.Sprintf("standby: %v", err)})
+		select {
+		case <-time.After(cluster.Backoff(min(n, 3))):
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.stop:
+			return nil
+		}
+	}
+}
+
+// term is one term as candidate and leader. done is true when the job
+// ended (err is then the job's result) or a stop was asked while standby.
+func (c *Coordinator) term(ctx context.Context, manifest cluster.Manifest) (done bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	sess, err := concurrency.NewSession(c.cfg.Etcd, concurrency.WithTTL(int(max(c.cfg.SessionTTL.Seconds(), 1))))
+	// Until elected, a graceful stop is a stop: there is nothing to finish.
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	go func() {
+		select {
+		case <-c.stop:
+			pcancel()
+		case <-pctx.Done():
+		}
+	}()
+	stopped := func(err error) (bool, error) {
+		select {
+		case <-c.stop:
+			return true, nil
+		default:
+			return true, err
+		}
+	}
+	var lease clientv3.LeaseID
+	if err := cluster.Retry(pctx, c.cfg.Etcd, c.log, "coordinator session", func(actx context.Context) error {
+		g, err := c.cfg.Etcd.Grant(actx, int64(max(c.cfg.SessionTTL.Seconds(), 1)))
+		if err == nil {
+			lease = g.ID
+		}
+		return err
+	}); err != nil {
+		return stopped(err)
+	}
+	sess, err := concurrency.NewSession(c.cfg.Etcd, concurrency.WithLease(lease), concurrency.WithContext(ctx))
 	if err != nil {
-		return fmt.Errorf("etcd session: %w", err)
+		return false, fmt.Errorf("etcd session: %w", err)
 	}
 	defer sess.Close()
 	el := concurrency.NewElection(sess, c.k.Election())
 	c.log.Info("campaigning", "election", c.k.Election())
-	if err := el.Campaign(ctx, c.cfg.Advertise); err != nil {
-		return fmt.Errorf("campaign: %w", err)
+	won := make(chan error, 1)
+	go func() { won <- el.Campaign(pctx, c.cfg.Advertise) }()
+	select {
+	case err := <-won:
+		if err != nil {
+			if pctx.Err() != nil {
+				return stopped(ctx.Err())
+			}
+			return false, fmt.Errorf("campaign: %w", err)
+		}
+	case <-c.stop:
+		return true, nil
+	case <-sess.Done():
+		return false, errors.New("etcd session expired while campaigning")
 	}
 	defer func() {
 		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -181,189 +270,305 @@ func (c *Coordinator) Run(ctx context.Context) (err error) {
 		_ = el.Resign(rctx)
 	}()
 	c.log.Info("elected coordinator", "advertise", c.cfg.Advertise)
+	leader := clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())
 
-	lastID, err := LastGenerationID(ctx, c.cfg.Etcd, c.k)
-	if err != nil {
+	// What is in force: the job, the generation, the newest generation id.
+	var rec *cluster.JobRecord
+	var cur *cluster.Generation
+	var lastID int64
+	if err := cluster.Retry(ctx, c.cfg.Etcd, c.log, "read the cluster state", func(actx context.Context) error {
+		var err error
+		if lastID, err = cluster.ReadGenerationID(actx, c.cfg.Etcd, c.k); err != nil {
+			return err
+		}
+		if cur, err = cluster.ReadGeneration(actx, c.cfg.Etcd, c.k); err != nil {
+			return err
+		}
+		resp, err := c.cfg.Etcd.Get(actx, c.k.Job())
+		if err != nil {
+			return err
+		}
+		rec = nil
+		if len(resp.Kvs) == 1 {
+			rec = new(cluster.JobRecord)
+			if json.Unmarshal(resp.Kvs[0].Value, rec) != nil {
+				rec = nil
+			}
+		}
+		return nil
+	}); err != nil {
+		return true, err
+	}
+	// A standby (perhaps with a run dir of its own) that takes over the
+	// same job continues its run.
+	var adopt *cluster.Generation
+	if rec != nil && cur != nil && cur.Run == rec.Run && !cur.Over() && reflect.DeepEqual(rec.Job, c.cfg.Job) {
+		if rec.Run != c.run.ID {
+			c.log.Info("continuing the run of the previous coordinator", "run", rec.Run)
+			c.run.ID = rec.Run
+			if err := saveRun(c.cfg.RunDir, c.run); err != nil {
+				return true, err
+			}
+		}
+		adopt = cur
+	}
+	newRec := cluster.JobRecord{Run: c.run.ID, Job: c.cfg.Job, Manifest: manifest}
+	recJSON, _ := json.Marshal(newRec)
+	coordJSON, _ := json.Marshal(cluster.CoordinatorRecord{Address: c.cfg.Advertise, Run: c.run.ID})
+	if err := cluster.Retry(ctx, c.cfg.Etcd, c.log, "publish the job", func(actx context.Context) error {
+		resp, err := c.cfg.Etcd.Txn(actx).If(leader).Then(
+			clientv3.OpPut(c.k.Job(), string(recJSON)),
+			clientv3.OpPut(c.k.Coordinator(), string(coordJSON), clientv3.WithLease(sess.Lease())),
+		).Commit()
+		if err == nil && !resp.Succeeded {
+			return errNotLeader
+		}
 		return err
+	}); err != nil {
+		return false, err
 	}
-	firstID := lastID + 1
-	_, last, err := c.cfg.Checkpoints.Latest(c.cfg.RunDir)
+
+	ckpt, err := latestCheckpoint(c.cfg.RunDir)
 	if err != nil {
-		return fmt.Errorf("find checkpoint in %s: %w", c.cfg.RunDir, err)
+		return true, fmt.Errorf("find checkpoint in %s: %w", c.cfg.RunDir, err)
 	}
-	if last >= 0 {
-		c.log.Info("resuming", "step", last)
+	if ckpt != nil {
+		c.log.Info("newest checkpoint", "step", ckpt.Step)
+	}
+	lastStep, lastLoss, err := lastMetrics(c.cfg.RunDir)
+	if err != nil {
+		c.log.Warn("reading the run's metrics", "err", err)
 	}
 	j := c.cfg.Job
 	m := NewMachine(MachineConfig{
 		Job: j.Name, MinWorkers: j.Workers.Min, MaxWorkers: j.Workers.Max, MaxSteps: j.Train.MaxSteps,
-		GlobalBatch: j.Train.GlobalBatch, CheckpointEvery: j.Checkpoint.Every, Settle: c.cfg.Settle,
-		ValidWorld: j.Validate, LastCheckpoint: last, FirstGeneration: firstID, RegroupDelay: c.cfg.RegroupDelay,
-		StallTimeout: c.cfg.StallTimeout,
+		CheckpointEvery: j.Checkpoint.Every, Settle: c.cfg.Settle, ReportWindow: c.cfg.ReportWindow,
+		StallTimeout: j.Workers.StallTimeout.D(), DataDigest: manifest.Digest, LastCheckpoint: ckpt,
+		LastMetricsStep: lastStep, LastLoss: lastLoss, FirstGeneration: lastID + 1, Adopt: adopt,
 	})
+	return c.lead(ctx, sess, leader, m)
+}
 
+// lead runs the machine as leader until the job ends or the leadership is lost.
+func (c *Coordinator) lead(ctx context.Context, sess *concurrency.Session, leader clientv3.Cmp, m *Machine) (bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	membersCh := make(chan []Member, 1)
-	watchErr := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		watchErr <- WatchMembers(ctx, c.cfg.Etcd, c.k, membersCh)
+	c.mu.Lock()
+	c.leader = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.leader = false
+		c.mu.Unlock()
 	}()
 
-	// The committer writes commit markers (hashing every file of the
-	// checkpoint) and prunes, one checkpoint at a time, so that reports
-	// are not held up by the I/O.
-	type commitResult struct {
-		step int
-		err  error
+	var members cluster.Latest[[]cluster.Member]
+	wg.Go(func() { _ = cluster.WatchMembers(ctx, c.cfg.Etcd, c.log, c.k, &members) })
+	_, _, membersChanged := members.Get()
+
+	type commitReq struct {
+		step    int
+		lineage int64
 	}
-	commitReq := make(chan int, 64)
-	commitDone := make(chan commitResult, 64)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	type commitRes struct {
+		commitReq
+		err error
+	}
+	commits := make(chan commitReq, 16)
+	committed := make(chan commitRes, 16)
+	wg.Go(func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case step := <-commitReq:
-				dir := CheckpointDir(c.cfg.RunDir, step)
-				err := c.cfg.Checkpoints.Commit(dir)
-				if err == nil {
-					c.log.Info("checkpoint committed", "step", step, "dir", dir)
-					if perr := c.cfg.Checkpoints.Prune(c.cfg.RunDir, j.Checkpoint.Keep); perr != nil {
-						c.log.Warn("prune checkpoints", "err", perr)
-					}
-				}
+			case r := <-commits:
+				err := c.commit(r.step)
 				select {
-				case commitDone <- commitResult{step, err}:
+				case committed <- commitRes{r, err}:
 				case <-ctx.Done():
 					return
 				}
 			}
 		}
-	}()
+	})
+	type probeRes struct {
+		name  string
+		inc   uint64
+		alive bool
+	}
+	probes := make(chan probeRes, 16)
 
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-
 	var result error
-	finished := false
+	finished, lost := false, false
 	var apply func(acts []Action)
 	apply = func(acts []Action) {
 		for _, a := range acts {
 			switch a := a.(type) {
 			case Publish:
-				if err := c.publish(ctx, sess, el, c.generation(a.Plan)); err != nil {
-					apply(m.Fail(err))
+				a.Gen.Run = c.run.ID
+				if err := c.publish(ctx, leader, &a.Gen); err != nil {
+					c.log.Warn("publish generation", "generation", a.Gen.ID, "err", err)
+					if errors.Is(err, errNotLeader) {
+						lost = true
+					}
 				}
+			case Probe:
+				wg.Go(func() {
+					alive := c.probe(ctx, a.Address)
+					select {
+					case probes <- probeRes{a.Name, a.Incarnation, alive}:
+					case <-ctx.Done():
+					}
+				})
 			case Commit:
 				select {
-				case commitReq <- a.Step: // the committer hashes off the event loop
+				case commits <- commitReq{a.Step, a.Lineage}:
 				case <-ctx.Done():
+				}
+			case Record:
+				if err := c.history.Append(a.Line); err != nil {
+					c.log.Warn("metrics.jsonl", "err", err)
+				}
+				if e := a.Line.Event; e != nil {
+					c.log.Info("event", "event", e.Event, "step", e.Step, "generation", e.Generation, "worker", e.Worker, "seconds", e.Seconds, "detail", e.Detail)
 				}
 			case Finish:
 				finished = true
-				g := m.Generation()
-				final := &Generation{Job: j, JobFile: c.cfg.JobFile, JobText: c.cfg.JobText, RunDir: c.cfg.RunDir, Coordinator: c.cfg.Advertise, Done: true}
-				if g != nil {
-					final = c.generation(*g)
-					final.Done = true
-				}
-				if a.Err != nil {
+				switch {
+				case a.Err != nil:
 					result = fmt.Errorf("%w: %v", ErrJobFailed, a.Err)
-					final.Failed = a.Err.Error()
 					c.log.Error("job failed", "err", a.Err)
-				} else {
-					c.log.Info("job done", "step", m.Status().Step)
+				case a.Stopped:
+					c.log.Info("job stopped", "step", m.Status(time.Now()).Step)
+				default:
+					c.log.Info("job done", "step", m.Status(time.Now()).Step)
 				}
-				if err := c.publish(ctx, sess, el, final); err != nil {
-					c.log.Warn("publish end of job", "err", err)
-				}
+				_ = c.history.Sync()
 			}
 		}
 	}
-	apply(m.Start())
-	prev := m.Status()
-	c.hub.set(prev)
+	apply(m.Start(time.Now()))
+	prev := m.Status(time.Now())
+	c.publishStatus(prev)
+	stopCh := c.stop
 	for !finished {
+		if lost {
+			return false, errNotLeader
+		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return true, ctx.Err()
 		case <-sess.Done():
-			return fmt.Errorf("%w: etcd session expired", ErrNotLeader)
-		case err := <-watchErr:
-			apply(m.Fail(err))
-		case ms := <-membersCh:
+			return false, errors.New("etcd session expired (etcd unreachable for longer than the lease)")
+		case <-membersChanged:
+			var ms []cluster.Member
+			ms, _, membersChanged = members.Get()
 			apply(m.SetMembers(time.Now(), ms))
-		case rq := <-c.reports:
-			stale, acts := m.Report(time.Now(), rq.r)
-			var gen int64
-			if g := m.Generation(); g != nil {
-				gen = g.ID
-			}
-			rq.reply <- reportReply{stale: stale, gen: gen}
-			apply(acts)
-		case cr := <-commitDone:
-			apply(m.Committed(time.Now(), cr.step, cr.err))
+		case call := <-c.calls:
+			apply(call(time.Now(), m))
+		case r := <-committed:
+			apply(m.Committed(time.Now(), r.step, r.lineage, r.err))
+		case p := <-probes:
+			apply(m.Probed(time.Now(), p.name, p.inc, p.alive))
+		case <-stopCh:
+			stopCh = nil
+			c.log.Info("stopping: the workers finish the step in flight, then the checkpoint of it is committed")
+			apply(m.Stop(time.Now()))
 		case now := <-tick.C:
 			apply(m.Tick(now))
 		}
-		st := m.Status()
+		st := m.Status(time.Now())
 		if st.Phase != prev.Phase || st.Err != prev.Err {
 			switch {
-			case st.Err != "":
+			case st.Err != "" && st.Phase != PhaseRunning:
 				c.log.Warn("phase", "phase", st.Phase, "step", st.Step, "why", st.Err)
-			case st.Phase == PhaseCheckpointing || prev.Phase == PhaseCheckpointing:
-				c.log.Debug("phase", "phase", st.Phase, "step", st.Step)
 			default:
 				c.log.Info("phase", "phase", st.Phase, "step", st.Step)
 			}
 		}
 		prev = st
-		c.hub.set(st)
+		c.publishStatus(st)
 	}
-	c.hub.set(m.Status())
-	return result
+	c.publishStatus(m.Status(time.Now()))
+	return true, result
 }
 
-// generation completes a plan into the generation the workers read.
-func (c *Coordinator) generation(p GenerationPlan) *Generation {
-	g := &Generation{
-		ID: p.ID, Job: c.cfg.Job, JobFile: c.cfg.JobFile, JobText: c.cfg.JobText, RunDir: c.cfg.RunDir,
-		Coordinator: c.cfg.Advertise, Members: p.Members, StartStep: p.StartStep,
+func (c *Coordinator) publishStatus(s Status) { c.hub.set(s) }
+
+// copyFile copies src into dir/name atomically.
+func copyFile(dir, name, src string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
 	}
-	if p.ResumeStep >= 0 {
-		g.Resume = CheckpointDir(c.cfg.RunDir, p.ResumeStep)
-	}
-	return g
+	defer f.Close()
+	return checkpoint.WriteFile(dir, name, func(w io.Writer) error {
+		_, err := io.Copy(w, f)
+		return err
+	})
 }
 
-// publish writes g, bound to the session's lease, if this coordinator
-// still leads the election.
-func (c *Coordinator) publish(ctx context.Context, sess *concurrency.Session, el *concurrency.Election, g *Generation) error {
+// commit copies the extras into checkpoint step, writes its COMMIT marker
+// and prunes old checkpoints.
+func (c *Coordinator) commit(step int) error {
+	dir := checkpoint.Dir(c.cfg.RunDir, int64(step))
+	for name, src := range c.cfg.Extras {
+		if err := copyFile(dir, name, src); err != nil {
+			return fmt.Errorf("copy %s into the checkpoint: %w", src, err)
+		}
+	}
+	if err := checkpoint.Commit(dir); err != nil {
+		return err
+	}
+	c.log.Info("checkpoint committed", "step", step, "dir", dir)
+	if err := c.history.Sync(); err != nil {
+		c.log.Warn("metrics.jsonl", "err", err)
+	}
+	if err := checkpoint.Prune(c.cfg.RunDir, c.cfg.Job.Checkpoint.Keep); err != nil {
+		c.log.Warn("prune checkpoints", "err", err)
+	}
+	return nil
+}
+
+// probe health-checks a worker's peer server.
+func (c *Coordinator) probe(ctx context.Context, addr string) bool {
+	cc, err := grpc.NewClient(addr, c.cfg.Dial...)
+	if err != nil {
+		return false
+	}
+	defer cc.Close()
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err = healthpb.NewHealthClient(cc).Check(pctx, &healthpb.HealthCheckRequest{})
+	return err == nil
+}
+
+// publish writes g if this coordinator still leads the election. The
+// generation key has no lease: it outlives this coordinator, so that the
+// workers keep training while a new one takes over.
+func (c *Coordinator) publish(ctx context.Context, leader clientv3.Cmp, g *cluster.Generation) error {
 	data, err := json.Marshal(g)
 	if err != nil {
 		return fmt.Errorf("encode generation: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	leader := clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())
-	resp, err := c.cfg.Etcd.Txn(ctx).If(leader).Then(
-		clientv3.OpPut(c.k.Generation(), string(data), clientv3.WithLease(sess.Lease())),
-		clientv3.OpPut(c.k.GenerationID(), strconv.FormatInt(g.ID, 10)),
-	).Commit()
-	if err != nil {
-		return fmt.Errorf("publish generation %d: %w", g.ID, err)
-	}
-	if !resp.Succeeded {
-		return fmt.Errorf("publish generation %d: %w", g.ID, ErrNotLeader)
-	}
-	c.log.Info("published generation", "generation", g.ID, "world", len(g.Members), "start_step", g.StartStep, "resume", g.Resume, "done", g.Done)
-	return nil
+	return cluster.Retry(ctx, c.cfg.Etcd, c.log, "publish generation "+strconv.FormatInt(g.ID, 10), func(actx context.Context) error {
+		resp, err := c.cfg.Etcd.Txn(actx).If(leader).Then(
+			clientv3.OpPut(c.k.Generation(), string(data)),
+			clientv3.OpPut(c.k.GenerationID(), strconv.FormatInt(g.ID, 10)),
+		).Commit()
+		if err != nil {
+			return err
+		}
+		if !resp.Succeeded {
+			return errNotLeader
+		}
+		c.log.Info("published generation", "generation", g.ID, "world", len(g.Members), "mode", g.Mode, "abort", g.Abort)
+		return nil
+	})
 }
 
 // hub holds the newest status and wakes watchers on change.

@@ -2,25 +2,40 @@ package coordinator
 
 import (
 	"errors"
+	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringtrain/ringtrain/cluster"
 )
 
-// runScript drives a Machine with a script, one event per line, and returns
-// what it did, one line per action plus the phase after each event:
+var update = flag.Bool("update", false, "rewrite the golden files of the scenario tests")
+
+// runScript drives a Machine with a script, one event per line, and
+// returns what it did: one line per action, then the phase (and the
+// status note) after each event. Workers are named with an optional
+// incarnation, NAME or NAME@INC (default 1).
 //
-//	members a b c       registered workers, in registration order
+//	members a b@2 c     registered workers, in registration order
 //	tick 2s             the clock advances
-//	ready NAME          NAME reports ready in the current generation
+//	ready NAME STEP     NAME reports ready in the current generation, holding STEP
 //	step NAME N LOSS    NAME finished steps up to N (steps completed)
-//	part NAME N         NAME's checkpoint part at N is durable
+//	late NAME GEN N     a step report of generation GEN
+//	ringfail NAME       NAME's ring broke
+//	standby NAME        NAME is alive outside a ring
+//	probed NAME dead    the answer to a probe (dead or alive)
+//	heartbeat NAME PH   NAME is busy with PH
+//	leaving NAME        NAME stopped at a boundary to leave
+//	drained NAME N      NAME stopped at boundary N of a drain
 //	fail NAME MSG       NAME failed
-//	ringfail NAME MSG   NAME's ring broke
-//	stale NAME GEN N    a step report for generation GEN
+//	upload N            a checkpoint of step N arrives (if wanted)
 //	committed N [ERR]   the runtime committed (or failed to commit) checkpoint N
+//	stop                a graceful stop
 func runScript(t *testing.T, cfg MachineConfig, script string) string {
 	t.Helper()
 	m := NewMachine(cfg)
@@ -31,25 +46,51 @@ func runScript(t *testing.T, cfg MachineConfig, script string) string {
 			switch a := a.(type) {
 			case Publish:
 				var ms []string
-				for _, rm := range a.Plan.Members {
-					ms = append(ms, fmt.Sprintf("%d=%s[%d:%d]", rm.Rank, rm.Name, rm.SeqLo, rm.SeqHi))
+				for _, rm := range a.Gen.Members {
+					ms = append(ms, fmt.Sprintf("%d=%s@%d", rm.Rank, rm.Name, rm.Incarnation))
 				}
-				fmt.Fprintf(&out, "  publish gen=%d start=%d resume=%d %s\n", a.Plan.ID, a.Plan.StartStep, a.Plan.ResumeStep, strings.Join(ms, " "))
+				ck := "-"
+				if c := a.Gen.Checkpoint; c != nil {
+					ck = fmt.Sprint(c.Step)
+				}
+				fmt.Fprintf(&out, "  publish gen=%d mode=%s abort=%v checkpoint=%s %s\n", a.Gen.ID, a.Gen.Mode, a.Gen.Abort, ck, strings.Join(ms, " "))
+			case Probe:
+				fmt.Fprintf(&out, "  probe %s@%d %s\n", a.Name, a.Incarnation, a.Address)
 			case Commit:
-				fmt.Fprintf(&out, "  commit step=%d gen=%d\n", a.Step, a.Generation)
+				fmt.Fprintf(&out, "  commit step=%d lineage=%d\n", a.Step, a.Lineage)
+			case Record:
+				if l := a.Line.Step; l != nil {
+					fmt.Fprintf(&out, "  line step=%d loss=%g world=%d val=%v\n", l.Step, l.Loss, l.WorldSize, l.ValLoss != nil)
+				} else {
+					e := a.Line.Event
+					fmt.Fprintf(&out, "  event %s step=%d", e.Event, e.Step)
+					if e.Worker != "" {
+						fmt.Fprintf(&out, " worker=%s", e.Worker)
+					}
+					if e.Seconds != 0 {
+						fmt.Fprintf(&out, " seconds=%g", e.Seconds)
+					}
+					fmt.Fprintf(&out, " %q\n", e.Detail)
+				}
 			case Finish:
-				fmt.Fprintf(&out, "  finish err=%v\n", a.Err)
+				fmt.Fprintf(&out, "  finish err=%v stopped=%v\n", a.Err, a.Stopped)
 			}
 		}
 	}
-	emit(m.Start())
-	rank := func(name string) int {
+	worker := func(s string) (string, uint64) {
+		name, inc, ok := strings.Cut(s, "@")
+		if !ok {
+			return name, 1
+		}
+		n, err := strconv.ParseUint(inc, 10, 64)
+		if err != nil {
+			t.Fatalf("worker %q: %v", s, err)
+		}
+		return name, n
+	}
+	rank := func(name string, inc uint64) int {
 		if g := m.Generation(); g != nil {
-			for _, rm := range g.Members {
-				if rm.Name == name {
-					return rm.Rank
-				}
-			}
+			return g.Rank(name, inc)
 		}
 		return -1
 	}
@@ -59,9 +100,10 @@ func runScript(t *testing.T, cfg MachineConfig, script string) string {
 		}
 		return 0
 	}
+	emit(m.Start(now))
 	for _, line := range strings.Split(strings.TrimSpace(script), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 0 {
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
 		fmt.Fprintf(&out, "> %s\n", strings.TrimSpace(line))
@@ -72,11 +114,30 @@ func runScript(t *testing.T, cfg MachineConfig, script string) string {
 			}
 			return n
 		}
+		report := func(kind ReportKind) Report {
+			name, inc := worker(f[1])
+			return Report{Name: name, Incarnation: inc, Generation: gen(), Rank: rank(name, inc), Kind: kind, HealSource: -1}
+		}
+		send := func(r Report) {
+			ack, acts := m.Report(now, r)
+			if ack.Stale {
+				out.WriteString("  stale\n")
+			}
+			if ack.Refused != "" {
+				fmt.Fprintf(&out, "  refused: %s\n", ack.Refused)
+			}
+			emit(acts)
+		}
 		switch f[0] {
 		case "members":
-			var ms []Member
-			for _, n := range f[1:] {
-				ms = append(ms, Member{Name: n, Address: n + ":1"})
+			var ms []cluster.Member
+			for _, w := range f[1:] {
+				name, inc := worker(w)
+				data := cfg.DataDigest
+				if strings.HasSuffix(name, "!") { // a worker with other data
+					name, data = strings.TrimSuffix(name, "!"), "other"
+				}
+				ms = append(ms, cluster.Member{Name: name, Address: name + ":1", Incarnation: inc, Data: data})
 			}
 			emit(m.SetMembers(now, ms))
 		case "tick":
@@ -86,411 +147,148 @@ func runScript(t *testing.T, cfg MachineConfig, script string) string {
 			}
 			now = now.Add(d)
 			emit(m.Tick(now))
-		case "ready", "step", "part", "fail", "stale", "ringfail":
-			r := Report{Name: f[1], Generation: gen(), Rank: rank(f[1])}
-			switch f[0] {
-			case "ready":
-				r.Kind = ReportReady
-			case "step":
-				r.Kind, r.Step, r.Tokens, r.StepTime = ReportStep, atoi(f[2]), 1000, time.Second
-				r.Loss, _ = strconv.ParseFloat(f[3], 64)
-			case "part":
-				r.Kind, r.Step = ReportCheckpointPart, atoi(f[2])
-			case "fail":
-				r.Kind, r.Err = ReportFailed, strings.Join(f[2:], " ")
-			case "ringfail":
-				r.Kind, r.Err = ReportRingFailed, strings.Join(f[2:], " ")
-			case "stale":
-				r.Kind, r.Generation, r.Step = ReportStep, int64(atoi(f[2])), atoi(f[3])
+		case "ready":
+			r := report(ReportReady)
+			r.Step = atoi(f[2])
+			send(r)
+		case "step":
+			r := report(ReportStep)
+			r.Step, r.Tokens, r.StepTime, r.Lineage = atoi(f[2]), 1000, time.Second, gen()
+			r.Loss, _ = strconv.ParseFloat(f[3], 64)
+			send(r)
+		case "late":
+			r := report(ReportStep)
+			r.Generation, r.Step, r.Tokens, r.StepTime = int64(atoi(f[2])), atoi(f[3]), 1000, time.Second
+			send(r)
+		case "ringfail":
+			r := report(ReportRingFailed)
+			r.Err = "stream broken"
+			send(r)
+		case "standby":
+			send(report(ReportStandby))
+		case "heartbeat":
+			r := report(ReportHeartbeat)
+			r.Phase = f[2]
+			send(r)
+		case "leaving":
+			send(report(ReportLeaving))
+		case "drained":
+			r := report(ReportDrained)
+			r.Step = atoi(f[2])
+			send(r)
+		case "fail":
+			r := report(ReportFailed)
+			r.Err = strings.Join(f[2:], " ")
+			send(r)
+		case "probed":
+			name, inc := worker(f[1])
+			emit(m.Probed(now, name, inc, f[2] == "alive"))
+		case "upload":
+			step := atoi(f[1])
+			if !m.WantCheckpoint(step) {
+				out.WriteString("  not wanted\n")
+				break
 			}
-			stale, acts := m.Report(now, r)
-			if stale {
-				fmt.Fprintf(&out, "  stale\n")
-			}
-			emit(acts)
+			emit(m.Uploading(now, step, true, nil))
+			emit(m.Uploaded(now, step, gen()))
 		case "committed":
 			var err error
 			if len(f) > 2 {
 				err = errors.New(strings.Join(f[2:], " "))
 			}
-			emit(m.Committed(now, atoi(f[1]), err))
+			emit(m.Committed(now, atoi(f[1]), gen(), err))
+		case "stop":
+			emit(m.Stop(now))
 		default:
 			t.Fatalf("unknown script command %q", f[0])
 		}
-		s := m.Status()
+		s := m.Status(now)
 		fmt.Fprintf(&out, "  phase=%s step=%d", s.Phase, s.Step)
 		if s.Err != "" {
-			fmt.Fprintf(&out, " err=%q", s.Err)
+			fmt.Fprintf(&out, " note=%q", s.Err)
 		}
 		out.WriteString("\n")
 	}
 	return out.String()
 }
 
+// TestMachineScenarios runs the scripts of testdata/machine/*.txt: a
+// MachineConfig override line ("config: key=value ..."), the script, a
+// line "----", and the expected output (go test -update rewrites it).
 func TestMachineScenarios(t *testing.T) {
-	base := MachineConfig{
-		Job: "t", MinWorkers: 2, MaxWorkers: 3, MaxSteps: 4, GlobalBatch: 12,
-		CheckpointEvery: 2, Settle: 2 * time.Second, LastCheckpoint: -1, FirstGeneration: 1,
-		ValidWorld: func(w int) error {
-			if 12%w != 0 {
-				return fmt.Errorf("train.global_batch 12 does not divide by %d workers", w)
+	files, err := filepath.Glob("testdata/machine/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	for _, path := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
 			}
-			return nil
-		},
-	}
-	withCfg := func(f func(*MachineConfig)) MachineConfig { c := base; f(&c); return c }
-	tests := []struct {
-		name   string
-		cfg    MachineConfig
-		script string
-		want   string
-	}{
-		{
-			name: "full run with settle, checkpoints and done",
-			cfg:  base,
-			script: `
-members a
-members a b
-tick 1s
-tick 1s
-members a b c d
-ready a
-ready b
-step a 1 5.5
-step b 1 5.5
-part a 2
-step a 2 5.0
-part b 2
-committed 2
-step a 4 4.0
-part b 4
-part a 4
-committed 4
-`,
-			want: `
-> members a
-  phase=waiting step=0 err="1 of 2 workers (workers.min) registered"
-> members a b
-  phase=waiting step=0 err="2 workers registered; waiting 2s for up to 3 (workers.max)"
-> tick 1s
-  phase=waiting step=0 err="2 workers registered; waiting 2s for up to 3 (workers.max)"
-> tick 1s
-  publish gen=1 start=0 resume=-1 0=a[0:6] 1=b[6:12]
-  phase=running step=0
-> members a b c d
-  phase=running step=0
-> ready a
-  phase=running step=0
-> ready b
-  phase=running step=0
-> step a 1 5.5
-  phase=running step=1
-> step b 1 5.5
-  phase=running step=1
-> part a 2
-  phase=checkpointing step=1
-> step a 2 5.0
-  phase=checkpointing step=2
-> part b 2
-  commit step=2 gen=1
-  phase=checkpointing step=2
-> committed 2
-  phase=running step=2
-> step a 4 4.0
-  phase=running step=4
-> part b 4
-  phase=checkpointing step=4
-> part a 4
-  commit step=4 gen=1
-  phase=checkpointing step=4
-> committed 4
-  finish err=<nil>
-  phase=done step=4
-`,
-		},
-		{
-			name: "max workers form at once; world must divide the batch",
-			cfg:  withCfg(func(c *MachineConfig) { c.MaxWorkers = 5; c.MinWorkers = 1 }),
-			script: `
-members a b c d e
-`,
-			want: `
-> members a b c d e
-  publish gen=1 start=0 resume=-1 0=a[0:3] 1=b[3:6] 2=c[6:9] 3=d[9:12]
-  phase=running step=0
-`,
-		},
-		{
-			name: "lost worker regroups from the last checkpoint with a spare",
-			cfg:  base,
-			script: `
-members a b c
-ready a
-step a 2 5.0
-part a 2
-part b 2
-part c 2
-committed 2
-step a 3 4.5
-members a c d
-stale a 1 4
-ready a
-step a 3 4.4
-`,
-			want: `
-> members a b c
-  publish gen=1 start=0 resume=-1 0=a[0:4] 1=b[4:8] 2=c[8:12]
-  phase=running step=0
-> ready a
-  phase=running step=0
-> step a 2 5.0
-  phase=running step=2
-> part a 2
-  phase=checkpointing step=2
-> part b 2
-  phase=checkpointing step=2
-> part c 2
-  commit step=2 gen=1
-  phase=checkpointing step=2
-> committed 2
-  phase=running step=2
-> step a 3 4.5
-  phase=running step=3
-> members a c d
-  publish gen=2 start=2 resume=2 0=a[0:4] 1=c[4:8] 2=d[8:12]
-  phase=recovering step=2 err="worker b lost at step 3"
-> stale a 1 4
-  stale
-  phase=recovering step=2 err="worker b lost at step 3"
-> ready a
-  phase=recovering step=2 err="worker b lost at step 3"
-> step a 3 4.4
-  phase=running step=3
-`,
-		},
-		{
-			name: "lost worker below min waits with a clear error, then resumes",
-			cfg:  withCfg(func(c *MachineConfig) { c.MaxWorkers = 2 }),
-			script: `
-members a b
-members a
-members a e
-`,
-			want: `
-> members a b
-  publish gen=1 start=0 resume=-1 0=a[0:6] 1=b[6:12]
-  phase=running step=0
-> members a
-  phase=waiting step=0 err="worker b lost at step 0; 1 of 2 workers (workers.min) registered, resuming from step 0"
-> members a e
-  publish gen=2 start=0 resume=-1 0=a[0:6] 1=e[6:12]
-  phase=recovering step=0 err="worker b lost at step 0"
-`,
-		},
-		{
-			name: "a worker error fails the job",
-			cfg:  withCfg(func(c *MachineConfig) { c.MaxWorkers = 2 }),
-			script: `
-members a b
-fail b open shard x: no such file
-step a 1 3
-`,
-			want: `
-> members a b
-  publish gen=1 start=0 resume=-1 0=a[0:6] 1=b[6:12]
-  phase=running step=0
-> fail b open shard x: no such file
-  finish err=worker failed: b (rank 1) at step 0: open shard x: no such file
-  phase=failed step=0 err="worker failed: b (rank 1) at step 0: open shard x: no such file"
-> step a 1 3
-  phase=failed step=0 err="worker failed: b (rank 1) at step 0: open shard x: no such file"
-`,
-		},
-		{
-			name: "a broken ring waits for a lost worker, or regroups after a delay until it makes no progress",
-			cfg: withCfg(func(c *MachineConfig) {
-				c.MaxWorkers, c.MaxRegroups, c.LastCheckpoint, c.RegroupDelay, c.MinWorkers = 3, 2, 2, 5*time.Second, 1
-			}),
-			script: `
-members a b c
-step a 3 2.0
-ringfail a peer gone
-ringfail b peer gone
-tick 2s
-members a b
-step a 3 2.0
-ringfail b peer gone
-tick 4s
-tick 1s
-ringfail a again
-tick 5s
-ringfail a again
-tick 5s
-`,
-			want: `
-> members a b c
-  publish gen=1 start=2 resume=2 0=a[0:4] 1=b[4:8] 2=c[8:12]
-  phase=running step=2
-> step a 3 2.0
-  phase=running step=3
-> ringfail a peer gone
-  phase=recovering step=3 err="ring of generation 1 broke at step 3 (reported by a): peer gone"
-> ringfail b peer gone
-  phase=recovering step=3 err="ring of generation 1 broke at step 3 (reported by a): peer gone"
-> tick 2s
-  phase=recovering step=3 err="ring of generation 1 broke at step 3 (reported by a): peer gone"
-> members a b
-  publish gen=2 start=2 resume=2 0=a[0:6] 1=b[6:12]
-  phase=recovering step=2 err="worker c lost at step 3"
-> step a 3 2.0
-  phase=running step=3
-> ringfail b peer gone
-  phase=recovering step=3 err="ring of generation 2 broke at step 3 (reported by b): peer gone"
-> tick 4s
-  phase=recovering step=3 err="ring of generation 2 broke at step 3 (reported by b): peer gone"
-> tick 1s
-  publish gen=3 start=2 resume=2 0=a[0:6] 1=b[6:12]
-  phase=recovering step=2 err="ring of generation 2 broke at step 3 (reported by b): peer gone"
-> ringfail a again
-  phase=recovering step=2 err="ring of generation 3 broke at step 2 (reported by a): again"
-> tick 5s
-  publish gen=4 start=2 resume=2 0=a[0:6] 1=b[6:12]
-  phase=recovering step=2 err="ring of generation 3 broke at step 2 (reported by a): again"
-> ringfail a again
-  phase=recovering step=2 err="ring of generation 4 broke at step 2 (reported by a): again"
-> tick 5s
-  finish err=no progress: 3 generations in a row broke without progress; last: ring of generation 4 broke at step 2 (reported by a): again
-  phase=failed step=2 err="no progress: 3 generations in a row broke without progress; last: ring of generation 4 broke at step 2 (reported by a): again"
-`,
-		},
-		{
-			name: "a silent worker gets its generation re-formed",
-			cfg:  withCfg(func(c *MachineConfig) { c.MaxWorkers, c.StallTimeout = 2, time.Minute }),
-			script: `
-members a b
-tick 30s
-step a 1 2.0
-step b 1 2.0
-tick 59s
-step a 2 2.0
-tick 1s
-`,
-			want: `
-> members a b
-  publish gen=1 start=0 resume=-1 0=a[0:6] 1=b[6:12]
-  phase=running step=0
-> tick 30s
-  phase=running step=0
-> step a 1 2.0
-  phase=running step=1
-> step b 1 2.0
-  phase=running step=1
-> tick 59s
-  phase=running step=1
-> step a 2 2.0
-  phase=running step=2
-> tick 1s
-  publish gen=2 start=0 resume=-1 0=a[0:6] 1=b[6:12]
-  phase=recovering step=0 err="worker b (rank 1) sent no report for 1m0s"
-`,
-		},
-		{
-			name: "failed commit fails the job",
-			cfg:  withCfg(func(c *MachineConfig) { c.MinWorkers, c.MaxWorkers = 1, 1 }),
-			script: `
-members a
-part a 2
-committed 2 disk full
-`,
-			want: `
-> members a
-  publish gen=1 start=0 resume=-1 0=a[0:12]
-  phase=running step=0
-> part a 2
-  commit step=2 gen=1
-  phase=checkpointing step=0
-> committed 2 disk full
-  finish err=checkpoint commit failed: step 2: disk full
-  phase=failed step=0 err="checkpoint commit failed: step 2: disk full"
-`,
-		},
-		{
-			name: "resume from a checkpoint; parts at other steps are ignored",
-			cfg:  withCfg(func(c *MachineConfig) { c.MinWorkers, c.MaxWorkers, c.LastCheckpoint, c.FirstGeneration = 1, 1, 2, 7 }),
-			script: `
-members a
-part a 2
-part a 3
-step a 3 1.0
-part a 4
-committed 4
-`,
-			want: `
-> members a
-  publish gen=7 start=2 resume=2 0=a[0:12]
-  phase=running step=2
-> part a 2
-  phase=running step=2
-> part a 3
-  phase=running step=2
-> step a 3 1.0
-  phase=running step=3
-> part a 4
-  commit step=4 gen=7
-  phase=checkpointing step=3
-> committed 4
-  finish err=<nil>
-  phase=done step=4
-`,
-		},
-		{
-			name: "already done at start",
-			cfg:  withCfg(func(c *MachineConfig) { c.LastCheckpoint = 4 }),
-			script: `
-members a b
-`,
-			want: `
-  finish err=<nil>
-> members a b
-  phase=done step=4
-`,
-		},
-		{
-			name: "no world size divides the batch",
-			cfg: withCfg(func(c *MachineConfig) {
-				c.GlobalBatch = 10
-				c.MinWorkers, c.MaxWorkers = 3, 3
-				c.ValidWorld = func(w int) error { return fmt.Errorf("train.global_batch 10 does not divide by %d workers", w) }
-			}),
-			script: `
-members a b c
-`,
-			want: `
-> members a b c
-  phase=waiting step=0 err="no valid world size: 3 workers registered: train.global_batch 10 does not divide by 3 workers"
-`,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := runScript(t, tt.cfg, tt.script)
-			if strings.TrimSpace(got) != strings.TrimSpace(tt.want) {
-				t.Errorf("script output differs\n--- got\n%s\n--- want\n%s", got, tt.want)
+			head, want, ok := strings.Cut(string(b), "\n----\n")
+			if !ok && !*update {
+				t.Fatalf("%s: no ---- line", path)
+			}
+			cfg := MachineConfig{
+				Job: "t", MinWorkers: 2, MaxWorkers: 3, MaxSteps: 10, CheckpointEvery: 4,
+				Settle: 2 * time.Second, LastMetricsStep: -1, FirstGeneration: 1,
+			}
+			var script []string
+			for _, line := range strings.Split(head, "\n") {
+				if rest, ok := strings.CutPrefix(line, "config:"); ok {
+					applyConfig(t, &cfg, rest)
+					continue
+				}
+				script = append(script, line)
+			}
+			got := runScript(t, cfg, strings.Join(script, "\n"))
+			if *update {
+				if err := os.WriteFile(path, []byte(head+"\n----\n"+got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if strings.TrimSpace(got) != strings.TrimSpace(want) {
+				t.Errorf("%s: got\n%s\nwant\n%s", path, got, want)
 			}
 		})
 	}
 }
 
-func TestIsCheckpointStep(t *testing.T) {
-	tests := []struct {
-		completed, every, max int
-		want                  bool
-	}{
-		{0, 2, 10, false}, {1, 2, 10, false}, {2, 2, 10, true}, {10, 0, 10, true}, {9, 0, 10, false}, {7, 3, 7, true},
-	}
-	for _, tt := range tests {
-		if got := IsCheckpointStep(tt.completed, tt.every, tt.max); got != tt.want {
-			t.Errorf("IsCheckpointStep(%d, %d, %d) = %v, want %v", tt.completed, tt.every, tt.max, got, tt.want)
+func applyConfig(t *testing.T, cfg *MachineConfig, s string) {
+	t.Helper()
+	for _, kv := range strings.Fields(s) {
+		k, v, _ := strings.Cut(kv, "=")
+		n, _ := strconv.Atoi(v)
+		switch k {
+		case "min":
+			cfg.MinWorkers = n
+		case "max":
+			cfg.MaxWorkers = n
+		case "steps":
+			cfg.MaxSteps = n
+		case "every":
+			cfg.CheckpointEvery = n
+		case "checkpoint":
+			cfg.LastCheckpoint = &cluster.Version{Step: int64(n), Generation: 1}
+		case "metrics":
+			cfg.LastMetricsStep = n
+		case "stall":
+			d, _ := time.ParseDuration(v)
+			cfg.StallTimeout = d
+		case "data":
+			cfg.DataDigest = v
+		case "adopt": // adopt=ID:a,b,c (incarnation 1)
+			id, names, _ := strings.Cut(v, ":")
+			gid, _ := strconv.ParseInt(id, 10, 64)
+			g := &cluster.Generation{ID: gid, Mode: cluster.ModeTrain}
+			for r, name := range strings.Split(names, ",") {
+				g.Members = append(g.Members, cluster.RankedMember{Name: name, Address: name + ":1", Incarnation: 1, Rank: r})
+			}
+			cfg.Adopt = g
+		default:
+			t.Fatalf("config key %q", k)
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 func TestCollector(t *testing.T) {
 	j := job.Default()
-	c, err := New(Config{Etcd: &clientv3.Client{}, Job: &j, RunDir: t.TempDir(), Advertise: "x:1", Checkpoints: FSCheckpoints{}})
+	c, err := New(Config{Etcd: &clientv3.Client{}, Job: &j, RunDir: t.TempDir(), Advertise: "x:1"})
 	if err != nil {
 		t.Fatal(err)
 	}

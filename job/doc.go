@@ -5,5 +5,5 @@
 //	j, err := job.Load("shakespeare.yaml") // defaults filled in, unknown keys rejected
 //	if err != nil { ... }                   // errors name the offending key
 //	if err := j.Validate(world); err != nil { ... } // checks that depend on the world size
-//	cfg := j.Model.Config                   // the model's shape
+//	cfg, err := trainer.ModelConfig(j.Model) // the model section is resolved where the model is built
 package job

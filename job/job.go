@@ -1,16 +1,18 @@
 package job
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/ringtrain/ringtrain/model"
+	"github.com/ringtrain/ringtrain/tokenizer"
 )
 
 // Job is one training job, as written in a job file.
@@ -18,6 +20,7 @@ type Job struct {
 	Name       string     `yaml:"name" json:"name"`
 	Model      Model      `yaml:"model" json:"model"`
 	Init       string     `yaml:"init" json:"init"`
+	Tokenizer  string     `yaml:"tokenizer" json:"tokenizer,omitempty"` // tokenizer directory; "" = the one prepare put beside data.train, if any
 	Data       Data       `yaml:"data" json:"data"`
 	Train      Train      `yaml:"train" json:"train"`
 	Eval       Eval       `yaml:"eval" json:"eval"`
@@ -25,11 +28,20 @@ type Job struct {
 	Workers    Workers    `yaml:"workers" json:"workers"`
 }
 
-// Model names a preset, or gives the fields of the model's shape
-// (model.Config). Fields given next to a preset override the preset's.
+// Model names a preset, or gives the fields of the model's shape; fields
+// given next to a preset override the preset's. The job only carries them:
+// they are resolved and validated where the model is built
+// (trainer.ModelConfig), so that the control plane needs nothing of the
+// model. Zero means "not given".
 type Model struct {
-	Preset       string `yaml:"preset" json:"preset,omitempty"`
-	model.Config `yaml:",inline" json:",inline"`
+	Preset        string  `yaml:"preset" json:"preset,omitempty"`
+	VocabSize     int     `yaml:"vocab_size" json:"vocab_size,omitempty"`
+	ContextLength int     `yaml:"context_length" json:"context_length,omitempty"`
+	DModel        int     `yaml:"d_model" json:"d_model,omitempty"`
+	NumLayers     int     `yaml:"num_layers" json:"num_layers,omitempty"`
+	NumHeads      int     `yaml:"num_heads" json:"num_heads,omitempty"`
+	DFF           int     `yaml:"d_ff" json:"d_ff,omitempty"`
+	RopeTheta     float64 `yaml:"rope_theta" json:"rope_theta,omitempty"`
 }
 
 // Data says where the token shards are and in which order to read them.
@@ -37,6 +49,9 @@ type Data struct {
 	Train string `yaml:"train" json:"train"` // glob of training shards
 	Val   string `yaml:"val" json:"val"`     // glob of validation shards; empty: no evaluation
 	Order string `yaml:"order" json:"order"` // "sequential" or "shuffled"
+	// Format is the shard format: "llmc" (the default, with its header) or
+	// "raw" (nanoGPT's headerless uint16 .bin).
+	Format string `yaml:"format" json:"format,omitempty"`
 }
 
 // Train holds the optimisation settings (spec section 3).
@@ -77,6 +92,9 @@ type Checkpoint struct {
 type Workers struct {
 	Min int `yaml:"min" json:"min"`
 	Max int `yaml:"max" json:"max"`
+	// StallTimeout: a member of the ring that completes no step for this
+	// long (while its lease lives) is named in the status and dropped.
+	StallTimeout Duration `yaml:"stall_timeout" json:"stall_timeout"`
 }
 
 // Default returns a job with every default filled in and no data.
@@ -84,7 +102,7 @@ func Default() Job {
 	return Job{
 		Name:  "job",
 		Model: Model{Preset: "small"},
-		Data:  Data{Order: "sequential"},
+		Data:  Data{Order: "sequential", Format: "llmc"},
 		Train: Train{
 			GlobalBatch: 32, MicroBatch: 8, MaxSteps: 2000,
 			LR: 1e-3, MinLR: 1e-4, Warmup: 100,
@@ -94,9 +112,32 @@ func Default() Job {
 		},
 		Eval:       Eval{Every: 200, Sequences: 64},
 		Checkpoint: Checkpoint{Every: 100, Keep: 3},
-		Workers:    Workers{Min: 1, Max: 8},
+		Workers:    Workers{Min: 1, Max: 8, StallTimeout: Duration(60 * time.Second)},
 	}
 }
+
+// CheckpointDue reports whether a checkpoint is due after completed steps:
+// every checkpoint.every steps, and after the last step.
+func (j *Job) CheckpointDue(completed int) bool {
+	if completed <= 0 {
+		return false
+	}
+	every := j.Checkpoint.Every
+	return completed == j.Train.MaxSteps || (every > 0 && completed%every == 0)
+}
+
+// EvalDue reports whether an evaluation is due after completed steps:
+// every eval.every steps and after the last step, when there is
+// validation data.
+func (j *Job) EvalDue(completed int) bool {
+	if j.Eval.Every <= 0 || j.Data.Val == "" || completed <= 0 {
+		return false
+	}
+	return completed%j.Eval.Every == 0 || completed == j.Train.MaxSteps
+}
+
+// MaxFileBytes bounds the size of a job file.
+const MaxFileBytes = 1 << 20
 
 // Load reads a job file. Relative data and init paths are resolved against
 // the current directory, as the user typed them.
@@ -106,58 +147,126 @@ func Load(path string) (*Job, error) {
 }
 
 // LoadText is Load that also returns the file's text, which checkpoints
-// keep beside the state they were taken with.
-func LoadText(path string) (*Job, string, error) {
-	data, err := os.ReadFile(path)
+// keep beside the state they were taken with. Overrides "key=value" (see
+// Set) are applied to the text first; the text returned has them.
+func LoadText(path string, sets ...string) (*Job, string, error) {
+	data, err := readFile(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("job file: %w", err)
+	}
+	if data, err = Set(data, sets); err != nil {
+		return nil, "", fmt.Errorf("job file %s: %w", path, err)
 	}
 	j, err := Parse(data, path)
 	return j, string(data), err
 }
 
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileBytes)
+	}
+	return data, nil
+}
+
 // Parse decodes a job file's contents over the defaults and checks every
 // value that does not depend on the world size. name is used in errors.
 func Parse(data []byte, name string) (*Job, error) {
-	j := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&j); err != nil && !errors.Is(err, io.EOF) { // an empty file means all defaults
-		return nil, fmt.Errorf("job file %s: %s", name, yamlMessage(err))
-	}
-	m, err := j.Model.Resolved()
-	if err == nil {
-		j.Model = m
-		err = j.check()
-	}
+	j, err := parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("job file %s: %w", name, err)
+	}
+	return j, nil
+}
+
+func parse(data []byte) (*Job, error) {
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("larger than %d bytes", MaxFileBytes)
+	}
+	j := Default()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, errors.New(yamlMessage(err))
+	}
+	if doc.Kind != 0 { // an empty file means all defaults
+		budget := maxNodes
+		if err := checkKeys(doc.Content[0], reflect.TypeFor[Job](), "", &budget); err != nil {
+			return nil, err
+		}
+		if err := doc.Content[0].Decode(&j); err != nil {
+			return nil, errors.New(yamlMessage(err))
+		}
+	}
+	if err := j.check(); err != nil {
+		return nil, err
 	}
 	return &j, nil
 }
 
-// yamlMessage shortens the decoder's message ("yaml: unmarshal errors:\n  line 3: field foo not found in type job.Data")
-// to name the key the way the user wrote it.
+// yamlMessage shortens the decoder's message ("yaml: line 3: did not find
+// expected key") to one line.
 func yamlMessage(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
-	msg = strings.TrimSpace(msg)
-	if i := strings.Index(msg, " not found in type "); i >= 0 {
-		// "line 3: field foo not found in type job.Data" → "line 3: unknown key data.foo"
-		typ := msg[i+len(" not found in type "):]
-		head := msg[:i]
-		if k := strings.LastIndex(head, "field "); k >= 0 {
-			section := sectionOf[strings.TrimPrefix(typ, "job.")]
-			key := head[k+len("field "):]
-			if section != "" {
-				key = section + "." + key
-			}
-			return head[:k] + "unknown key " + key
-		}
-	}
+	msg = strings.TrimPrefix(strings.TrimSpace(msg), "yaml: ")
 	return strings.ReplaceAll(msg, "\n", "; ")
 }
 
-var sectionOf = map[string]string{
-	"Model": "model", "Data": "data", "Train": "train", "Eval": "eval",
-	"Checkpoint": "checkpoint", "Workers": "workers",
+// TokenizerDir is the job's tokenizer directory: the tokenizer key, or
+// else the directory "tokenizer" beside the training shards when it holds
+// a tokenizer (ringtrain prepare writes one there); "" if neither.
+func (j *Job) TokenizerDir() string {
+	if j.Tokenizer != "" {
+		return j.Tokenizer
+	}
+	if j.Data.Train == "" {
+		return ""
+	}
+	if d := filepath.Join(filepath.Dir(j.Data.Train), "tokenizer"); tokenizer.IsDir(d) {
+		return d
+	}
+	return ""
+}
+
+// Duration is a time.Duration written as a Go duration string ("60s",
+// "2m30s") in job files and JSON.
+type Duration time.Duration
+
+// D returns the duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	return d.parse(s)
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler (JSON strings).
+func (d *Duration) UnmarshalText(b []byte) error { return d.parse(string(b)) }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d *Duration) parse(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (like 60s or 2m)", s)
+	}
+	*d = Duration(v)
+	return nil
 }

@@ -1,13 +1,13 @@
 package job
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/ringtrain/ringtrain/model"
+	"time"
 )
 
 const specExample = `
@@ -27,17 +27,55 @@ func TestParseSpecExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	small, _ := model.Preset("small")
-	if want := (Model{Preset: "small", Config: small}); j.Model != want {
+	if want := (Model{Preset: "small"}); j.Model != want {
 		t.Errorf("model = %+v, want %+v", j.Model, want)
 	}
 	if j.Train.GlobalBatch != 32 || j.Train.Seed != 1337 || j.Train.Eps != 1e-8 || j.Checkpoint.Keep != 3 ||
 		j.Train.Precision != "fp32" || j.Train.AllReduce != "fp32" {
 		t.Errorf("train/checkpoint = %+v %+v", j.Train, j.Checkpoint)
 	}
-	// 32 sequences split into whole micro-batches of 8 on 1, 2 or 4 workers, not 3, 5..8.
-	if got := fmt.Sprint(j.Sizes()); got != "[4 2 1]" {
-		t.Errorf("Sizes() = %v, want [4 2 1]", got)
+	if j.Workers.StallTimeout.D() != 60*time.Second {
+		t.Errorf("workers.stall_timeout = %v, want the 60s default", j.Workers.StallTimeout)
+	}
+}
+
+func TestCadences(t *testing.T) {
+	j, err := Parse([]byte("data: {train: a, val: b}\ntrain: {max_steps: 25, warmup: 0}\neval: {every: 10}\ncheckpoint: {every: 8}"), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ck, ev []int
+	for s := 0; s <= 26; s++ {
+		if j.CheckpointDue(s) {
+			ck = append(ck, s)
+		}
+		if j.EvalDue(s) {
+			ev = append(ev, s)
+		}
+	}
+	if got := fmt.Sprint(ck, ev); got != "[8 16 24 25] [10 20 25]" {
+		t.Errorf("checkpoints, evals = %s", got)
+	}
+}
+
+func TestDurationRoundTrip(t *testing.T) {
+	j, err := Parse([]byte("data: {train: a}\neval: {every: 0}\nworkers: {stall_timeout: 2m30s}"), "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Job
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Workers.StallTimeout.D() != 150*time.Second || back != *j {
+		t.Errorf("JSON round trip: %+v, want %+v", back, *j)
+	}
+	if _, err := Parse([]byte("data: {train: a}\nworkers: {stall_timeout: soon}"), "j"); err == nil || !strings.Contains(err.Error(), "duration") {
+		t.Errorf("bad duration: %v", err)
 	}
 }
 
@@ -57,7 +95,7 @@ func TestJSONIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j.Model.VocabSize != 256 || j.Model.RopeTheta != 10000 {
+	if j.Model.VocabSize != 256 || j.Model.DFF != 172 {
 		t.Errorf("model = %+v", j.Model)
 	}
 }
@@ -66,10 +104,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 	for _, tc := range []struct{ body, key string }{
 		{"data: {train: a, trian: b}", "data.trian"},
 		{"lr: 1", "unknown key lr"},
-		{"data: {train: a}\nmodel: {preset: huge}", "model.preset"},
-		{"data: {train: a}\nmodel: {preset: small, num_heads: 7}", "num_heads"},
-		{"data: {train: a}\nmodel: {preset: small, vocab_size: 70000}", "vocab_size"},
-		{"data: {train: a}\ntrain: {global_batch: 30, micro_batch: 8}", "train.micro_batch"},
+		{"data: {train: a}\nmodel: {preset: small, num_heads: -7}", "model.num_heads"},
+		{"data: {train: a}\ntrain: {global_batch: 4}", "workers.max"},
 		{"data: {train: a}\ntrain: {lr: -1}", "train.lr"},
 		{"data: {train: a}\ntrain: {beta2: 1}", "train.beta2"},
 		{"data: {train: a, order: random}", "data.order"},
@@ -88,11 +124,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 }
 
 func TestValidateWorld(t *testing.T) {
-	j, err := Parse([]byte("data: {train: a}\neval: {every: 0}\ntrain: {global_batch: 24, micro_batch: 4}\nworkers: {min: 1, max: 6}"), "j")
+	j, err := Parse([]byte("data: {train: a}\neval: {every: 0}\ntrain: {global_batch: 24, micro_batch: 4}\nworkers: {min: 2, max: 6}"), "j")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for w, ok := range map[int]bool{1: true, 2: true, 3: true, 4: false, 5: false, 6: true, 7: false} {
+	for w, ok := range map[int]bool{1: false, 2: true, 3: true, 4: true, 5: true, 6: true, 7: false} {
 		err := j.Validate(w)
 		if (err == nil) != ok {
 			t.Errorf("Validate(%d) = %v, want ok=%v", w, err, ok)

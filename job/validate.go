@@ -3,53 +3,12 @@ package job
 import (
 	"fmt"
 	"math"
-
-	"github.com/ringtrain/ringtrain/model"
+	"strings"
 )
-
-// Resolved returns the model's shape with the preset applied and fields
-// given beside it taking precedence, validated.
-func (m Model) Resolved() (Model, error) {
-	var out model.Config
-	if m.Preset != "" {
-		p, err := model.Preset(m.Preset)
-		if err != nil {
-			return Model{}, fmt.Errorf("model.preset: %w", err)
-		}
-		out = p
-	}
-	pick := func(dst *int, v int) {
-		if v != 0 {
-			*dst = v
-		}
-	}
-	pick(&out.VocabSize, m.VocabSize)
-	pick(&out.ContextLength, m.ContextLength)
-	pick(&out.DModel, m.DModel)
-	pick(&out.NumLayers, m.NumLayers)
-	pick(&out.NumHeads, m.NumHeads)
-	pick(&out.DFF, m.DFF)
-	if m.RopeTheta != 0 {
-		out.RopeTheta = m.RopeTheta
-	}
-	if out.RopeTheta == 0 {
-		out.RopeTheta = 10000
-	}
-	if err := out.Validate(); err != nil {
-		return Model{}, err
-	}
-	if out.VocabSize > 65536 {
-		return Model{}, fmt.Errorf("model: vocab_size %d does not fit the uint16 token shards (max 65536)", out.VocabSize)
-	}
-	return Model{Preset: m.Preset, Config: out}, nil
-}
 
 // check validates everything that does not depend on the world size. It
 // only reads j: jobs are shared between goroutines.
 func (j *Job) check() error {
-	if _, err := j.Model.Resolved(); err != nil {
-		return err
-	}
 	t := j.Train
 	pos := func(key string, v float64) error {
 		if !(v > 0) || math.IsInf(v, 0) {
@@ -79,6 +38,14 @@ func (j *Job) check() error {
 		pos("checkpoint.keep", float64(j.Checkpoint.Keep)),
 		pos("workers.min", float64(j.Workers.Min)),
 		pos("workers.max", float64(j.Workers.Max)),
+		pos("workers.stall_timeout", float64(j.Workers.StallTimeout)),
+		nonneg("model.vocab_size", float64(j.Model.VocabSize)),
+		nonneg("model.context_length", float64(j.Model.ContextLength)),
+		nonneg("model.d_model", float64(j.Model.DModel)),
+		nonneg("model.num_layers", float64(j.Model.NumLayers)),
+		nonneg("model.num_heads", float64(j.Model.NumHeads)),
+		nonneg("model.d_ff", float64(j.Model.DFF)),
+		nonneg("model.rope_theta", j.Model.RopeTheta),
 	} {
 		if err != nil {
 			return err
@@ -93,8 +60,8 @@ func (j *Job) check() error {
 		return fmt.Errorf("train.min_lr: %v is larger than train.lr %v", t.MinLR, t.LR)
 	case t.Warmup > t.MaxSteps:
 		return fmt.Errorf("train.warmup: %d is longer than train.max_steps %d", t.Warmup, t.MaxSteps)
-	case t.GlobalBatch%t.MicroBatch != 0:
-		return fmt.Errorf("train.micro_batch: %d does not divide train.global_batch %d", t.MicroBatch, t.GlobalBatch)
+	case j.Workers.Max > t.GlobalBatch:
+		return fmt.Errorf("workers.max: %d is larger than train.global_batch %d (every worker needs at least one sequence per step)", j.Workers.Max, t.GlobalBatch)
 	case j.Workers.Min > j.Workers.Max:
 		return fmt.Errorf("workers.min: %d is larger than workers.max %d", j.Workers.Min, j.Workers.Max)
 	case t.Precision != "fp32" && t.Precision != "bf16":
@@ -105,38 +72,59 @@ func (j *Job) check() error {
 		return fmt.Errorf("data.train: missing (a glob of token shards, e.g. data/train_*.bin)")
 	case j.Data.Order != "sequential" && j.Data.Order != "shuffled":
 		return fmt.Errorf("data.order: %q is neither sequential nor shuffled", j.Data.Order)
+	case j.Data.Format != "" && j.Data.Format != "llmc" && j.Data.Format != "raw":
+		return fmt.Errorf("data.format: %q is neither llmc (shards with the llm.c header) nor raw (nanoGPT's headerless uint16 .bin)", j.Data.Format)
 	case j.Eval.Every > 0 && j.Data.Val == "":
 		return fmt.Errorf("eval.every: %d but data.val is empty (set data.val or eval.every: 0)", j.Eval.Every)
 	}
 	return nil
 }
 
-// Validate checks what depends on the world size W: the global batch must
-// split evenly into W slices, each a whole number of micro-batches.
+// Validate checks what depends on the world size W: workers.min ≤ W ≤
+// workers.max (which is at most the global batch). The global batch need
+// not divide by W: ranks take slices that differ by at most one sequence
+// (see docs/data.md).
 func (j *Job) Validate(world int) error {
 	if err := j.check(); err != nil {
 		return err
 	}
-	g, mb := j.Train.GlobalBatch, j.Train.MicroBatch
-	switch {
-	case world < j.Workers.Min || world > j.Workers.Max:
+	if world < j.Workers.Min || world > j.Workers.Max {
 		return fmt.Errorf("workers: world size %d is outside [workers.min %d, workers.max %d]", world, j.Workers.Min, j.Workers.Max)
-	case g%world != 0:
-		return fmt.Errorf("train.global_batch: %d is not divisible by the world size %d", g, world)
-	case (g/world)%mb != 0:
-		return fmt.Errorf("train.micro_batch: %d does not divide the per-worker batch %d (global_batch %d / %d workers)", mb, g/world, g, world)
 	}
 	return nil
 }
 
-// Sizes reports the world sizes in [workers.min, workers.max] that this job
-// can run on, largest first: the coordinator forms a ring of the largest.
-func (j *Job) Sizes() []int {
-	var out []int
-	for w := j.Workers.Max; w >= j.Workers.Min; w-- {
-		if j.Validate(w) == nil {
-			out = append(out, w)
+// Split is how one step's global batch G divides over W workers: rank r
+// trains ⌊(r+1)·G/W⌋ − ⌊r·G/W⌋ sequences (MinBatch or MaxBatch), in
+// micro-batches of at most train.micro_batch; Micro is their number on
+// the largest slice, the gradient accumulation steps.
+type Split struct {
+	World, MinBatch, MaxBatch, Micro int
+}
+
+// Split reports how the global batch divides over world workers (world ≥ 1).
+func (j *Job) Split(world int) Split {
+	g, mb := j.Train.GlobalBatch, j.Train.MicroBatch
+	s := Split{World: world, MinBatch: g}
+	for r := range world {
+		n := (r+1)*g/world - r*g/world
+		s.MinBatch, s.MaxBatch = min(s.MinBatch, n), max(s.MaxBatch, n)
+	}
+	s.Micro = (s.MaxBatch + mb - 1) / mb
+	return s
+}
+
+// StepsOverrides returns the overrides (see Set) that run j for n
+// optimizer steps instead of train.max_steps, as ringtrain local --steps
+// does: train.max_steps=n and, unless sets give train.warmup, the warmup
+// scaled to keep its share of the run (rounded down).
+func (j *Job) StepsOverrides(n int, sets []string) []string {
+	out := []string{fmt.Sprintf("train.max_steps=%d", n)}
+	for _, s := range sets {
+		if strings.HasPrefix(s, "train.warmup=") {
+			return out
 		}
 	}
-	return out
+	w := int(int64(j.Train.Warmup) * int64(n) / int64(j.Train.MaxSteps))
+	return append(out, fmt.Sprintf("train.warmup=%d", w))
 }

@@ -13,7 +13,7 @@ type AdamWConfig struct {
 	Beta1, Beta2, Eps, WeightDecay float64
 }
 
-// AdamW is torch.optim.AdamW (SPEC section 3) over a flat parameter buffer,
+// AdamW is torch.optim.AdamW (docs/model.md) over a flat parameter buffer,
 // with weight decay only on the tensors whose ParamSpec.Decay is set
 // (2-D parameters). M and V have the layout of the parameters.
 type AdamW struct {
@@ -78,7 +78,7 @@ func (o *AdamW) StepRange(params, grads []float32, lo, hi int, lr float64, step 
 	}
 }
 
-// LR is the cosine schedule with linear warmup of SPEC section 3 (t = step,
+// LR is the cosine schedule with linear warmup of docs/model.md (t = step,
 // counting from 0): max_lr·t/warmup while t < warmup; then the cosine from
 // max_lr down to min_lr until t = maxSteps; min_lr after.
 func LR(step int, maxLR, minLR float64, warmup, maxSteps int) float64 {

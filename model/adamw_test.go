@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// The worked example of SPEC section 3: max_lr 1, min_lr 0.1, warmup 7,
+// The worked example of docs/model.md: max_lr 1, min_lr 0.1, warmup 7,
 // max_steps 21, steps 0..24.
 func TestLRSpecExample(t *testing.T) {
 	want := []float64{
@@ -54,7 +54,7 @@ func TestClipGradNorm(t *testing.T) {
 	}
 }
 
-// AdamW against the SPEC formula computed by hand in float64, on a layout
+// AdamW against the formula of docs/model.md computed by hand in float64, on a layout
 // with a 2-D tensor (decayed) and a 1-D gain (not decayed), for 3 steps.
 func TestAdamWFormula(t *testing.T) {
 	layout := []ParamSpec{

@@ -2,11 +2,12 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 )
 
-// Config fixes the shape of a decoder-only transformer (SPEC section 2).
+// Config fixes the shape of a decoder-only transformer (docs/model.md).
 type Config struct {
 	VocabSize     int     `json:"vocab_size" yaml:"vocab_size"`
 	ContextLength int     `json:"context_length" yaml:"context_length"`
@@ -17,7 +18,7 @@ type Config struct {
 	RopeTheta     float64 `json:"rope_theta" yaml:"rope_theta"`
 }
 
-// presets are the named model shapes of SPEC section 1 and 2.
+// presets are the named model shapes (docs/model.md).
 var presets = map[string]Config{
 	"cs336-17m": {VocabSize: 10000, ContextLength: 256, DModel: 512, NumLayers: 4, NumHeads: 16, DFF: 1344, RopeTheta: 10000},
 	"small":     {VocabSize: 4096, ContextLength: 128, DModel: 256, NumLayers: 4, NumHeads: 8, DFF: 672, RopeTheta: 10000},
@@ -45,21 +46,33 @@ func PresetNames() []string {
 // HeadDim is d_model / num_heads.
 func (c Config) HeadDim() int { return c.DModel / c.NumHeads }
 
+// Limits bounds each size of a Config, far above any model this code can
+// train, so that every size derived from a valid Config (NumParams,
+// activation sizes) fits an int64 and a config read from a stranger's file
+// is refused before it can ask for an absurd allocation.
+var Limits = struct{ VocabSize, ContextLength, DModel, NumLayers, DFF int }{
+	VocabSize: 1 << 24, ContextLength: 1 << 24, DModel: 1 << 16, NumLayers: 1 << 12, DFF: 1 << 18,
+}
+
 // Validate reports the first impossible value, naming its key.
 func (c Config) Validate() error {
 	pos := []struct {
-		key string
-		v   int
+		key    string
+		v, max int
 	}{
-		{"vocab_size", c.VocabSize}, {"context_length", c.ContextLength}, {"d_model", c.DModel},
-		{"num_layers", c.NumLayers}, {"num_heads", c.NumHeads}, {"d_ff", c.DFF},
+		{"vocab_size", c.VocabSize, Limits.VocabSize}, {"context_length", c.ContextLength, Limits.ContextLength},
+		{"d_model", c.DModel, Limits.DModel}, {"num_layers", c.NumLayers, Limits.NumLayers},
+		{"num_heads", c.NumHeads, Limits.DModel}, {"d_ff", c.DFF, Limits.DFF},
 	}
 	for _, p := range pos {
 		if p.v <= 0 {
 			return fmt.Errorf("model: %s must be positive, got %d", p.key, p.v)
 		}
+		if p.v > p.max {
+			return fmt.Errorf("model: %s %d is larger than the supported maximum %d", p.key, p.v, p.max)
+		}
 	}
-	if !(c.RopeTheta > 0) {
+	if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
 		return fmt.Errorf("model: rope_theta must be positive, got %g", c.RopeTheta)
 	}
 	if c.DModel%c.NumHeads != 0 {
@@ -72,7 +85,7 @@ func (c Config) Validate() error {
 }
 
 // Metadata returns the config as decimal strings, the way it is stored in
-// the safetensors __metadata__ (SPEC section 6).
+// the safetensors __metadata__ (docs/checkpoints.md).
 func (c Config) Metadata() map[string]string {
 	return map[string]string{
 		"vocab_size":     fmt.Sprint(c.VocabSize),
@@ -98,22 +111,25 @@ func ConfigFromMetadata(md map[string]string) (Config, error) {
 	for _, f := range ints {
 		s, ok := md[f.key]
 		if !ok {
-			return Config{}, fmt.Errorf("metadata key %s missing", f.key)
+			return Config{}, fmt.Errorf("__metadata__.%s missing", f.key)
 		}
 		v, err := strconv.Atoi(s)
 		if err != nil {
-			return Config{}, fmt.Errorf("metadata key %s = %q: not an integer", f.key, s)
+			return Config{}, fmt.Errorf("__metadata__.%s %q: not an integer", f.key, s)
 		}
 		*f.dst = v
 	}
 	s, ok := md["rope_theta"]
 	if !ok {
-		return Config{}, fmt.Errorf("metadata key rope_theta missing")
+		return Config{}, fmt.Errorf("__metadata__.rope_theta missing")
 	}
 	theta, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return Config{}, fmt.Errorf("metadata key rope_theta = %q: not a number", s)
+		return Config{}, fmt.Errorf("__metadata__.rope_theta %q: not a number", s)
 	}
 	c.RopeTheta = theta
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("__metadata__: %w", err)
+	}
+	return c, nil
 }

@@ -1,5 +1,5 @@
-// Package model is the decoder-only transformer of ringtrain (SPEC
-// sections 2 and 3): configuration, parameters in one flat buffer, the
+// Package model is the decoder-only transformer of ringtrain
+// (docs/model.md): configuration, parameters in one flat buffer, the
 // forward and backward passes, AdamW with the cosine schedule and gradient
 // clipping, and safetensors files. The arithmetic matches PyTorch
 // (torch_test.go: loss, every gradient and two AdamW steps against
@@ -15,7 +15,7 @@
 //
 // All parameters live in one contiguous []float32 (Model.Params) and all
 // gradients in another of the same layout (Model.Grads). Config.Layout lists
-// every tensor with its SPEC name, shape, offset and whether weight decay
+// every tensor with its name, shape, offset and whether weight decay
 // applies (2-D tensors only). The order is token_embeddings, then per layer
 // ln1, ln2, q_proj, k_proj, v_proj, output_proj, ffn.w1, ffn.w3, ffn.w2, then
 // ln_final and lm_head, so an all-reduce can work on Grads in one piece or
@@ -49,7 +49,7 @@
 //
 // # Files
 //
-// WriteModel writes a safetensors file with the SPEC names, float32, and
+// WriteModel writes a safetensors file with the Layout names, float32, and
 // the config as decimal strings in __metadata__; ReadModel reads one (or a
 // Hugging Face style sharded set through model.safetensors.index.json) and
 // returns the config and parameters; LoadInto reads into an existing

@@ -140,7 +140,7 @@ func New(cfg Config, B, T int) (*Model, error) {
 // Layout is the parameter table of the model's config (shared, do not modify).
 func (m *Model) Layout() []ParamSpec { return m.layout }
 
-// Init sets the parameters as SPEC section 2 says, deterministically in seed:
+// Init sets the parameters as docs/model.md says, deterministically in seed:
 // linear weights truncated normal with std √(2/(d_in+d_out)) cut at ±3 std,
 // token embeddings truncated normal std 1 cut at ±3, RMSNorm gains 1.
 // Tensors are filled in Layout order from one PCG stream.

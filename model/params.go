@@ -5,7 +5,7 @@ import "fmt"
 // ParamSpec locates one named parameter tensor inside the flat parameter
 // (and gradient, and optimizer-moment) buffer.
 type ParamSpec struct {
-	Name   string // SPEC section-2 name, e.g. "layers.0.attn.q_proj.weight"
+	Name   string // the name of docs/model.md, e.g. "layers.0.attn.q_proj.weight"
 	Shape  []int  // (d_out, d_in) for linear maps, (d) for RMSNorm gains
 	Offset int    // first element in the flat buffer
 	Size   int    // number of elements, the product of Shape
@@ -14,7 +14,7 @@ type ParamSpec struct {
 
 // Layout lists every parameter in buffer order: token_embeddings, then per
 // layer ln1, ln2, q_proj, k_proj, v_proj, output_proj, ffn.w1, ffn.w3,
-// ffn.w2, then ln_final and lm_head (the order of SPEC section 2).
+// ffn.w2, then ln_final and lm_head (docs/model.md).
 //
 // q, k and v are adjacent, so together they are one (3d, d) matrix; w1 and
 // w3 are adjacent, one (2·d_ff, d) matrix. The forward pass relies on that.

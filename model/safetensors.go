@@ -121,8 +121,9 @@ func ParseSafetensors(b []byte) (map[string]Tensor, map[string]string, error) {
 		}
 		n := int64(1)
 		for _, s := range e.Shape {
-			if s < 0 {
-				return nil, nil, fmt.Errorf("%w: tensor %s has shape %v", ErrFormat, name, e.Shape)
+			// n·s must not exceed what the data could hold (this also keeps it from overflowing).
+			if s < 0 || (s > 0 && n > int64(len(data))/4/int64(s)) {
+				return nil, nil, fmt.Errorf("%w: tensor %s: shape %v does not fit in %d data bytes", ErrFormat, name, e.Shape, len(data))
 			}
 			n *= int64(s)
 		}
@@ -220,10 +221,24 @@ func LayoutTensors(layout []ParamSpec, buf []float32, prefix string) []Tensor {
 }
 
 // FillLayout copies the tensors prefix+name of every layout entry into buf,
-// checking that each exists with the right shape and that no other tensor
-// with that prefix is present. Errors name the tensor.
+// checking first (CheckLayout) that each exists with the right shape and
+// that no other tensor with that prefix is present. Errors name the tensor.
 func FillLayout(layout []ParamSpec, buf []float32, tensors map[string]Tensor, prefix string) error {
-	want := map[string]bool{}
+	if err := CheckLayout(layout, tensors, prefix); err != nil {
+		return err
+	}
+	for _, p := range layout {
+		copy(buf[p.Offset:p.Offset+p.Size], tensors[prefix+p.Name].Data)
+	}
+	return nil
+}
+
+// CheckLayout reports the first layout entry whose tensor prefix+name is
+// missing from tensors or has another shape, or a tensor with that prefix
+// that the layout does not have. Since tensors were read from a file, a
+// layout that passes is no larger than the file.
+func CheckLayout(layout []ParamSpec, tensors map[string]Tensor, prefix string) error {
+	want := make(map[string]bool, len(layout))
 	for _, p := range layout {
 		name := prefix + p.Name
 		want[name] = true
@@ -234,7 +249,6 @@ func FillLayout(layout []ParamSpec, buf []float32, tensors map[string]Tensor, pr
 		if !slices.Equal(t.Shape, p.Shape) {
 			return fmt.Errorf("%w: tensor %s has shape %v, want %v", ErrFormat, name, t.Shape, p.Shape)
 		}
-		copy(buf[p.Offset:p.Offset+p.Size], t.Data)
 	}
 	for _, name := range slices.Sorted(maps.Keys(tensors)) {
 		if strings.HasPrefix(name, prefix) && !want[name] {
@@ -245,7 +259,7 @@ func FillLayout(layout []ParamSpec, buf []float32, tensors map[string]Tensor, pr
 }
 
 // WriteModel writes params (laid out for cfg) as a safetensors file with the
-// SPEC section-2 names and cfg in __metadata__ as decimal strings.
+// names of docs/model.md and cfg in __metadata__ as decimal strings.
 func WriteModel(w io.Writer, cfg Config, params []float32) error {
 	if len(params) != cfg.NumParams() {
 		return fmt.Errorf("model: %d parameters, config needs %d", len(params), cfg.NumParams())
@@ -264,14 +278,61 @@ func ReadModel(path string) (Config, []float32, error) {
 		return Config{}, nil, err
 	}
 	cfg, err := ConfigFromMetadata(md)
+	if err == nil {
+		err = checkMetadata(cfg, ts)
+	}
 	if err != nil {
 		return Config{}, nil, fmt.Errorf("%s: %w: %v", path, ErrFormat, err)
 	}
+	layout := cfg.Layout()
+	if err := CheckLayout(layout, ts, ""); err != nil { // before allocating for cfg
+		return Config{}, nil, fmt.Errorf("%s: %w", path, err)
+	}
 	params := make([]float32, cfg.NumParams())
-	if err := FillLayout(cfg.Layout(), params, ts, ""); err != nil {
+	if err := FillLayout(layout, params, ts, ""); err != nil {
 		return Config{}, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, params, nil
+}
+
+// checkMetadata compares the sizes a file's __metadata__ claims with the
+// tensors beside them, so that a size that disagrees with the file is an
+// error naming the key (rather than a layout as large as the claim).
+// context_length, num_heads and rope_theta shape no tensor; Validate
+// bounds them.
+func checkMetadata(cfg Config, ts map[string]Tensor) error {
+	shape := func(name string) ([]int, error) {
+		t, ok := ts[name]
+		if !ok || len(t.Shape) == 0 {
+			return nil, fmt.Errorf("tensor %s missing", name)
+		}
+		return t.Shape, nil
+	}
+	emb, err := shape("token_embeddings.weight")
+	if err != nil {
+		return err
+	}
+	if emb[0] != cfg.VocabSize {
+		return fmt.Errorf("__metadata__.vocab_size %d: tensor token_embeddings.weight has %d rows", cfg.VocabSize, emb[0])
+	}
+	if len(emb) != 2 || emb[1] != cfg.DModel {
+		return fmt.Errorf("__metadata__.d_model %d: tensor token_embeddings.weight has shape %v", cfg.DModel, emb)
+	}
+	last := fmt.Sprintf("layers.%d.ln1.weight", cfg.NumLayers-1)
+	if _, err := shape(last); err != nil {
+		return fmt.Errorf("__metadata__.num_layers %d: %w", cfg.NumLayers, err)
+	}
+	if next := fmt.Sprintf("layers.%d.ln1.weight", cfg.NumLayers); hasTensor(ts, next) {
+		return fmt.Errorf("__metadata__.num_layers %d: the file has a tensor %s", cfg.NumLayers, next)
+	}
+	w1, err := shape("layers.0.ffn.w1.weight")
+	if err != nil {
+		return err
+	}
+	if w1[0] != cfg.DFF {
+		return fmt.Errorf("__metadata__.d_ff %d: tensor layers.0.ffn.w1.weight has %d rows", cfg.DFF, w1[0])
+	}
+	return nil
 }
 
 // LoadInto reads the model file at path into params, laid out for cfg (for
@@ -299,3 +360,5 @@ func LoadInto(path string, cfg Config, params []float32) error {
 	}
 	return nil
 }
+
+func hasTensor(ts map[string]Tensor, name string) bool { _, ok := ts[name]; return ok }

@@ -47,7 +47,7 @@ func loadTorchRef(t *testing.T) torchRef {
 	return r
 }
 
-// readShardTokens reads an llm.c token shard (SPEC section 4) by hand.
+// readShardTokens reads an llm.c token shard (docs/data.md) by hand.
 func readShardTokens(t *testing.T, path string) []int32 {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -72,8 +72,8 @@ func relErr(a, b float64) float64 { return math.Abs(a-b) / max(math.Abs(b), 1e-1
 
 // TestMatchesTorch checks the model against PyTorch: the loss at the
 // initial weights to 1e-5 relative, every gradient element to
-// 1e-6 + 1e-4·|g| (the ratio that matters here is the loss: the SPEC asks
-// for 1e-4), then two training steps (clip, cosine lr, AdamW): both losses
+// 1e-6 + 1e-4·|g| (the ratio that matters here is the loss, which must
+// match to 1e-4), then two training steps (clip, cosine lr, AdamW): both losses
 // to 1e-5 relative, the norms before clipping to 1e-5 relative and every
 // weight after the second step to 1e-5 absolute.
 func TestMatchesTorch(t *testing.T) {

@@ -2,7 +2,7 @@
 """Evaluate a ringtrain model file with the PyTorch reference model.
 
 Reads a model.safetensors written by ringtrain (config from __metadata__,
-section-2 tensor names, F32) with a plain parser, and prints the mean
+the tensor names of docs/model.md, F32) with a plain parser, and prints the mean
 cross-entropy over every sequence of the given llm.c token shards in the
 same format as `ringtrain eval`:  loss=<float> ppl=<float> tokens=<int>
 
@@ -52,7 +52,7 @@ def main():
     c["rope_theta"] = float(meta["rope_theta"])
     names = [n for n, _ in layout(c)]
     if sorted(names) != sorted(P):
-        raise SystemExit("tensor names differ from the section-2 layout")
+        raise SystemExit("tensor names differ from the layout of docs/model.md")
     T = c["context_length"]
     total, count = 0.0, 0
     with torch.no_grad():

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""PyTorch reference for ringtrain's model (SPEC sections 2 and 3).
+"""PyTorch reference for ringtrain's model (docs/model.md).
 
-Builds the same decoder-only transformer in PyTorch from the SPEC formulas,
+Builds the same decoder-only transformer in PyTorch from the formulas of docs/model.md,
 for a tiny config, and writes into model/testdata/:
 
-  torch_tokens.bin           a token shard (llm.c format, SPEC section 4) of B*T+1 tokens
-  torch_init.safetensors     the initial weights (section-2 names, config in __metadata__)
+  torch_tokens.bin           a token shard (llm.c format, docs/data.md) of B*T+1 tokens
+  torch_init.safetensors     the initial weights (the names of docs/model.md, config in __metadata__)
   torch_grads.safetensors    the gradients of the mean loss at the initial weights
   torch_step2.safetensors    the weights after 2 AdamW steps (clip 0.5, cosine lr, see OPT)
   torch_reference.json       config, losses of steps 0..2, grad norms, learning rates

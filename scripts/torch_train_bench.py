@@ -4,7 +4,7 @@
 Each timed step is what `ringtrain bench train` times: new random tokens,
 zero grads, forward (mean cross-entropy), backward, clip_grad_norm_(1.0), and
 AdamW (betas 0.9/0.95, eps 1e-8, weight decay 0.1 on 2-D parameters only,
-lr 1e-4), float32, same model (SPEC section 2: RMSNorm, interleaved RoPE,
+lr 1e-4), float32, same model (docs/model.md: RMSNorm, interleaved RoPE,
 causal multi-head attention, SwiGLU, no biases, untied lm_head).
 
     /usr/bin/python3 scripts/torch_train_bench.py --model cs336-17m --threads 1 --steps 10

@@ -7,7 +7,7 @@ import (
 )
 
 // Dataset is the list of training sequences of context T over a set of
-// shards (SPEC section 4). Shard f, in file-name order, holds
+// shards (docs/data.md). Shard f, in file-name order, holds
 // S_f = ⌊(n_f−1)/T⌋ sequences; sequence k of it is
 // x = tok[k·T : k·T+T], y = tok[k·T+1 : k·T+T+1]. The list is shard 0's
 // sequences, then shard 1's, and so on; global index i means list entry

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// refList builds the sequence list of SPEC section 4 naively from the
+// refList builds the sequence list of docs/data.md naively from the
 // token lists of shards already in name order.
 func refList(shards [][]uint16, T int) [][2][]int32 {
 	var list [][2][]int32

@@ -1,5 +1,5 @@
 // Package shard reads and writes token shards and turns them into training
-// batches (SPEC section 4).
+// batches (docs/data.md).
 //
 // # File format
 //
@@ -31,14 +31,14 @@
 // checkpoint stores) to a sequence index: Sequential visits p mod N,
 // Shuffled visits Permutation(seed, p/N)[p mod N], a seeded Fisher–Yates
 // permutation that is a pure function of (seed, epoch). Step s of global
-// batch G covers positions s·G … s·G+G−1; rank r of W takes r·G/W …
-// (r+1)·G/W−1 of them, split into micro-batches:
+// batch G covers positions s·G … s·G+G−1; rank r of W takes ⌊r·G/W⌋ …
+// ⌊(r+1)·G/W⌋−1 of them (any W ≤ G), split into micro-batches:
 //
 //	ds, err := shard.OpenGlob("data/train_*.bin", vocabSize, T)
 //	if err != nil { return err }
 //	defer ds.Close()
 //	smp, err := shard.NewSampler(ds, shard.Shuffled, seed)
-//	nm, err := shard.NumMicro(G, world, micro)
+//	nm, err := shard.NumMicro(G, rank, world, micro)
 //	x, y := make([]int32, micro*T), make([]int32, micro*T)
 //	for m := range nm {
 //		n, err := smp.FillMicro(x, y, step, G, rank, world, m, micro) // n sequences, rows of T

@@ -89,7 +89,8 @@ func checkHeader(path string, h []byte, size int64) (int64, error) {
 	version := int32(binary.LittleEndian.Uint32(h[4:]))
 	n := int64(int32(binary.LittleEndian.Uint32(h[8:])))
 	if magic != Magic {
-		return 0, fmt.Errorf("shard %s: %w: %d (want %d)", path, ErrBadMagic, magic, Magic)
+		return 0, fmt.Errorf("shard %s: %w: %d (want %d); if it is a raw nanoGPT .bin (uint16 tokens, no header), "+
+			"read it with format raw: data.format: raw in the job, --format raw for eval", path, ErrBadMagic, magic, Magic)
 	}
 	if version != Version {
 		return 0, fmt.Errorf("shard %s: %w: %d (want %d)", path, ErrBadVersion, version, Version)

@@ -128,7 +128,7 @@ func TestOpenErrors(t *testing.T) {
 		want  error
 		inMsg []string // substrings the message must contain besides the path
 	}{
-		{"bad magic", rawHeader(12345, 1, 2, []uint16{1, 2}), nil, 100, ErrBadMagic, []string{"12345", "20240520"}},
+		{"bad magic", rawHeader(12345, 1, 2, []uint16{1, 2}), nil, 100, ErrBadMagic, []string{"12345", "20240520", "data.format: raw"}},
 		{"bad version", rawHeader(Magic, 7, 2, []uint16{1, 2}), nil, 100, ErrBadVersion, []string{"7"}},
 		{"size short", rawHeader(Magic, 1, 3, []uint16{1, 2}), nil, 100, ErrSize, []string{"1028 bytes", "3 tokens", "1030"}},
 		{"size long", rawHeader(Magic, 1, 1, []uint16{1, 2}), nil, 100, ErrSize, []string{"1028 bytes", "1 tokens"}},

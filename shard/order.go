@@ -5,7 +5,7 @@ import (
 	"math/bits"
 )
 
-// Order is the order in which the sequence list is visited (SPEC section 4).
+// Order is the order in which the sequence list is visited (docs/data.md).
 type Order int
 
 const (

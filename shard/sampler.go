@@ -13,8 +13,8 @@ import (
 // j = p mod N for Sequential and Permutation(seed, e)[j] for Shuffled.
 //
 // Step s of global batch G covers positions s·G … s·G+G−1; rank r of W
-// takes the contiguous slice s·G + r·G/W … s·G + (r+1)·G/W − 1, split into
-// micro-batches (see MicroRange). A Sampler is safe for concurrent use.
+// takes the contiguous slice s·G + ⌊r·G/W⌋ … s·G + ⌊(r+1)·G/W⌋ − 1, split
+// into micro-batches (see MicroRange). A Sampler is safe for concurrent use.
 type Sampler struct {
 	ds    *Dataset
 	n     int64
@@ -128,47 +128,48 @@ func (s *Sampler) FillMicro(x, y []int32, step int64, globalBatch, rank, world, 
 func StepPosition(step int64, globalBatch int) int64 { return step * int64(globalBatch) }
 
 // RankRange returns the first position and the count of rank r's slice of
-// step s: s·G + r·G/W and G/W. G must be divisible by W.
+// step s: positions s·G + ⌊r·G/W⌋ … s·G + ⌊(r+1)·G/W⌋ − 1 (any W ≤ G; the
+// slices differ in size by at most one sequence; see docs/data.md).
 func RankRange(step int64, globalBatch, rank, world int) (p int64, n int, err error) {
 	switch {
 	case globalBatch < 1:
 		return 0, 0, fmt.Errorf("global_batch %d: must be positive", globalBatch)
 	case world < 1:
 		return 0, 0, fmt.Errorf("world size %d: must be positive", world)
-	case globalBatch%world != 0:
-		return 0, 0, fmt.Errorf("global_batch %d is not divisible by the world size %d", globalBatch, world)
+	case world > globalBatch:
+		return 0, 0, fmt.Errorf("world size %d is larger than global_batch %d: a rank would get no sequence", world, globalBatch)
 	case rank < 0 || rank >= world:
 		return 0, 0, fmt.Errorf("rank %d: out of range for world size %d", rank, world)
 	case step < 0:
 		return 0, 0, fmt.Errorf("step %d: must not be negative", step)
 	}
-	local := globalBatch / world
-	return StepPosition(step, globalBatch) + int64(rank*local), local, nil
+	lo, hi := rank*globalBatch/world, (rank+1)*globalBatch/world
+	return StepPosition(step, globalBatch) + int64(lo), hi - lo, nil
 }
 
 // NumMicro returns how many micro-batches of at most microSize sequences
-// each rank's slice of G/W sequences splits into: ⌈(G/W)/microSize⌉.
-func NumMicro(globalBatch, world, microSize int) (int, error) {
-	if _, _, err := RankRange(0, globalBatch, 0, world); err != nil {
+// rank r's slice of the global batch splits into: ⌈n_r/microSize⌉.
+func NumMicro(globalBatch, rank, world, microSize int) (int, error) {
+	_, local, err := RankRange(0, globalBatch, rank, world)
+	if err != nil {
 		return 0, err
 	}
 	if microSize < 1 {
 		return 0, fmt.Errorf("micro_batch %d: must be positive", microSize)
 	}
-	local := globalBatch / world
 	return (local + microSize - 1) / microSize, nil
 }
 
 // MicroRange returns the first position and the count of micro-batch m of
 // rank r's slice of step s: the slice's sequences m·microSize …
-// min((m+1)·microSize, G/W) − 1. Only the last micro-batch can be shorter
-// (when microSize does not divide G/W).
+// min((m+1)·microSize, n_r) − 1. Only the last micro-batch can be shorter
+// (when microSize does not divide the slice).
 func MicroRange(step int64, globalBatch, rank, world, micro, microSize int) (p int64, n int, err error) {
 	p, local, err := RankRange(step, globalBatch, rank, world)
 	if err != nil {
 		return 0, 0, err
 	}
-	nm, err := NumMicro(globalBatch, world, microSize)
+	nm, err := NumMicro(globalBatch, rank, world, microSize)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -82,22 +82,25 @@ func TestSamplerIndex(t *testing.T) {
 
 func TestRankSlicing(t *testing.T) {
 	for _, G := range []int{1, 6, 8, 12, 32} {
+		if _, _, err := RankRange(0, G, 0, G+1); err == nil {
+			t.Errorf("G %d W %d: no error", G, G+1)
+		}
 		for W := 1; W <= G; W++ {
-			if G%W != 0 {
-				if _, _, err := RankRange(0, G, 0, W); err == nil {
-					t.Errorf("G %d W %d: no error", G, W)
+			for r := range W {
+				_, n, err := RankRange(0, G, r, W)
+				if err != nil || n < G/W || n > G/W+1 {
+					t.Fatalf("G %d W %d rank %d: %d sequences, %v; want %d or %d", G, W, r, n, err, G/W, G/W+1)
 				}
-				continue
 			}
 			for _, mb := range []int{1, 3, 8, 100} {
 				for _, step := range []int64{0, 5} {
-					nm, err := NumMicro(G, W, mb)
-					if err != nil {
-						t.Fatal(err)
-					}
 					want := StepPosition(step, G)
 					total := 0
 					for r := range W {
+						nm, err := NumMicro(G, r, W, mb)
+						if err != nil {
+							t.Fatal(err)
+						}
 						for m := range nm {
 							p, n, err := MicroRange(step, G, r, W, m, mb)
 							if err != nil {
@@ -125,7 +128,7 @@ func TestRangeErrors(t *testing.T) {
 		step                             int64
 		G, rank, world, micro, microSize int
 	}{
-		{"G not divisible", 0, 10, 0, 3, 0, 1},
+		{"world above G", 0, 3, 0, 4, 0, 1},
 		{"G zero", 0, 0, 0, 1, 0, 1},
 		{"world zero", 0, 8, 0, 0, 0, 1},
 		{"rank negative", 0, 8, -1, 2, 0, 1},
@@ -148,11 +151,11 @@ func globalBatch(t *testing.T, s *Sampler, step int64, G, W, mb int) []int32 {
 	T := s.Dataset().ContextLength()
 	x, y := make([]int32, mb*T), make([]int32, mb*T)
 	var out []int32
-	nm, err := NumMicro(G, W, mb)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for r := range W {
+		nm, err := NumMicro(G, r, W, mb)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for m := range nm {
 			n, err := s.FillMicro(x, y, step, G, r, W, m, mb)
 			if err != nil {
@@ -202,7 +205,7 @@ func TestWorldIndependence(t *testing.T) {
 	const G = 24
 	for step := int64(0); step < 12; step++ { // N = 49+37 = 86: crosses epochs
 		want := fmt.Sprint(globalBatchRows(t, s, step, G, 1, G))
-		for _, wm := range [][2]int{{2, 4}, {3, 8}, {4, 5}, {8, 3}, {24, 1}, {6, 100}} {
+		for _, wm := range [][2]int{{2, 4}, {3, 8}, {4, 5}, {8, 3}, {24, 1}, {6, 100}, {5, 2}, {7, 3}, {23, 1}} {
 			got := fmt.Sprint(globalBatchRows(t, s, step, G, wm[0], wm[1]))
 			if got != want {
 				t.Fatalf("step %d W %d mb %d: batch differs from W 1", step, wm[0], wm[1])
@@ -216,12 +219,12 @@ func globalBatchRows(t *testing.T, s *Sampler, step int64, G, W, mb int) [][]int
 	t.Helper()
 	T := s.Dataset().ContextLength()
 	x, y := make([]int32, mb*T), make([]int32, mb*T)
-	nm, err := NumMicro(G, W, mb)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var rows [][]int32
 	for r := range W {
+		nm, err := NumMicro(G, r, W, mb)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for m := range nm {
 			n, err := s.FillMicro(x, y, step, G, r, W, m, mb)
 			if err != nil {

@@ -26,7 +26,10 @@
 //  4. Decode: text, err := tok.Decode(ids) is the exact inverse of Encode on
 //     any byte string. The result is raw bytes and need not be valid UTF-8
 //     (replace invalid bytes only when printing it as text). An id outside
-//     the vocabulary is an ErrUnknownID error.
+//     the vocabulary is an ErrUnknownID error. To print decoded text as it
+//     comes, write the bytes of each token to a UTF8Writer: it holds back a
+//     character split over tokens until it is complete and writes bytes
+//     that can never form one as U+FFFD.
 //
 // A Tokenizer is safe for concurrent use. VocabSize, Token, ID, SpecialID,
 // SpecialTokens, Vocab and Merges describe it.
@@ -68,4 +71,11 @@
 //     vocab.json has it, else none.
 //
 // Save writes all three; Load reads them back to an identical tokenizer.
+//
+// Load also reads a Hugging Face tokenizer.json (a directory holding only
+// that file, or its path) when it is byte-level BPE in GPT-2's form
+// (ParseTokenizerJSON: model BPE with vocab and merges, the ByteLevel
+// pre-tokenizer, no normalizer; added tokens become special tokens);
+// anything else is refused naming the field. Files read whole are at most
+// MaxFileBytes. IsDir, Files and Copy find and move a tokenizer's files.
 package tokenizer

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,12 +28,16 @@ const EndOfText = "<|endoftext|>"
 // Load reads a tokenizer directory: vocab.json, merges.txt and, when
 // present, special_tokens.json (a JSON list of strings). Without
 // special_tokens.json the special tokens are <|endoftext|> if vocab.json has
-// it, else none. extra adds more special tokens (appended to the vocabulary
-// when they are new).
+// it, else none. A directory with only a Hugging Face tokenizer.json, or
+// the path of such a file, is read with ParseTokenizerJSON. extra adds
+// more special tokens (appended to the vocabulary when they are new).
 func Load(dir string, extra ...string) (*Tokenizer, error) {
+	if p, ok := jsonForm(dir); ok {
+		return loadJSON(p, extra)
+	}
 	var special []string
 	specPath := filepath.Join(dir, SpecialFile)
-	data, err := os.ReadFile(specPath)
+	data, err := readFile(specPath)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(data, &special); err != nil {
@@ -61,6 +66,38 @@ func Load(dir string, extra ...string) (*Tokenizer, error) {
 	return t, nil
 }
 
+// jsonForm reports the tokenizer.json to read for path: path itself when it
+// is a .json file, or dir/tokenizer.json when dir has no vocab.json.
+func jsonForm(path string) (string, bool) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && strings.HasSuffix(path, ".json") {
+		return path, true
+	}
+	if _, err := os.Stat(filepath.Join(path, VocabFile)); err == nil {
+		return "", false
+	}
+	p := filepath.Join(path, JSONFile)
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		return p, true
+	}
+	return "", false
+}
+
+func loadJSON(path string, extra []string) (*Tokenizer, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	vocab, merges, special, err := parseTokenizerJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	t, err := New(vocab, merges, append(special, extra...))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
 // LoadFiles builds a tokenizer from a GPT-2 style vocab.json and merges.txt
 // with exactly the special tokens given (no auto-detection).
 func LoadFiles(vocabPath, mergesPath string, special []string) (*Tokenizer, error) {
@@ -84,7 +121,7 @@ func LoadFiles(vocabPath, mergesPath string, special []string) (*Tokenizer, erro
 // with a character outside that form (an added token written literally) is
 // taken as its UTF-8 bytes.
 func ReadVocab(path string) ([][]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +223,26 @@ func (t *Tokenizer) Save(dir string) error {
 		}
 	}
 	return nil
+}
+
+// MaxFileBytes bounds the size of a tokenizer file that is read whole.
+const MaxFileBytes = 256 << 20
+
+// readFile reads a file of at most MaxFileBytes.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileBytes)
+	}
+	return data, nil
 }
 
 // jsonString quotes s as JSON without HTML escaping ("<|endoftext|>" stays readable).

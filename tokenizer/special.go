@@ -32,14 +32,10 @@ func newSpecialMatcher(special []string) *specialMatcher {
 	return m
 }
 
-// split calls fn for each piece of b in order: text between special tokens
-// with special = -1 (never empty), and each special token occurrence with
-// special = its index in the list given to newSpecialMatcher.
-func (m *specialMatcher) split(b []byte, fn func(seg []byte, special int)) {
-	m.scan(b, func(start, end, special int) { fn(b[start:end], special) })
-}
-
-// scan is split with the positions of the pieces in b.
+// scan calls fn for each piece of b in order, by position: text between
+// special tokens with special = -1 (never empty), and each special token
+// occurrence with special = its index in the list given to
+// newSpecialMatcher.
 func (m *specialMatcher) scan(b []byte, fn func(start, end, special int)) {
 	if m == nil || len(m.toks) == 0 {
 		if len(b) > 0 {

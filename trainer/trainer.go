@@ -4,39 +4,47 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringtrain/ringtrain/allreduce"
-	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/model/kernels"
 	"github.com/ringtrain/ringtrain/shard"
 )
 
-// Reducer averages buf element-wise over every rank, in place; every rank
-// gets bit-identical results.
+// Reducer sums buffers element-wise over every rank, in place; every rank
+// gets bit-identical results. *allreduce.Ring implements it, and so does
+// Local for a single process.
 type Reducer interface {
-	AllReduce(ctx context.Context, buf []float32) error
+	AllReduceOp(ctx context.Context, buf []float32, op allreduce.Op) error
+	AllReduceFloat64(ctx context.Context, buf []float64, op allreduce.Op) error
 }
 
-// BucketReducer is a Reducer that can also average buffers in the
-// background, in the order they are started (allreduce.Ring via the
-// worker). With one, TrainStep reduces gradient buckets while the last
-// micro-batch's backward pass still computes earlier layers.
+// BucketReducer is a Reducer that can also reduce buffers in the
+// background, in the order they are started (*allreduce.Ring). With one,
+// TrainStep reduces gradient buckets while the last micro-batch's backward
+// pass still computes earlier layers.
 type BucketReducer interface {
 	Reducer
-	// Start begins averaging buf; wait blocks until buf holds the result.
-	Start(ctx context.Context, bucket int, buf []float32) (wait func() error)
+	StartOp(ctx context.Context, bucket int, buf []float32, op allreduce.Op) *allreduce.Handle
 }
 
-// Local is the Reducer of a single process: the average over one rank is
-// the buffer itself.
+var (
+	_ BucketReducer = (*allreduce.Ring)(nil)
+	_ Reducer       = Local{}
+)
+
+// Local is the Reducer of a single process: the sum over one rank is the
+// buffer itself.
 type Local struct{}
 
-// AllReduce does nothing.
-func (Local) AllReduce(context.Context, []float32) error { return nil }
+// AllReduceOp does nothing.
+func (Local) AllReduceOp(context.Context, []float32, allreduce.Op) error { return nil }
+
+// AllReduceFloat64 does nothing.
+func (Local) AllReduceFloat64(context.Context, []float64, allreduce.Op) error { return nil }
 
 // Options say which job and which rank a Trainer runs.
 type Options struct {
@@ -50,7 +58,11 @@ type Options struct {
 	Data func(pattern string, vocabSize, T int) (*shard.Dataset, error)
 }
 
-// Trainer is the training state of one rank.
+// Trainer is the training state of one rank: weights, AdamW moments and
+// the number of steps completed, plus this rank's slice of the data. The
+// same Trainer serves every generation a worker takes part in (SetWorld
+// moves it to another rank and world size without reallocating), so that
+// re-forming the ring costs no memory.
 type Trainer struct {
 	job         *job.Job
 	rank, world int
@@ -61,13 +73,15 @@ type Trainer struct {
 
 	train, val *shard.Dataset
 	sampler    *shard.Sampler
-	step       int64 // the next step to run
+	completed  int64 // steps completed: the next step to run
+	lineage    int64 // opaque tag of who produced the state (see Lineage)
 
-	x, y    []int32
-	scalars [1]float32 // the loss, reduced beside the gradients
+	x, y  []int32
+	ctl   [2]float64   // the step's loss share and vote count, reduced after the gradients
+	phase atomic.Int32 // what TrainStep does now (Phase)
 
 	buckets []allreduce.Bucket // in the order backward completes them; nil: no overlap
-	waits   []func() error     // of the buckets started in this step
+	waits   []*allreduce.Handle
 	// the step in flight, for gradsReady (bound once: no allocation per step)
 	stepCtx    context.Context
 	stepRed    BucketReducer
@@ -76,29 +90,38 @@ type Trainer struct {
 
 // Result is what one optimizer step did.
 type Result struct {
-	Step     int64   // the step just taken (counts from 0)
-	Loss     float64 // global mean loss before the update
-	LR       float64
-	GradNorm float64 // before clipping
-	Tokens   int64   // tokens of the global batch
-	Duration time.Duration
+	Completed int64   // steps completed after this one (the step's index is Completed−1)
+	Loss      float64 // global mean loss before the update
+	LR        float64
+	GradNorm  float64 // before clipping
+	Tokens    int64   // tokens of the global batch
+	// Votes is the number of ranks that voted in this step (TrainStep's
+	// vote): a collective decision every rank sees alike.
+	Votes int
+	// Duration is the whole step; the phases split it: forward and
+	// backward compute, the wait for the reduction after backward, and the
+	// clip and AdamW update.
+	Duration, Forward, Backward, ReduceWait, Optimizer time.Duration
 }
 
 // New builds the model (from the seed, or the job's init file), the
-// optimizer, and opens this rank's data.
+// optimizer, and opens the data, for rank of world.
 func New(o Options) (*Trainer, error) {
 	j := o.Job
-	if err := j.Validate(o.World); err != nil {
+	cfg, err := ModelConfig(j.Model)
+	if err != nil {
 		return nil, err
-	}
-	if o.Rank < 0 || o.Rank >= o.World {
-		return nil, fmt.Errorf("rank %d outside world of %d", o.Rank, o.World)
 	}
 	open := o.Data
 	if open == nil {
-		open = func(p string, v, t int) (*shard.Dataset, error) { return shard.OpenGlob(p, v, t) }
+		format, err := shard.ParseFormat(j.Data.Format)
+		if err != nil {
+			return nil, fmt.Errorf("data.format: %w", err)
+		}
+		open = func(p string, v, t int) (*shard.Dataset, error) {
+			return shard.OpenGlob(p, v, t, shard.WithFormat(format))
+		}
 	}
-	cfg := j.Model.Config
 	mb, T := j.Train.MicroBatch, cfg.ContextLength
 	m, err := model.New(cfg, mb, T)
 	if err != nil {
@@ -107,19 +130,18 @@ func New(o Options) (*Trainer, error) {
 	if m.Precision, err = kernels.ParsePrecision(j.Train.Precision); err != nil {
 		return nil, fmt.Errorf("train.precision: %w", err)
 	}
-	if j.Init != "" {
-		if err := model.LoadInto(j.Init, cfg, m.Params); err != nil {
-			return nil, fmt.Errorf("init: %w", err)
-		}
-	} else {
-		m.Init(j.Train.Seed)
-	}
 	t := &Trainer{
-		job: j, rank: o.Rank, world: o.World, cfg: cfg, Model: m,
+		job: j, cfg: cfg, Model: m,
 		Opt: model.NewAdamW(m.Layout(), model.AdamWConfig{
 			Beta1: j.Train.Beta1, Beta2: j.Train.Beta2, Eps: j.Train.Eps, WeightDecay: j.Train.WeightDecay,
 		}),
 		x: make([]int32, mb*T), y: make([]int32, mb*T),
+	}
+	if err := t.SetWorld(o.Rank, o.World); err != nil {
+		return nil, err
+	}
+	if err := t.Reset(); err != nil {
+		return nil, err
 	}
 	if o.BucketBytes > 0 {
 		sizes := make([]int, len(m.Layout()))
@@ -127,7 +149,7 @@ func New(o Options) (*Trainer, error) {
 			sizes[i] = p.Size
 		}
 		t.buckets = allreduce.PlanBuckets(sizes, o.BucketBytes)
-		t.waits = make([]func() error, 0, len(t.buckets))
+		t.waits = make([]*allreduce.Handle, 0, len(t.buckets))
 		t.gradsReady = t.startBuckets
 	}
 	if t.train, err = open(j.Data.Train, cfg.VocabSize, T); err != nil {
@@ -150,6 +172,22 @@ func New(o Options) (*Trainer, error) {
 	return t, nil
 }
 
+// Reset puts the trainer back to the start of training: weights from the
+// seed (or the job's init file), zero moments, no step completed, lineage 0.
+func (t *Trainer) Reset() error {
+	if t.job.Init != "" {
+		if err := LoadInto(t.job.Init, t.cfg, t.Model.Params); err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+	} else {
+		t.Model.Init(t.job.Train.Seed)
+	}
+	clear(t.Opt.M)
+	clear(t.Opt.V)
+	t.completed, t.lineage = 0, 0
+	return nil
+}
+
 // Close releases the mapped shards.
 func (t *Trainer) Close() error {
 	var err error
@@ -164,63 +202,123 @@ func (t *Trainer) Close() error {
 	return err
 }
 
-// Step is the next step to run: the number of steps taken so far.
-func (t *Trainer) Step() int64 { return t.step }
+// SetWorld makes this trainer rank of world for the steps that follow:
+// only the slice of each global batch it reads changes.
+func (t *Trainer) SetWorld(rank, world int) error {
+	if _, _, err := shard.RankRange(0, t.job.Train.GlobalBatch, rank, world); err != nil {
+		return fmt.Errorf("trainer: %w", err)
+	}
+	t.rank, t.world = rank, world
+	return nil
+}
+
+// Config is the model's shape.
+func (t *Trainer) Config() model.Config { return t.cfg }
+
+// Completed is the number of steps completed so far: the next step to run.
+func (t *Trainer) Completed() int64 { return t.completed }
+
+// Lineage is an opaque tag of the state's origin that the caller keeps
+// with it (the worker: the generation whose ring computed the newest
+// step); it travels with checkpoints and state transfers.
+func (t *Trainer) Lineage() int64 { return t.lineage }
+
+// SetLineage sets the tag Lineage returns.
+func (t *Trainer) SetLineage(l int64) { t.lineage = l }
 
 // DataPosition is the number of training sequences consumed so far.
-func (t *Trainer) DataPosition() int64 { return shard.StepPosition(t.step, t.job.Train.GlobalBatch) }
+func (t *Trainer) DataPosition() int64 {
+	return shard.StepPosition(t.completed, t.job.Train.GlobalBatch)
+}
 
 // TrainStep runs one optimizer step: this rank's micro-batches forward and
-// backward, the all-reduce of gradients and loss through r, clipping and
-// AdamW. Every rank must call it with the same step.
-func (t *Trainer) TrainStep(ctx context.Context, r Reducer) (Result, error) {
+// backward, the sum over the ranks of the gradients (each micro-batch's
+// scaled by its share of the global batch, so the sum is the gradient of
+// the global mean loss whatever the slices) and of the loss, clipping and
+// AdamW. vote is this rank's say in a collective decision that the caller
+// takes after the step: Result.Votes counts the ranks that voted, alike on
+// every rank; it travels with the loss at no extra cost. Every rank must
+// call TrainStep for the same step. If the reduction fails, the weights,
+// moments and step are unchanged.
+func (t *Trainer) TrainStep(ctx context.Context, r Reducer, vote bool) (Result, error) {
 	start := time.Now()
 	tr := t.job.Train
 	G, mb, T := tr.GlobalBatch, tr.MicroBatch, t.cfg.ContextLength
-	nMicro, err := shard.NumMicro(G, t.world, mb)
+	nMicro, err := shard.NumMicro(G, t.rank, t.world, mb)
 	if err != nil {
 		return Result{}, err
 	}
 	m := t.Model
 	m.ZeroGrad()
-	// Each rank computes the gradient of the mean loss of its own G/W
-	// sequences; averaging over the W ranks gives the global mean.
-	scale := float32(1) / float32(nMicro)
 	br, overlap := r.(BucketReducer)
 	overlap = overlap && t.buckets != nil
 	var loss float64
+	var res Result
+	t.phase.Store(int32(PhaseCompute))
+	defer t.phase.Store(int32(PhaseIdle))
 	for i := range nMicro {
-		n, err := t.sampler.FillMicro(t.x, t.y, t.step, G, t.rank, t.world, i, mb)
+		f0 := time.Now()
+		n, err := t.sampler.FillMicro(t.x, t.y, t.completed, G, t.rank, t.world, i, mb)
 		if err != nil {
 			return Result{}, err
 		}
-		loss += m.Forward(t.x, t.y, n, T)
+		share := float64(n) / float64(G)
+		loss += m.Forward(t.x, t.y, n, T) * share
+		b0 := time.Now()
+		res.Forward += b0.Sub(f0)
 		if overlap && i == nMicro-1 {
 			t.stepCtx, t.stepRed, m.GradsReady = ctx, br, t.gradsReady
 		}
-		m.Backward(scale)
+		m.Backward(float32(share))
 		t.stepCtx, t.stepRed, m.GradsReady = nil, nil, nil
+		res.Backward += time.Since(b0)
 	}
-	t.scalars[0] = float32(loss / float64(nMicro))
+	w0 := time.Now()
+	t.phase.Store(int32(PhaseReduce))
 	if err := t.reduceGrads(ctx, r, overlap); err != nil {
-		return Result{}, fmt.Errorf("step %d: all-reduce gradients: %w", t.step, err)
+		return Result{}, fmt.Errorf("all-reduce gradients: %w", err)
 	}
-	if err := r.AllReduce(ctx, t.scalars[:]); err != nil {
-		return Result{}, fmt.Errorf("step %d: all-reduce loss: %w", t.step, err)
+	t.ctl[0], t.ctl[1] = loss, 0
+	if vote {
+		t.ctl[1] = 1
 	}
+	if err := r.AllReduceFloat64(ctx, t.ctl[:], allreduce.Sum); err != nil {
+		return Result{}, fmt.Errorf("all-reduce loss: %w", err)
+	}
+	o0 := time.Now()
+	res.ReduceWait = o0.Sub(w0)
+	t.phase.Store(int32(PhaseOptimizer))
 	norm := model.ClipGradNorm(m.Grads, tr.GradClip)
-	lr := model.LR(int(t.step), tr.LR, tr.MinLR, tr.Warmup, tr.MaxSteps)
-	t.Opt.Step(m.Params, m.Grads, lr, int(t.step))
-	res := Result{
-		Step: t.step, Loss: float64(t.scalars[0]), LR: lr, GradNorm: norm,
-		Tokens: int64(G) * int64(T), Duration: time.Since(start),
-	}
-	t.step++
+	lr := model.LR(int(t.completed), tr.LR, tr.MinLR, tr.Warmup, tr.MaxSteps)
+	t.Opt.Step(m.Params, m.Grads, lr, int(t.completed))
+	t.completed++
+	res.Optimizer = time.Since(o0)
+	res.Completed, res.Loss, res.LR, res.GradNorm = t.completed, t.ctl[0], lr, norm
+	res.Tokens, res.Votes, res.Duration = int64(G)*int64(T), int(t.ctl[1]+0.5), time.Since(start)
 	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
-		return res, fmt.Errorf("step %d: loss is %v", res.Step, res.Loss)
+		return res, fmt.Errorf("loss is %v", res.Loss)
 	}
 	return res, nil
 }
+
+// Phase is what a training step is doing.
+type Phase int32
+
+// Phases of TrainStep.
+const (
+	PhaseIdle      Phase = iota // between steps
+	PhaseCompute                // forward and backward
+	PhaseReduce                 // waiting for the sum of the gradients over the ranks
+	PhaseOptimizer              // clipping and AdamW
+)
+
+func (p Phase) String() string {
+	return [...]string{"idle", "compute", "allreduce", "optimizer"}[p]
+}
+
+// Phase returns what the step in progress is doing; safe to call from any
+// goroutine.
+func (t *Trainer) Phase() Phase { return Phase(t.phase.Load()) }
 
 // startBuckets starts reducing, in plan order, every bucket that lies
 // inside the completed suffix Grads[off:].
@@ -230,23 +328,23 @@ func (t *Trainer) startBuckets(off int) {
 		if b.Off < off {
 			return
 		}
-		t.waits = append(t.waits, t.stepRed.Start(t.stepCtx, b.ID, t.Model.Grads[b.Off:b.Off+b.Len]))
+		t.waits = append(t.waits, t.stepRed.StartOp(t.stepCtx, b.ID, t.Model.Grads[b.Off:b.Off+b.Len], allreduce.Sum))
 	}
 }
 
-// reduceGrads averages the gradients over the ranks: by waiting for the
+// reduceGrads sums the gradients over the ranks: by waiting for the
 // buckets started during backward, or in one all-reduce.
 func (t *Trainer) reduceGrads(ctx context.Context, r Reducer, overlap bool) error {
 	if !overlap {
-		return r.AllReduce(ctx, t.Model.Grads)
+		return r.AllReduceOp(ctx, t.Model.Grads, allreduce.Sum)
 	}
 	defer func() { t.waits = t.waits[:0] }()
 	if len(t.waits) != len(t.buckets) {
 		return fmt.Errorf("backward started %d of %d gradient buckets", len(t.waits), len(t.buckets))
 	}
 	var first error
-	for _, wait := range t.waits {
-		if err := wait(); err != nil && first == nil {
+	for _, h := range t.waits {
+		if err := h.Wait(); err != nil && first == nil {
 			first = err
 		}
 	}
@@ -255,7 +353,7 @@ func (t *Trainer) reduceGrads(ctx context.Context, r Reducer, overlap bool) erro
 
 // Eval returns the mean loss over the first eval.sequences validation
 // sequences (all of them if that is 0 or more than there are), each rank
-// computing a contiguous share and r combining them.
+// computing a contiguous share and r summing them.
 func (t *Trainer) Eval(ctx context.Context, r Reducer) (float64, error) {
 	if t.val == nil {
 		return 0, fmt.Errorf("eval: no validation data (data.val)")
@@ -265,59 +363,9 @@ func (t *Trainer) Eval(ctx context.Context, r Reducer) (float64, error) {
 		n = s
 	}
 	lo, hi := t.rank*n/t.world, (t.rank+1)*n/t.world
-	mb, T := t.job.Train.MicroBatch, t.cfg.ContextLength
-	var sum float64
-	for i := lo; i < hi; i += mb {
-		b := min(mb, hi-i)
-		for k := range b {
-			t.val.Sequence(i+k, t.x[k*T:(k+1)*T], t.y[k*T:(k+1)*T])
-		}
-		sum += t.Model.Forward(t.x, t.y, b, T) * float64(b)
-	}
-	// The average over ranks of (sum_r · W/n) is the mean over all n.
-	buf := []float32{float32(sum * float64(t.world) / float64(n))}
-	if err := r.AllReduce(ctx, buf); err != nil {
+	buf := []float64{SumLoss(t.Model, t.val, lo, hi, nil) / float64(n)}
+	if err := r.AllReduceFloat64(ctx, buf, allreduce.Sum); err != nil {
 		return 0, fmt.Errorf("eval: all-reduce: %w", err)
 	}
-	return float64(buf[0]), nil
-}
-
-// Restore loads a committed checkpoint directory: weights, AdamW moments,
-// and the step (hence the data position) to continue from.
-func (t *Trainer) Restore(dir string) error {
-	st, err := checkpoint.ReadState(dir)
-	if err != nil {
-		return err
-	}
-	if st.Model != t.cfg {
-		return fmt.Errorf("checkpoint %s: model %+v differs from the job's %+v", dir, st.Model, t.cfg)
-	}
-	if want := shard.StepPosition(st.Step, t.job.Train.GlobalBatch); st.DataPosition != want {
-		return fmt.Errorf("checkpoint %s: data_position %d is not step %d × global_batch %d; the global batch changed",
-			dir, st.DataPosition, st.Step, t.job.Train.GlobalBatch)
-	}
-	if err := model.LoadInto(filepath.Join(dir, checkpoint.ModelFile), t.cfg, t.Model.Params); err != nil {
-		return err
-	}
-	if err := checkpoint.ReadOptimizer(dir, t.Opt.Layout(), t.Opt.M, t.Opt.V); err != nil {
-		return err
-	}
-	t.step = st.Step
-	return nil
-}
-
-// SaveCheckpoint writes this trainer's whole state (weights, moments,
-// state.json) into dir, durably, without the commit marker. jobText is the
-// job file as given, kept in state.json.
-func (t *Trainer) SaveCheckpoint(dir, jobText string, loss float64) error {
-	if err := checkpoint.WriteModel(dir, t.cfg, t.Model.Params); err != nil {
-		return err
-	}
-	if err := checkpoint.WriteOptimizer(dir, checkpoint.OptimizerFile, t.Opt.Layout(), t.Opt.M, t.Opt.V); err != nil {
-		return err
-	}
-	return checkpoint.WriteState(dir, checkpoint.State{
-		Step: t.step, DataPosition: t.DataPosition(), Seed: int64(t.job.Train.Seed),
-		WorldSize: t.world, Model: t.cfg, Loss: loss, Job: jobText, Time: time.Now().UTC(),
-	})
+	return buf[0], nil
 }

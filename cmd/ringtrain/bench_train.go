@@ -118,7 +118,7 @@ from the mean (all timed steps over their total time).`,
 			progressbar.OptionClearOnFinish(),
 		)
 		for range f.warmup {
-			if _, err := tr.TrainStep(ctx, trainer.Local{}); err != nil {
+			if _, err := tr.TrainStep(ctx, trainer.Local{}, false); err != nil {
 				return err
 			}
 			bar.Add(1)
@@ -139,7 +139,7 @@ from the mean (all timed steps over their total time).`,
 		start := time.Now()
 		for i := range times {
 			t0 := time.Now()
-			if last, err = tr.TrainStep(ctx, trainer.Local{}); err != nil {
+			if last, err = tr.TrainStep(ctx, trainer.Local{}, false); err != nil {
 				return err
 			}
 			times[i] = time.Since(t0)
@@ -178,13 +178,13 @@ func benchJob(dir, preset string, cfg model.Config, batch, micro, steps int, pre
 	}
 	j := job.Default()
 	j.Name = "bench"
-	j.Model = job.Model{Preset: preset, Config: cfg}
+	j.Model = job.Model{Preset: preset, ContextLength: cfg.ContextLength}
 	j.Data = job.Data{Train: path, Order: "sequential"}
 	j.Train.GlobalBatch, j.Train.MicroBatch = batch, micro
 	j.Train.MaxSteps, j.Train.Warmup = steps, 0
 	j.Train.Precision = precision
 	j.Eval.Every = 0
-	j.Workers = job.Workers{Min: 1, Max: 1}
+	j.Workers.Min, j.Workers.Max = 1, 1
 	return &j, nil
 }
 

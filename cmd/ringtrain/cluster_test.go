@@ -17,7 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringtrain/ringtrain/coordinator"
+	"github.com/ringtrain/ringtrain/checkpoint"
+	"github.com/ringtrain/ringtrain/embedetcd"
 	"github.com/ringtrain/ringtrain/shard"
 )
 
@@ -170,7 +171,7 @@ func (p *proc) wait(t *testing.T, d time.Duration) error {
 
 func clusterEtcd(t *testing.T) string {
 	t.Helper()
-	e, err := coordinator.StartEtcd(coordinator.EtcdConfig{DataDir: filepath.Join(t.TempDir(), "etcd")})
+	e, err := embedetcd.Start(embedetcd.Config{DataDir: filepath.Join(t.TempDir(), "etcd")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,12 @@ func readMetrics(t *testing.T, runDir string) []map[string]any {
 // stepLosses checks the metrics lines and returns the loss of each step.
 func stepLosses(t *testing.T, runDir string, steps, world int) []float64 {
 	t.Helper()
-	lines := readMetrics(t, runDir)
+	var lines []map[string]any
+	for _, l := range readMetrics(t, runDir) {
+		if _, ok := l["event"]; !ok {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) != steps {
 		t.Fatalf("%s: %d metrics lines, want %d", runDir, len(lines), steps)
 	}
@@ -301,7 +307,7 @@ func TestClusterProcesses(t *testing.T) {
 			}
 			losses[w] = stepLosses(t, runDir, steps, w)
 			for _, s := range []int{4, steps} {
-				if _, err := os.Stat(filepath.Join(coordinator.CheckpointDir(runDir, s), "COMMIT")); err != nil {
+				if _, err := os.Stat(filepath.Join(checkpoint.Dir(runDir, int64(s)), "COMMIT")); err != nil {
 					t.Errorf("checkpoint at step %d: %v", s, err)
 				}
 			}
@@ -381,7 +387,7 @@ func waitCommitted(t *testing.T, runDir string, step int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if _, err := os.Stat(filepath.Join(coordinator.CheckpointDir(runDir, step), "COMMIT")); err == nil {
+		if _, err := os.Stat(filepath.Join(checkpoint.Dir(runDir, int64(step)), "COMMIT")); err == nil {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -418,7 +424,7 @@ func TestClusterCoordinatorRestartResumes(t *testing.T) {
 	if err := coord.wait(t, 30*time.Second); err == nil {
 		t.Fatalf("coordinator stopped by SIGTERM exited 0 (did the job finish first?)")
 	}
-	if _, err := os.Stat(filepath.Join(coordinator.CheckpointDir(part, steps), "COMMIT")); err == nil {
+	if _, err := os.Stat(filepath.Join(checkpoint.Dir(part, int64(steps)), "COMMIT")); err == nil {
 		t.Fatalf("the job finished before the coordinator was stopped; nothing to resume")
 	}
 	addr := freeAddr(t)
@@ -555,7 +561,7 @@ func TestEtcdCommand(t *testing.T) {
 	}
 	client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
 	p := startProc(t, "etcd", "etcd", "--data-dir", filepath.Join(t.TempDir(), "etcd"), "--listen-client", client, "--listen-peer", peer)
-	cli, err := newEtcdClient(client)
+	cli, err := newEtcdClient(client, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

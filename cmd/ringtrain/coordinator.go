@@ -8,41 +8,55 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 
+	"github.com/ringtrain/ringtrain/cluster"
 	"github.com/ringtrain/ringtrain/coordinator"
 	"github.com/ringtrain/ringtrain/job"
+	"github.com/ringtrain/ringtrain/tlsconf"
+	"github.com/ringtrain/ringtrain/tokenizer"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 var coordFlags struct {
 	etcd, listen, advertise, jobFile, runDir, metrics, prefix string
-	settle, ttl, regroup, stall                               time.Duration
+	settle, ttl, window                                       time.Duration
+	tls                                                       tlsconf.Files
+	sets                                                      []string
 }
 
 var coordinatorCmd = &cobra.Command{
 	Use:   "coordinator",
 	Short: "Run the coordinator of one job",
 	Long: `Runs the coordinator of the job in --job: it waits to win the job's election in
-etcd (a second coordinator waits as standby), forms generations from the
-registered workers, commits coordinated checkpoints in --run-dir, serves the
-job's status over gRPC on --listen and Prometheus metrics on --metrics-listen,
-and exits 0 once the job is done (after its final checkpoint). Restarted on the
-same run dir, it resumes from the newest committed checkpoint.`,
+etcd (a second coordinator waits as standby and takes over, without a step
+lost, when the first dies), forms generations from the registered workers,
+keeps the run dir (--run-dir: checkpoints and metrics.jsonl; workers send
+their checkpoints here over gRPC), serves the job's status over gRPC on
+--listen and Prometheus metrics on --metrics-listen, and exits 0 once the job
+is done (after its final checkpoint). Restarted on the same run dir it resumes
+from the newest state: the workers' if they are still training, else the
+newest committed checkpoint. --set key=value overrides a key of the job file
+(repeatable; checked like the file: ringtrain job check shows the result).
+
+SIGTERM or SIGINT stops the job gracefully: the workers finish the step in
+flight, its checkpoint is committed, and the coordinator exits 0. A second
+signal exits at once.`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := coordFlags
 		if f.jobFile == "" {
 			return fmt.Errorf("--job: required")
 		}
-		j, text, err := job.LoadText(f.jobFile)
+		j, err := loadJob(f.jobFile, f.sets, 0)
 		if err != nil {
 			return err
 		}
@@ -50,9 +64,13 @@ same run dir, it resumes from the newest committed checkpoint.`,
 		if runDir == "" {
 			runDir = filepath.Join("runs", j.Name)
 		}
-		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-		defer stop()
-		cli, err := newEtcdClient(f.etcd)
+		tn, err := tlsconf.Load(f.tls)
+		if err != nil {
+			return err
+		}
+		ctx, graceful, release := stopSignals(cmd.Context(), "coordinator")
+		defer release()
+		cli, err := newEtcdClient(f.etcd, tn)
 		if err != nil {
 			return err
 		}
@@ -61,21 +79,25 @@ same run dir, it resumes from the newest committed checkpoint.`,
 		if err != nil {
 			return err
 		}
+		tn.WarnPlaintext(f.listen, adv, f.metrics)
 		c, err := coordinator.New(coordinator.Config{
-			Etcd: cli, Prefix: f.prefix, Job: j, JobFile: f.jobFile, JobText: text, RunDir: runDir,
-			Advertise: adv, Settle: f.settle, SessionTTL: f.ttl, RegroupDelay: f.regroup, StallTimeout: f.stall, Checkpoints: coordinator.FSCheckpoints{},
+			Etcd: cli, Prefix: f.prefix, Job: j, RunDir: runDir, Advertise: adv, Settle: f.settle,
+			SessionTTL: f.ttl, ReportWindow: f.window, Dial: []grpc.DialOption{tn.DialOption()},
+			Extras: tokenizerExtras(j),
 		})
 		if err != nil {
 			return err
 		}
-		return serveCoordinator(ctx, c, lis, f.metrics, nil)
+		return serveCoordinator(ctx, graceful, c, lis, tn, f.metrics, nil)
 	},
 }
 
-// serveCoordinator serves c's gRPC on lis and metrics on metricsAddr ("" for
-// none) while c runs the job; progress, when set, gets the coordinator.
-func serveCoordinator(ctx context.Context, c *coordinator.Coordinator, lis net.Listener, metricsAddr string, progress func(context.Context, *coordinator.Coordinator)) error {
-	srv := coordinator.NewGRPCServer(c)
+// serveCoordinator serves c's gRPC on lis and metrics (and /healthz) on
+// metricsAddr ("" for none) while c runs the job; progress, when set, gets
+// the coordinator. A close of graceful stops the job gracefully.
+func serveCoordinator(ctx context.Context, graceful <-chan struct{}, c *coordinator.Coordinator, lis net.Listener, tn *tlsconf.Node,
+	metricsAddr string, progress func(context.Context, *coordinator.Coordinator)) error {
+	srv := coordinator.NewGRPCServer(c, !tn.Enabled(), tn.ServerOption())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	defer func() {
@@ -86,18 +108,20 @@ func serveCoordinator(ctx context.Context, c *coordinator.Coordinator, lis net.L
 	if metricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(coordinator.NewCollector(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		ml, err := net.Listen("tcp", metricsAddr)
+		stop, err := serveMetrics(metricsAddr, reg)
 		if err != nil {
 			slog.Warn("metrics disabled", "listen", metricsAddr, "err", err)
 		} else {
-			hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-			go hs.Serve(ml)
-			defer hs.Close()
-			slog.Info("prometheus metrics", "url", "http://"+ml.Addr().String()+"/metrics")
+			defer stop()
 		}
 	}
+	go func() {
+		select {
+		case <-graceful:
+			c.Stop()
+		case <-ctx.Done():
+		}
+	}()
 	pctx, pcancel := context.WithCancel(ctx)
 	pdone := make(chan struct{})
 	go func() {
@@ -113,13 +137,29 @@ func serveCoordinator(ctx context.Context, c *coordinator.Coordinator, lis net.L
 	<-pdone
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
-			return errors.New("coordinator interrupted; restart it on the same run dir to resume from the newest checkpoint")
+			return errors.New("coordinator interrupted; start it again on the same run dir to resume")
 		}
 		return err
 	}
 	st := c.Status()
-	slog.Info("job done", "step", st.Step, "loss", st.Loss, "run_dir", c.RunDir())
+	slog.Info("job over", "phase", st.Phase, "step", st.Step, "loss", st.Loss, "run_dir", c.RunDir())
 	return nil
+}
+
+// serveMetrics serves reg on http://addr/metrics, and /healthz (200 while
+// the process runs), until stop.
+func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	ml, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(ml)
+	slog.Info("prometheus metrics", "url", "http://"+ml.Addr().String()+"/metrics")
+	return func() { hs.Close() }, nil
 }
 
 // logProgress logs the job's progress every few seconds.
@@ -135,7 +175,7 @@ func logProgress(ctx context.Context, c *coordinator.Coordinator) {
 			s := c.Status()
 			if s.Step != last.Step || s.Phase != last.Phase {
 				slog.Info("progress", "phase", s.Phase, "step", s.Step, "max_steps", s.MaxSteps, "loss", s.Loss,
-					"tokens_per_s", int64(s.TokensPerS), "eta", s.ETA.Round(time.Second), "err", s.Err)
+					"tokens_per_s", int64(s.TokensPerS), "eta", s.ETA.Round(time.Second), "note", s.Err)
 			}
 			last = s
 		}
@@ -173,15 +213,65 @@ func advertiseOf(a net.Addr) string {
 func init() {
 	f := coordinatorCmd.Flags()
 	f.StringVar(&coordFlags.etcd, "etcd", "http://127.0.0.1:2379", "etcd endpoints, comma-separated")
-	f.StringVar(&coordFlags.listen, "listen", ":7070", "gRPC address to serve status and worker reports on")
+	f.StringVar(&coordFlags.listen, "listen", "127.0.0.1:7070", "gRPC address to serve status, reports and checkpoints on; use :7070 to serve other machines")
 	f.StringVar(&coordFlags.advertise, "advertise", "", "host:port workers reach --listen on (default: hostname and the listen port)")
 	f.StringVar(&coordFlags.jobFile, "job", "", "job file (YAML or JSON; required)")
-	f.StringVar(&coordFlags.runDir, "run-dir", "", "run directory, shared with the workers (default runs/<job name>)")
-	f.StringVar(&coordFlags.metrics, "metrics-listen", ":9464", "HTTP address for Prometheus /metrics (empty: off)")
-	f.StringVar(&coordFlags.prefix, "prefix", coordinator.DefaultPrefix, "etcd key prefix of the cluster")
-	f.DurationVar(&coordFlags.settle, "settle", 2*time.Second, "how long to wait for more workers once workers.min have registered")
-	f.DurationVar(&coordFlags.ttl, "ttl", 5*time.Second, "lease TTL of the coordinator's election")
-	f.DurationVar(&coordFlags.regroup, "regroup-delay", 6*time.Second, "after a ring breaks, how long to wait for a lost worker's lease to expire before re-forming the ring with the same workers (keep above the workers' --ttl)")
-	f.DurationVar(&coordFlags.stall, "stall-timeout", 10*time.Minute, "re-form the generation when one of its workers sends no report for this long")
+	f.StringArrayVar(&coordFlags.sets, "set", nil, "override a key of the job file: --set train.lr=1e-3 (repeatable)")
+	f.StringVar(&coordFlags.runDir, "run-dir", "", "run directory: checkpoints and metrics.jsonl (default runs/<job name>)")
+	f.StringVar(&coordFlags.metrics, "metrics-listen", "127.0.0.1:9464", "HTTP address for Prometheus /metrics and /healthz (empty: off)")
+	f.StringVar(&coordFlags.prefix, "prefix", cluster.DefaultPrefix, "etcd key prefix of the cluster")
+	f.DurationVar(&coordFlags.settle, "settle", 2*time.Second, "how long to wait for more workers before forming or growing a ring")
+	f.DurationVar(&coordFlags.ttl, "ttl", 5*time.Second, "lease TTL of the coordinator's election: a standby takes over this long after the leader dies")
+	f.DurationVar(&coordFlags.window, "report-window", 2*time.Second, "after a ring breaks, how long its members have to answer before the silent ones are dropped")
+	tlsconf.AddFlags(f, &coordFlags.tls)
 	rootCmd.AddCommand(coordinatorCmd)
+}
+
+// loadJob reads the job file with the --set overrides applied and checks
+// the model section too (before any worker builds it). steps > 0 (local
+// --steps) runs it for that many optimizer steps, with train.warmup scaled
+// alike (job.StepsOverrides).
+func loadJob(path string, sets []string, steps int) (*job.Job, error) {
+	j, _, err := job.LoadText(path, sets...)
+	if err == nil {
+		if err = trainer.CheckJob(j); err != nil {
+			err = fmt.Errorf("job file %s: %w", path, err)
+		}
+	}
+	if err != nil || steps == 0 {
+		return j, err
+	}
+	all := append(slices.Clone(sets), j.StepsOverrides(steps, sets)...)
+	j2, _, err := job.LoadText(path, all...)
+	if err != nil {
+		return nil, fmt.Errorf("--steps %d: %w", steps, err)
+	}
+	if j2.Train.Warmup != j.Train.Warmup {
+		slog.Info("--steps: train.warmup scaled to the same share of the run", "max_steps", steps, "warmup", j2.Train.Warmup, "job_warmup", j.Train.Warmup)
+	}
+	return j2, nil
+}
+
+// tokenizerExtras are the tokenizer files of the job, which the
+// coordinator copies into every checkpoint so that the run carries its
+// tokenizer (none if the job has none).
+func tokenizerExtras(j *job.Job) map[string]string {
+	dir := j.TokenizerDir()
+	if dir == "" || !tokenizer.IsDir(dir) {
+		return nil
+	}
+	names, err := tokenizer.Files(dir)
+	if err != nil {
+		slog.Warn("tokenizer files", "dir", dir, "err", err)
+		return nil
+	}
+	out := map[string]string{}
+	for _, n := range names {
+		abs, err := filepath.Abs(filepath.Join(dir, n))
+		if err != nil {
+			continue
+		}
+		out[n] = abs
+	}
+	return out
 }

@@ -9,9 +9,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/shard"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 var evalFlags struct {
@@ -19,6 +19,7 @@ var evalFlags struct {
 	data       string
 	batch      int
 	max        int
+	format     string
 }
 
 var evalCmd = &cobra.Command{
@@ -29,7 +30,9 @@ shards matching GLOB (context T = the model's context_length: sequence k of a
 shard is x = tok[kT : kT+T], y = tok[kT+1 : kT+T+1]).
 
 --checkpoint accepts a run dir (its newest committed checkpoint), a checkpoint
-dir, or a .safetensors file. The last line on stdout is
+dir, a .safetensors file, or a Hugging Face Llama directory (ringtrain export
+writes one). --format raw reads nanoGPT's headerless uint16 .bin files. The
+last line on stdout is
   loss=<float> ppl=<float> tokens=<int>`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,16 +43,16 @@ dir, or a .safetensors file. The last line on stdout is
 		if f.batch < 1 {
 			return fmt.Errorf("--batch %d: must be at least 1", f.batch)
 		}
-		file, err := checkpoint.Resolve(f.checkpoint)
+		format, err := shard.ParseFormat(f.format)
 		if err != nil {
-			return err
+			return fmt.Errorf("--format: %w", err)
 		}
-		cfg, params, err := model.ReadModel(file)
+		cfg, params, err := trainer.LoadModel(f.checkpoint)
 		if err != nil {
-			return err
+			return fmt.Errorf("--checkpoint: %w", err)
 		}
 		T := cfg.ContextLength
-		ds, err := shard.OpenGlob(f.data, cfg.VocabSize, T)
+		ds, err := shard.OpenGlob(f.data, cfg.VocabSize, T, shard.WithFormat(format))
 		if err != nil {
 			return fmt.Errorf("--data %s: %w", f.data, err)
 		}
@@ -58,15 +61,13 @@ dir, or a .safetensors file. The last line on stdout is
 		if f.max > 0 && f.max < n {
 			n = f.max
 		}
-		B := min(f.batch, n)
-		m, err := model.New(cfg, B, T)
+		m, err := model.New(cfg, min(f.batch, n), T)
 		if err != nil {
 			return err
 		}
 		copy(m.Params, params)
-		slog.Info("eval", "model", file, "params", cfg.NumParams(), "sequences", n, "context", T, "batch", B)
+		slog.Info("eval", "model", f.checkpoint, "params", cfg.NumParams(), "sequences", n, "context", T, "batch", m.MaxB)
 
-		x, y := make([]int32, B*T), make([]int32, B*T)
 		bar := progressbar.NewOptions(n,
 			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("eval"),
@@ -75,26 +76,17 @@ dir, or a .safetensors file. The last line on stdout is
 			progressbar.OptionSetItsString("seq"),
 			progressbar.OptionClearOnFinish(),
 		)
-		var sum float64
-		for i := 0; i < n; i += B {
-			b := min(B, n-i)
-			for j := 0; j < b; j++ {
-				ds.Sequence(i+j, x[j*T:], y[j*T:])
-			}
-			sum += m.Forward(x, y, b, T) * float64(b*T)
-			bar.Add(b)
-		}
+		loss := trainer.SumLoss(m, ds, 0, n, func(b int) { bar.Add(b) }) / float64(n)
 		bar.Finish()
-		tokens := n * T
-		loss := sum / float64(tokens)
-		fmt.Fprintf(cmd.OutOrStdout(), "loss=%.6f ppl=%.4f tokens=%d\n", loss, math.Exp(loss), tokens)
+		fmt.Fprintf(cmd.OutOrStdout(), "loss=%.6f ppl=%.4f tokens=%d\n", loss, math.Exp(loss), n*T)
 		return nil
 	},
 }
 
 func init() {
 	fl := evalCmd.Flags()
-	fl.StringVar(&evalFlags.checkpoint, "checkpoint", "", "run dir, checkpoint dir or .safetensors file (required)")
+	fl.StringVar(&evalFlags.checkpoint, "checkpoint", "", "run dir, checkpoint dir, .safetensors file or Hugging Face dir (required)")
+	fl.StringVar(&evalFlags.format, "format", "llmc", "shard format: llmc (with the 1024-byte header) or raw (nanoGPT .bin, no header)")
 	fl.StringVar(&evalFlags.data, "data", "", "glob of token shards, e.g. 'data/val_*.bin' (required)")
 	fl.IntVar(&evalFlags.batch, "batch", 8, "sequences per forward pass")
 	fl.IntVar(&evalFlags.max, "max-sequences", 0, "evaluate only the first N sequences; 0 = all")

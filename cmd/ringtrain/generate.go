@@ -4,13 +4,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/tokenizer"
+	"github.com/ringtrain/ringtrain/trainer"
 )
 
 var generateFlags struct {
@@ -23,7 +22,7 @@ var generateFlags struct {
 }
 
 var generateCmd = &cobra.Command{
-	Use:   "generate --checkpoint PATH --tokenizer DIR --prompt TEXT",
+	Use:   "generate --checkpoint PATH [--tokenizer DIR] --prompt TEXT",
 	Short: "Sample a continuation of a prompt with a KV cache",
 	Long: `Encodes TEXT with the tokenizer of DIR, runs it through the model in one
 batched pass (prefill) that caches every layer's keys and values, then draws
@@ -49,10 +48,14 @@ positions 0..) and generation goes on, so it never stops for lack of
 context.
 
 --checkpoint accepts a run dir (its newest committed checkpoint), a
-checkpoint dir, or a .safetensors file. --no-cache recomputes the whole
+checkpoint dir, a .safetensors file, or a Hugging Face Llama directory.
+Without --tokenizer, the tokenizer is the one kept with the checkpoint (its
+directory holds vocab.json and merges.txt), or else the one of the job in its
+state.json (the job's tokenizer: key, or the tokenizer/ directory that
+ringtrain prepare writes beside the shards). --no-cache recomputes the whole
 window for every token (same tokens up to float rounding; for measuring
 what the cache saves).`,
-	Example: `  ringtrain generate --checkpoint runs/shakespeare --tokenizer tok --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 50`,
+	Example: `  ringtrain generate --checkpoint runs/shakespeare --prompt "ROMEO:" --max-tokens 200 --temperature 0.8 --top-k 50`,
 	Args:    cobra.NoArgs,
 	RunE:    runGenerate,
 }
@@ -60,8 +63,8 @@ what the cache saves).`,
 func init() {
 	fl := generateCmd.Flags()
 	f := &generateFlags
-	fl.StringVar(&f.checkpoint, "checkpoint", "", "run dir, checkpoint dir or .safetensors file (required)")
-	fl.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer dir with vocab.json and merges.txt (required)")
+	fl.StringVar(&f.checkpoint, "checkpoint", "", "run dir, checkpoint dir, .safetensors file or Hugging Face dir (required)")
+	fl.StringVar(&f.tokenizer, "tokenizer", "", "tokenizer dir with vocab.json and merges.txt (default: the one kept with the checkpoint or named by its job)")
 	fl.StringVar(&f.prompt, "prompt", "", "text to continue (required; empty starts from <|endoftext|>)")
 	fl.IntVar(&f.maxTokens, "max-tokens", 256, "new tokens at most")
 	fl.Float64Var(&f.temperature, "temperature", 1.0, "softmax temperature; 0 = greedy")
@@ -75,8 +78,8 @@ func init() {
 func runGenerate(cmd *cobra.Command, args []string) error {
 	f := generateFlags
 	switch {
-	case f.checkpoint == "" || f.tokenizer == "":
-		return fmt.Errorf("--checkpoint and --tokenizer are required")
+	case f.checkpoint == "":
+		return fmt.Errorf("--checkpoint is required")
 	case !cmd.Flags().Changed("prompt"):
 		return fmt.Errorf("--prompt is required (an empty --prompt \"\" starts from %s)", tokenizer.EndOfText)
 	case f.maxTokens < 0:
@@ -91,20 +94,27 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 		return err
 	}
 
-	tok, err := tokenizer.Load(f.tokenizer)
+	file, err := trainer.ModelPath(f.checkpoint)
 	if err != nil {
-		return fmt.Errorf("--tokenizer %s: %w", f.tokenizer, err)
+		return fmt.Errorf("--checkpoint: %w", err)
 	}
-	file, err := checkpoint.Resolve(f.checkpoint)
+	tokDir := f.tokenizer
+	if tokDir == "" {
+		if tokDir, err = trainer.FindTokenizer(file); err != nil {
+			return fmt.Errorf("--tokenizer not given and none found with the checkpoint: %w", err)
+		}
+		slog.Debug("tokenizer found with the checkpoint", "dir", tokDir)
+	}
+	tok, err := tokenizer.Load(tokDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("--tokenizer %s: %w", tokDir, err)
 	}
-	cfg, params, err := model.ReadModel(file)
+	cfg, params, err := trainer.LoadModel(file)
 	if err != nil {
 		return err
 	}
 	if tok.VocabSize() > cfg.VocabSize {
-		return fmt.Errorf("--tokenizer %s has %d token ids, more than the vocab_size %d of %s", f.tokenizer, tok.VocabSize(), cfg.VocabSize, file)
+		return fmt.Errorf("--tokenizer %s has %d token ids, more than the vocab_size %d of %s", tokDir, tok.VocabSize(), cfg.VocabSize, file)
 	}
 	if tok.VocabSize() < cfg.VocabSize {
 		slog.Warn("the tokenizer knows fewer ids than the model; sampling only those", "tokenizer_vocab", tok.VocabSize(), "model_vocab", cfg.VocabSize)
@@ -116,7 +126,7 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 	ids := tok.Encode(f.prompt)
 	if len(ids) == 0 {
 		if stop == nil {
-			return fmt.Errorf("--prompt is empty and tokenizer %s has no %s to start from", f.tokenizer, tokenizer.EndOfText)
+			return fmt.Errorf("--prompt is empty and tokenizer %s has no %s to start from", tokDir, tokenizer.EndOfText)
 		}
 		ids = []int{int(stop[0])}
 	}
@@ -129,22 +139,19 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	slog.Info("generate", "model", file, "params", cfg.NumParams(), "context", cfg.ContextLength,
+	slog.Info("generate", "model", f.checkpoint, "params", cfg.NumParams(), "context", cfg.ContextLength,
 		"prompt_tokens", len(prompt), "cache", !f.noCache)
 	if len(prompt) > cfg.ContextLength {
 		slog.Warn("prompt longer than the context; keeping its last tokens", "prompt_tokens", len(prompt), "context", cfg.ContextLength)
 	}
 
-	out := newUTF8Writer(cmd.OutOrStdout())
+	text := newTextPrinter(cmd.OutOrStdout(), tok)
 	st, err := dec.Generate(prompt, model.GenerateConfig{MaxTokens: f.maxTokens, Stop: stop, Vocab: tok.VocabSize(), NoCache: f.noCache},
-		sampler, func(id int32) error {
-			_, err := out.Write(tok.Token(int(id)))
-			return err
-		})
+		sampler, text.Token)
 	if err != nil {
 		return fmt.Errorf("write generated text: %w", err)
 	}
-	if err := out.Close(); err != nil {
+	if err := text.Close(); err != nil {
 		return fmt.Errorf("write generated text: %w", err)
 	}
 	slog.Info("generated",
@@ -158,64 +165,41 @@ func runGenerate(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// utf8Writer passes bytes on to w as valid UTF-8 as soon as they form whole
-// characters: it holds back the incomplete start of a character at the end
-// of a write until later writes complete it, and replaces bytes that can
-// never form a character with U+FFFD. Close flushes what is held back (as
-// U+FFFD, being incomplete) and ends the text with a newline unless it ends
-// with one already (or is empty).
-type utf8Writer struct {
-	w       io.Writer
-	pending []byte // an incomplete character, at most 3 bytes
-	out     []byte // scratch
-	last    byte   // last byte written
-	wrote   bool   // anything written yet
+// textPrinter writes the text of generated tokens to w as it comes, as
+// valid UTF-8 (tokenizer.UTF8Writer), and ends it with a newline unless it
+// is empty or ends with one.
+type textPrinter struct {
+	w     io.Writer
+	tok   *tokenizer.Tokenizer
+	text  *tokenizer.UTF8Writer
+	last  byte // the last byte of the last token
+	wrote bool
 }
 
-func newUTF8Writer(w io.Writer) *utf8Writer { return &utf8Writer{w: w} }
-
-// Write always consumes all of b; it reports only w's errors.
-func (u *utf8Writer) Write(b []byte) (int, error) {
-	u.pending = append(u.pending, b...)
-	out := u.out[:0]
-	i := 0
-	for i < len(u.pending) {
-		r, size := utf8.DecodeRune(u.pending[i:])
-		if r == utf8.RuneError && size <= 1 {
-			if !utf8.FullRune(u.pending[i:]) {
-				break // may still become a character
-			}
-			out = utf8.AppendRune(out, utf8.RuneError)
-			i++
-			continue
-		}
-		out = append(out, u.pending[i:i+size]...)
-		i += size
-	}
-	u.pending = u.pending[:copy(u.pending, u.pending[i:])]
-	u.out = out
-	return len(b), u.emit(out)
+func newTextPrinter(w io.Writer, tok *tokenizer.Tokenizer) *textPrinter {
+	return &textPrinter{w: w, tok: tok, text: tokenizer.NewUTF8Writer(w)}
 }
 
-func (u *utf8Writer) emit(b []byte) error {
-	if len(b) == 0 {
-		return nil
+// Token writes the bytes of token id.
+func (p *textPrinter) Token(id int32) error {
+	b := p.tok.Token(int(id))
+	if len(b) > 0 {
+		p.last, p.wrote = b[len(b)-1], true
 	}
-	u.last, u.wrote = b[len(b)-1], true
-	_, err := u.w.Write(b)
+	_, err := p.text.Write(b)
 	return err
 }
 
-// Close writes what is held back and the final newline. It does not close w.
-func (u *utf8Writer) Close() error {
-	if len(u.pending) > 0 {
-		u.pending = u.pending[:0]
-		if err := u.emit([]byte(string(utf8.RuneError))); err != nil {
-			return err
-		}
+// Close writes what the UTF8Writer holds back and the final newline. It
+// does not close w. ('\n' is a whole character, so the text ends with one
+// exactly when the last token does.)
+func (p *textPrinter) Close() error {
+	if err := p.text.Close(); err != nil {
+		return err
 	}
-	if u.wrote && u.last != '\n' {
-		return u.emit([]byte{'\n'})
+	if p.wrote && p.last != '\n' {
+		_, err := io.WriteString(p.w, "\n")
+		return err
 	}
 	return nil
 }

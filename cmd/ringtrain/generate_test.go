@@ -2,7 +2,7 @@ package main
 
 import (
 	"bytes"
-	"math/rand/v2"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,49 +13,8 @@ import (
 	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/tokenizer"
+	"github.com/ringtrain/ringtrain/trainer"
 )
-
-// TestUTF8Writer: after every write, exactly the complete characters so far
-// have been passed on; invalid bytes become U+FFFD; Close flushes an
-// incomplete tail as U+FFFD and adds the final newline.
-func TestUTF8Writer(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		writes []string
-		after  []string // output after each write
-		final  string   // output after Close
-	}{
-		{"ascii", []string{"ab", "c"}, []string{"ab", "abc"}, "abc\n"},
-		{"split 2-byte", []string{"h\xc3", "\xa9llo"}, []string{"h", "héllo"}, "héllo\n"},
-		{"split 4-byte", []string{"\xf0", "\x9f", "\x98", "\x80!"}, []string{"", "", "", "😀!"}, "😀!\n"},
-		{"whole then split", []string{"€\xe2\x82", "\xac"}, []string{"€", "€€"}, "€€\n"},
-		{"invalid byte", []string{"a\xffb"}, []string{"a\uFFFDb"}, "a\uFFFDb\n"},
-		{"stray continuation", []string{"\x80a"}, []string{"\uFFFDa"}, "\uFFFDa\n"},
-		{"broken sequence", []string{"\xe2", "A"}, []string{"", "\uFFFDA"}, "\uFFFDA\n"},
-		{"surrogate", []string{"\xed\xa0\x80"}, []string{"\uFFFD\uFFFD\uFFFD"}, "\uFFFD\uFFFD\uFFFD\n"},
-		{"incomplete at end", []string{"ab\xe2\x82"}, []string{"ab"}, "ab\uFFFD\n"},
-		{"real U+FFFD", []string{"\xef\xbf", "\xbd"}, []string{"", "\uFFFD"}, "\uFFFD\n"},
-		{"ends with newline", []string{"a\n"}, []string{"a\n"}, "a\n"},
-		{"nothing", nil, nil, ""},
-	} {
-		var buf bytes.Buffer
-		w := newUTF8Writer(&buf)
-		for i, s := range tc.writes {
-			if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
-				t.Fatalf("%s: Write = %d, %v", tc.name, n, err)
-			}
-			if buf.String() != tc.after[i] {
-				t.Errorf("%s: after write %d: %q, want %q", tc.name, i, buf.String(), tc.after[i])
-			}
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if buf.String() != tc.final || !utf8.Valid(buf.Bytes()) {
-			t.Errorf("%s: final %q, want %q", tc.name, buf.String(), tc.final)
-		}
-	}
-}
 
 // genFixture writes a tokenizer trained on a little text (with
 // <|endoftext|>) and a randomly initialised model whose vocabulary is the
@@ -79,10 +38,10 @@ func genFixture(t *testing.T, vocab int) (ckpt, tokDir string, cfg model.Config,
 	}
 	m.Init(5)
 	ckptDir := filepath.Join(dir, "ckpt")
-	if err := checkpoint.WriteModel(ckptDir, cfg, m.Params); err != nil {
+	if err := checkpoint.WriteFile(ckptDir, trainer.ModelFile, func(w io.Writer) error { return model.WriteModel(w, cfg, m.Params) }); err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(ckptDir, checkpoint.ModelFile), tokDir, cfg, m.Params, tok
+	return filepath.Join(ckptDir, trainer.ModelFile), tokDir, cfg, m.Params, tok
 }
 
 // runGen runs `ringtrain generate args...` with all flags back at their
@@ -122,14 +81,11 @@ func TestGenerateCommand(t *testing.T) {
 	greedy, _ := model.NewSampler(model.SamplerConfig{})
 	eot, _ := tok.SpecialID(tokenizer.EndOfText)
 	var want bytes.Buffer
-	w := newUTF8Writer(&want)
-	if _, err := d.Generate(ids, model.GenerateConfig{MaxTokens: 40, Stop: []int32{int32(eot)}}, greedy, func(id int32) error {
-		_, err := w.Write(tok.Token(int(id)))
-		return err
-	}); err != nil {
+	text := newTextPrinter(&want, tok)
+	if _, err := d.Generate(ids, model.GenerateConfig{MaxTokens: 40, Stop: []int32{int32(eot)}}, greedy, text.Token); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
+	text.Close()
 
 	for _, extra := range [][]string{{"--temperature", "0"}, {"--temperature", "0", "--no-cache"}, {"--temperature", "0", "--top-k", "7", "--seed", "3"}} {
 		got, err := runGen(append(common, extra...)...)
@@ -190,35 +146,40 @@ func TestGenerateCommandErrors(t *testing.T) {
 	}
 }
 
-// TestUTF8WriterSplits: however a byte string is cut into writes, the text
-// is the same as from one write, and after every write the output so far
-// is valid UTF-8 and a prefix of the final text.
-func TestUTF8WriterSplits(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	pieces := []string{"a", " ", "é", "€", "😀", "\n", "\xff", "\x80", "\xe2\x82", "\xf0\x9f", "\xed\xa0\x80", "\uFFFD"}
-	for range 500 {
-		var in []byte
-		for range rng.IntN(20) {
-			in = append(in, pieces[rng.IntN(len(pieces))]...)
-		}
-		var whole bytes.Buffer
-		w := newUTF8Writer(&whole)
-		w.Write(in)
-		w.Close()
-
-		var split bytes.Buffer
-		w = newUTF8Writer(&split)
-		for rest := in; len(rest) > 0; {
-			n := 1 + rng.IntN(len(rest))
-			w.Write(rest[:n])
-			rest = rest[n:]
-			if !utf8.Valid(split.Bytes()) || !strings.HasPrefix(whole.String(), split.String()) {
-				t.Fatalf("input %q: after a write %q, not valid or not a prefix of %q", in, split.String(), whole.String())
+// TestTextPrinter: the text of the tokens, valid UTF-8, with a final
+// newline unless empty or already there.
+func TestTextPrinter(t *testing.T) {
+	tok, err := tokenizer.Train(tokenizer.DefaultTrainConfig(260), strings.NewReader("ab ab ab"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		tokens []string // each a single token of tok
+		want   string
+	}{
+		{nil, ""},
+		{[]string{"a", "b"}, "ab\n"},
+		{[]string{"a", "\n"}, "a\n"},
+		{[]string{"\n", "a"}, "\na\n"},
+		{[]string{"\xe2", "\x98", "\x83"}, "☃\n"},
+		{[]string{"a", "\xe2"}, "a\uFFFD\n"},
+	} {
+		var out bytes.Buffer
+		p := newTextPrinter(&out, tok)
+		for _, s := range tc.tokens {
+			id, ok := tok.ID([]byte(s))
+			if !ok {
+				t.Fatalf("%q is not a token", s)
+			}
+			if err := p.Token(int32(id)); err != nil {
+				t.Fatal(err)
 			}
 		}
-		w.Close()
-		if split.String() != whole.String() {
-			t.Fatalf("input %q: split writes %q, one write %q", in, split.String(), whole.String())
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != tc.want {
+			t.Errorf("tokens %q: printed %q, want %q", tc.tokens, out.String(), tc.want)
 		}
 	}
 }

@@ -7,24 +7,25 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/ringtrain/ringtrain/cluster"
 	"github.com/ringtrain/ringtrain/coordinator"
+	"github.com/ringtrain/ringtrain/embedetcd"
 	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/worker"
 )
 
 var localFlags struct {
 	jobFile, runDir, metrics string
-	workers, steps           int
+	workers, steps, threads  int
 	bucketMiB                float64
+	sets                     []string
 }
 
 var localCmd = &cobra.Command{
@@ -35,7 +36,14 @@ free loopback ports), a coordinator and --workers workers, each with its own
 gRPC server on loopback, exactly as separate machines would talk. Progress is
 shown on stderr; the run dir keeps metrics.jsonl and the checkpoints.
 Run again on the same run dir to resume from its newest committed checkpoint.
---steps overrides train.max_steps; --workers sets workers.min and max.`,
+--set key=value overrides a key of the job file (repeatable; checked like the
+file: ringtrain job check shows the result). --steps N runs N optimizer steps
+instead of train.max_steps, with train.warmup scaled to the same share of the
+run unless --set gives it. --workers sets workers.min and max. --threads sets
+the threads of the model's kernels for the whole process; the in-process
+workers share them.
+SIGTERM or SIGINT finishes the step in flight, commits its checkpoint and
+exits 0 (a second signal exits at once).`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := localFlags
@@ -45,15 +53,15 @@ Run again on the same run dir to resume from its newest committed checkpoint.
 		if f.workers < 1 {
 			return fmt.Errorf("--workers %d: must be at least 1", f.workers)
 		}
-		j, text, err := job.LoadText(f.jobFile)
-		if err != nil {
-			return err
-		}
 		if f.steps < 0 {
 			return fmt.Errorf("--steps %d: must not be negative", f.steps)
 		}
-		if f.steps > 0 {
-			j.Train.MaxSteps = f.steps
+		if err := setThreads(f.threads); err != nil {
+			return err
+		}
+		j, err := loadJob(f.jobFile, f.sets, f.steps)
+		if err != nil {
+			return err
 		}
 		j.Workers.Min, j.Workers.Max = f.workers, f.workers
 		if err := j.Validate(f.workers); err != nil {
@@ -63,13 +71,13 @@ Run again on the same run dir to resume from its newest committed checkpoint.
 		if runDir == "" {
 			runDir = filepath.Join("runs", j.Name)
 		}
-		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-		defer stop()
-		return runLocal(ctx, j, f.jobFile, text, runDir, f.workers, f.metrics, int(f.bucketMiB*(1<<20)))
+		ctx, graceful, release := stopSignals(cmd.Context(), "local")
+		defer release()
+		return runLocal(ctx, graceful, j, runDir, f.workers, f.metrics, int(f.bucketMiB*(1<<20)))
 	},
 }
 
-func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, n int, metrics string, bucketBytes int) error {
+func runLocal(ctx context.Context, graceful <-chan struct{}, j *job.Job, runDir string, n int, metrics string, bucketBytes int) error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("--run-dir: %w", err)
 	}
@@ -79,12 +87,12 @@ func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, 
 	if err := os.RemoveAll(etcdDir); err != nil {
 		return fmt.Errorf("clear %s: %w", etcdDir, err)
 	}
-	e, err := coordinator.StartEtcd(coordinator.EtcdConfig{DataDir: etcdDir})
+	e, err := embedetcd.Start(embedetcd.Config{DataDir: etcdDir})
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	cli, err := newEtcdClient(e.ClientURL)
+	cli, err := newEtcdClient(e.ClientURL, nil)
 	if err != nil {
 		return err
 	}
@@ -102,9 +110,8 @@ func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, 
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	c, err := coordinator.New(coordinator.Config{
-		Logger: log,
-		Etcd:   cli, Job: j, JobFile: jobFile, JobText: jobText, RunDir: runDir,
-		Advertise: lis.Addr().String(), Settle: 200 * time.Millisecond, Checkpoints: coordinator.FSCheckpoints{},
+		Logger: log, Etcd: cli, Job: j, RunDir: runDir,
+		Advertise: lis.Addr().String(), Settle: 200 * time.Millisecond, Extras: tokenizerExtras(j),
 	})
 	if err != nil {
 		lis.Close()
@@ -123,20 +130,18 @@ func runLocal(ctx context.Context, j *job.Job, jobFile, jobText, runDir string, 
 			return err
 		}
 		name := fmt.Sprintf("local-%d", i)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := runWorker(wctx, wl, worker.Config{
-				Etcd: cli, Prefix: coordinator.DefaultPrefix, Name: name, Advertise: wl.Addr().String(),
-				TTL: 5 * time.Second, ExitWhenDone: true, BucketBytes: bucketBytes, Logger: log,
-			})
+		wg.Go(func() {
+			err := runWorker(wctx, nil, wl, nil, worker.Config{
+				Etcd: cli, Prefix: cluster.DefaultPrefix, Name: name, Advertise: wl.Addr().String(),
+				TTL: 5 * time.Second, ExitWhenDone: true, Logger: log,
+			}, bucketBytes)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				werrs <- fmt.Errorf("worker %s: %w", name, err)
 				wcancel()
 			}
-		}()
+		})
 	}
-	err = serveCoordinator(wctx, c, lis, metrics, localProgress)
+	err = serveCoordinator(wctx, graceful, c, lis, nil, metrics, localProgress)
 	if err != nil {
 		select {
 		case werr := <-werrs:
@@ -161,11 +166,11 @@ func localProgress(ctx context.Context, c *coordinator.Coordinator) {
 	for {
 		select {
 		case <-ctx.Done():
-			live.show(progressLine(coordinator.StatusProto(c.Status(), c.RunDir())))
+			live.show(progressLine(c.StatusProto()))
 			live.done()
 			return
 		case <-t.C:
-			live.show(progressLine(coordinator.StatusProto(c.Status(), c.RunDir())))
+			live.show(progressLine(c.StatusProto()))
 		}
 	}
 }
@@ -178,5 +183,7 @@ func init() {
 	f.IntVar(&localFlags.steps, "steps", 0, "override train.max_steps (0: the job's)")
 	f.StringVar(&localFlags.metrics, "metrics-listen", "", "HTTP address for Prometheus /metrics (empty: off)")
 	f.Float64Var(&localFlags.bucketMiB, "bucket-mb", defaultBucketMiB, bucketHelp)
+	f.StringArrayVar(&localFlags.sets, "set", nil, "override a key of the job file: --set train.lr=1e-3 (repeatable)")
+	f.IntVar(&localFlags.threads, "threads", 0, threadsHelp)
 	rootCmd.AddCommand(localCmd)
 }

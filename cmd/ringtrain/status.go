@@ -11,15 +11,16 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/ringtrain/ringtrain/proto"
+	"github.com/ringtrain/ringtrain/tlsconf"
 )
 
 var statusFlags struct {
 	coordinator string
 	json        bool
 	timeout     time.Duration
+	tls         tlsconf.Files
 }
 
 var statusCmd = &cobra.Command{
@@ -34,7 +35,11 @@ step_time_s, tokens_per_s, last_heartbeat_unix_ms).`,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		ctx, cancel := context.WithTimeout(cmd.Context(), statusFlags.timeout)
 		defer cancel()
-		cli, closeFn, err := dialCoordinator(statusFlags.coordinator)
+		tn, err := tlsconf.Load(statusFlags.tls)
+		if err != nil {
+			return err
+		}
+		cli, closeFn, err := dialCoordinator(statusFlags.coordinator, tn)
 		if err != nil {
 			return err
 		}
@@ -61,11 +66,12 @@ func init() {
 	f.StringVar(&statusFlags.coordinator, "coordinator", "127.0.0.1:7070", "coordinator gRPC address")
 	f.BoolVar(&statusFlags.json, "json", false, "print one JSON object")
 	f.DurationVar(&statusFlags.timeout, "timeout", 10*time.Second, "give up after this long")
+	tlsconf.AddFlags(f, &statusFlags.tls)
 	rootCmd.AddCommand(statusCmd)
 }
 
-func dialCoordinator(addr string) (pb.CoordinatorClient, func(), error) {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func dialCoordinator(addr string, tn *tlsconf.Node) (pb.CoordinatorClient, func(), error) {
+	cc, err := grpc.NewClient(addr, tn.DialOption())
 	if err != nil {
 		return nil, nil, fmt.Errorf("--coordinator %s: %w", addr, err)
 	}

@@ -3,12 +3,11 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/ringtrain/ringtrain/tokenizer"
@@ -29,7 +28,9 @@ func newTokenizerCmd() *cobra.Command {
   merges.txt          one merge per line, in priority order
   special_tokens.json JSON list of the special tokens (optional: without it,
                       <|endoftext|> is special when vocab.json has it)
-A GPT-2 directory (vocab.json + merges.txt) works as is.`,
+A GPT-2 directory (vocab.json + merges.txt) works as is, and so does a Hugging
+Face tokenizer.json of a byte-level BPE tokenizer (a directory holding it, or
+the file itself) wherever --tokenizer is asked for.`,
 	}
 	cmd.AddCommand(newTokenizerTrainCmd(), newTokenizerEncodeCmd(), newTokenizerDecodeCmd())
 	return cmd
@@ -68,36 +69,15 @@ given as arguments.`,
 			if err := cfg.Validate(); err != nil {
 				return fmt.Errorf("--vocab-size %d, --special %q: %w", f.vocabSize, special, err)
 			}
-			stderr := cmd.ErrOrStderr()
-			var bar *progressbar.ProgressBar
-			stage := ""
-			cfg.Progress = func(s string, done, total int64) {
-				if s != stage {
-					if bar != nil {
-						_ = bar.Finish()
-					}
-					stage = s
-					opts := []progressbar.Option{
-						progressbar.OptionSetWriter(stderr),
-						progressbar.OptionSetDescription(map[string]string{"count": "pre-tokenize", "merge": "merge"}[s]),
-						progressbar.OptionThrottle(100 * time.Millisecond),
-						progressbar.OptionClearOnFinish(),
-					}
-					if s == "count" {
-						opts = append(opts, progressbar.OptionShowBytes(true))
-					} else {
-						opts = append(opts, progressbar.OptionShowCount())
-					}
-					bar = progressbar.NewOptions64(total, opts...)
-				}
-				_ = bar.Set64(done)
-			}
+			progress, finish := stageBars(cmd.ErrOrStderr(), map[string]stage{
+				"count": {label: "pre-tokenize", bytes: true},
+				"merge": {label: "merge"},
+			})
+			cfg.Progress = progress
 			start := time.Now()
 			slog.Info("tokenizer train", "inputs", inputs, "vocab_size", f.vocabSize, "special", special)
 			tok, err := tokenizer.TrainFiles(cfg, inputs...)
-			if bar != nil {
-				_ = bar.Finish()
-			}
+			finish()
 			if err != nil {
 				return err
 			}
@@ -190,26 +170,24 @@ then the inverse of encode on any input).`,
 				return err
 			}
 			w := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<16)
+			var out io.Writer = w
+			var text *tokenizer.UTF8Writer
+			if !f.raw {
+				text = tokenizer.NewUTF8Writer(w)
+				out = text
+			}
 			sc := bufio.NewScanner(cmd.InOrStdin())
 			sc.Buffer(make([]byte, 64<<10), 1<<20)
 			sc.Split(bufio.ScanWords)
 			ids := make([]int, 0, 4096)
-			var pending, text []byte
-			flush := func(final bool) error {
+			var buf []byte
+			flush := func() error {
 				var err error
-				text, err = tok.AppendDecode(append(text[:0], pending...), ids)
-				if err != nil {
+				if buf, err = tok.AppendDecode(buf[:0], ids); err != nil {
 					return err
 				}
 				ids = ids[:0]
-				if f.raw {
-					pending = pending[:0]
-					_, err = w.Write(text)
-					return err
-				}
-				valid, rest := appendValidUTF8(nil, text, final)
-				pending = append(pending[:0], rest...)
-				_, err = w.Write(valid)
+				_, err = out.Write(buf)
 				return err
 			}
 			for n := 1; sc.Scan(); n++ {
@@ -222,7 +200,7 @@ then the inverse of encode on any input).`,
 				}
 				ids = append(ids, id)
 				if len(ids) == cap(ids) {
-					if err := flush(false); err != nil {
+					if err := flush(); err != nil {
 						return err
 					}
 				}
@@ -230,8 +208,13 @@ then the inverse of encode on any input).`,
 			if err := sc.Err(); err != nil {
 				return fmt.Errorf("read stdin: %w", err)
 			}
-			if err := flush(true); err != nil {
+			if err := flush(); err != nil {
 				return err
+			}
+			if text != nil {
+				if err := text.Close(); err != nil {
+					return err
+				}
 			}
 			return w.Flush()
 		},
@@ -260,24 +243,4 @@ func nonEmpty(ss []string) []string {
 		}
 	}
 	return out
-}
-
-// appendValidUTF8 appends src to dst with each invalid byte replaced by
-// U+FFFD. Unless final, an incomplete character at the end of src is not
-// written but returned as rest, to be completed by the next bytes.
-func appendValidUTF8(dst, src []byte, final bool) (out, rest []byte) {
-	for i := 0; i < len(src); {
-		r, size := utf8.DecodeRune(src[i:])
-		if r == utf8.RuneError && size == 1 {
-			if !final && !utf8.FullRune(src[i:]) {
-				return dst, src[i:]
-			}
-			dst = append(dst, "\uFFFD"...)
-			i++
-			continue
-		}
-		dst = append(dst, src[i:i+size]...)
-		i += size
-	}
-	return dst, nil
 }

@@ -86,22 +86,3 @@ func TestTokenizerCommandErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestAppendValidUTF8(t *testing.T) {
-	tests := []struct {
-		in        string
-		final     bool
-		out, rest string
-	}{
-		{"abc", false, "abc", ""},
-		{"a\xe2\x98", false, "a", "\xe2\x98"},
-		{"a\xe2\x98", true, "a\uFFFD\uFFFD", ""},
-		{"\xff\xe2\x98\x83", false, "\uFFFD☃", ""},
-	}
-	for _, tc := range tests {
-		out, rest := appendValidUTF8(nil, []byte(tc.in), tc.final)
-		if string(out) != tc.out || string(rest) != tc.rest {
-			t.Errorf("appendValidUTF8(%q, %v) = %q, %q; want %q, %q", tc.in, tc.final, out, rest, tc.out, tc.rest)
-		}
-	}
-}

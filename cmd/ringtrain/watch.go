@@ -13,11 +13,13 @@ import (
 	"golang.org/x/term"
 
 	pb "github.com/ringtrain/ringtrain/proto"
+	"github.com/ringtrain/ringtrain/tlsconf"
 )
 
 var watchFlags struct {
 	coordinator string
 	interval    time.Duration
+	tls         tlsconf.Files
 }
 
 var watchCmd = &cobra.Command{
@@ -30,7 +32,11 @@ stdout is not a terminal). Exits 0 when the job is done, 1 if it failed.`,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		cli, closeFn, err := dialCoordinator(watchFlags.coordinator)
+		tn, err := tlsconf.Load(watchFlags.tls)
+		if err != nil {
+			return err
+		}
+		cli, closeFn, err := dialCoordinator(watchFlags.coordinator, tn)
 		if err != nil {
 			return err
 		}
@@ -64,6 +70,7 @@ func init() {
 	f := watchCmd.Flags()
 	f.StringVar(&watchFlags.coordinator, "coordinator", "127.0.0.1:7070", "coordinator gRPC address")
 	f.DurationVar(&watchFlags.interval, "interval", 500*time.Millisecond, "at most one update per interval")
+	tlsconf.AddFlags(f, &watchFlags.tls)
 	rootCmd.AddCommand(watchCmd)
 }
 

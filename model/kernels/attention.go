@@ -264,23 +264,11 @@ func gemmSerial(round, transA, transB bool, m, n, k int, alpha float32, a []floa
 	gemmWith(activeKernel, 1, &g)
 }
 
-// causalAttentionRef is the reference of CausalAttentionForward, with the
-// full score row, in float64:
+// causalAttentionRef64 is the reference of CausalAttentionForward, with
+// the full score row, in float64; it returns out (B, T, H·dh) and lse
+// (B, H, T):
 //
 //	for b, h, t: p_s = exp(scale·q_t·k_s) / Σ_{s'≤t} exp(scale·q_t·k_s'), s ≤ t; out_t = Σ_s p_s·v_s
-func causalAttentionRef(out, lse, q, k, v []float32, B, T, H, dh, ld, ldo int) {
-	o64, l64 := causalAttentionRef64(q, k, v, B, T, H, dh, ld)
-	for bt := 0; bt < B*T; bt++ {
-		for c := 0; c < H*dh; c++ {
-			out[bt*ldo+c] = float32(o64[bt*H*dh+c])
-		}
-	}
-	for i, x := range l64 {
-		lse[i] = float32(x)
-	}
-}
-
-// causalAttentionRef64 returns out (B, T, H·dh) and lse (B, H, T) in float64.
 func causalAttentionRef64(q, k, v []float32, B, T, H, dh, ld int) (out, lse []float64) {
 	d := H * dh
 	out = make([]float64, B*T*d)

@@ -196,9 +196,9 @@ func TestRoPE(t *testing.T) {
 }
 
 func TestAdamW(t *testing.T) {
-	defer func() { vecLevel = maxVecLevel() }()
+	defer setVecLevel(maxVecLevel())
 	for level := maxVecLevel(); level >= 0; level-- {
-		vecLevel = level
+		setVecLevel(level)
 		t.Run(fmt.Sprintf("level%d", level), testAdamW)
 	}
 }

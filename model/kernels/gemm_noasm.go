@@ -12,9 +12,6 @@ func availableKernels() []*microKernel {
 
 const packGo = 0
 
-// packMode is always packGo in this build.
-var packMode = packGo
-
 func maxPackMode() int { return packGo }
 
 // packAlongAsm reports that no assembly packer exists in this build.

@@ -14,10 +14,10 @@ import (
 // Tolerance: 1e-6 · Σ_p |x_p·w_op| per output (float32 rounding of a sum
 // of C products, C ≤ 600).
 func TestMatVecRows(t *testing.T) {
-	defer func() { vecLevel = maxVecLevel() }()
+	defer setVecLevel(maxVecLevel())
 	rng := rand.New(rand.NewPCG(1, 1))
 	for level := maxVecLevel(); level >= 0; level-- {
-		vecLevel = level
+		setVecLevel(level)
 		for _, C := range []int{1, 7, 15, 16, 17, 33, 512, 600} {
 			for _, OC := range []int{1, 3, 4, 5, 9, 64} {
 				for _, tc := range []struct {

@@ -8,9 +8,9 @@ import (
 
 // forPackModes runs test at every packer level this CPU supports.
 func forPackModes(t *testing.T, test func(t *testing.T)) {
-	defer func() { packMode = maxPackMode() }()
+	defer setPackMode(maxPackMode())
 	for mode := maxPackMode(); mode >= 0; mode-- {
-		packMode = mode
+		setPackMode(mode)
 		t.Run(fmt.Sprintf("mode%d", mode), test)
 	}
 }

@@ -28,7 +28,6 @@ func partsFor(rows int, work float64) int {
 // fn is a top-level function, not a closure, so that a call does not
 // allocate; jobs are recycled through a free list per kernel.
 type job[A any] struct {
-	rowsJob
 	args A
 	fn   func(a *A, i, n int)
 }

@@ -4,9 +4,6 @@ package kernels
 
 const vecGo = 0
 
-// vecLevel is always vecGo in this build.
-var vecLevel = vecGo
-
 func maxVecLevel() int { return vecGo }
 
 func vmax(x []float32) float32                            { return vmaxGo(x) }

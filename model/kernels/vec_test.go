@@ -11,9 +11,9 @@ import (
 // the CPU has it) with their Go versions, and Expf with math.Exp, over
 // lengths around the 16-lane blocks, with guard values after each slice.
 func TestRowPrimitives(t *testing.T) {
-	defer func() { vecLevel = maxVecLevel() }()
+	defer setVecLevel(maxVecLevel())
 	for level := maxVecLevel(); level >= 0; level-- {
-		vecLevel = level
+		setVecLevel(level)
 		t.Run(fmt.Sprintf("level%d", level), testRowPrimitives)
 	}
 }
@@ -99,9 +99,9 @@ func testRowPrimitives(t *testing.T) {
 }
 
 func TestExpSpecialValues(t *testing.T) {
-	defer func() { vecLevel = maxVecLevel() }()
+	defer setVecLevel(maxVecLevel())
 	for level := maxVecLevel(); level >= 0; level-- {
-		vecLevel = level
+		setVecLevel(level)
 		t.Run(fmt.Sprintf("level%d", level), testExpSpecialValues)
 	}
 }
@@ -133,12 +133,12 @@ func testExpSpecialValues(t *testing.T) {
 // BenchmarkExpSum times one softmax-style pass over a 10000-value row at
 // each vector level.
 func BenchmarkExpSum(b *testing.B) {
-	defer func() { vecLevel = maxVecLevel() }()
+	defer setVecLevel(maxVecLevel())
 	x := randSlice(rand.New(rand.NewPCG(1, 1)), 10000, 3)
 	dst := make([]float32, len(x))
 	for level := maxVecLevel(); level >= 0; level-- {
 		b.Run(fmt.Sprintf("level%d", level), func(b *testing.B) {
-			vecLevel = level
+			setVecLevel(level)
 			for b.Loop() {
 				expSum(dst, x, 1, 0.5)
 			}
