@@ -2,12 +2,20 @@ package allreduce
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // cluster is W ring members of one generation over one kind of transport.
@@ -28,6 +36,7 @@ var transportKinds = []transportKind{
 	{name: "inmem", build: buildInmem},
 	{name: "grpc", build: buildGRPC},
 	{name: "grpc-frames", build: buildGRPCFrames},
+	{name: "grpc-tls", build: buildGRPCTLS},
 }
 
 func buildInmem(t testing.TB, cfg Config, wrap func(int, Transport) Transport) *cluster {
@@ -47,6 +56,52 @@ func buildInmem(t testing.TB, cfg Config, wrap func(int, Transport) Transport) *
 func buildGRPC(t testing.TB, cfg Config, wrap func(int, Transport) Transport) *cluster {
 	t.Helper()
 	return buildGRPCServers(t, cfg, wrap, func(tr *GRPCTransport) *grpc.Server { return NewGRPCServer(tr) })
+}
+
+// buildGRPCTLS is buildGRPC with mutual TLS (SetCredentials): the raw
+// path has the TLS handshake too.
+func buildGRPCTLS(t testing.TB, cfg Config, wrap func(int, Transport) Transport) *cluster {
+	t.Helper()
+	creds := testTLS(t)
+	return buildGRPCServers(t, cfg, wrap, func(tr *GRPCTransport) *grpc.Server {
+		tr.SetCredentials(creds)
+		return NewGRPCServer(tr)
+	})
+}
+
+// testTLS returns mutual-TLS credentials with one certificate for
+// 127.0.0.1, signed by a throwaway CA, for servers and clients alike.
+func testTLS(t testing.TB) credentials.TransportCredentials {
+	t.Helper()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey, leafKey := key(), key()
+	now := time.Now()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "node"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &leafKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	cert := tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}
+	return credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13})
 }
 
 // buildGRPCFrames builds plain servers (ServerOptions and Register): chunks

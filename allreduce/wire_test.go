@@ -136,3 +136,17 @@ func TestParseWire(t *testing.T) {
 		t.Fatal("Validate with Wire 7: no error")
 	}
 }
+
+// TestRawPath checks which transports carry chunks on the raw connection:
+// servers from NewGRPCServer (plaintext or TLS) do, plain ones do not.
+func TestRawPath(t *testing.T) {
+	for _, kind := range transportKinds[1:] {
+		c := kind.build(t, Config{Generation: 1, WorldSize: 2}, nil)
+		for rank, r := range c.rings {
+			l := r.link.(*grpcLink)
+			if raw := l.rawOut != nil && l.in.wantRaw; raw != (kind.name != "grpc-frames") {
+				t.Errorf("%s rank %d: raw path %v", kind.name, rank, raw)
+			}
+		}
+	}
+}
