@@ -5,8 +5,10 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/ringtrain/ringtrain/allreduce"
 	"github.com/ringtrain/ringtrain/model/kernels"
 )
 
@@ -110,6 +112,29 @@ func fidelityRun(t *testing.T, ref *torchFidelity, text []byte, p kernels.Precis
 	return losses
 }
 
+// readFidelity reads the corpus and testdata/torch_fidelity.json.
+func readFidelity(t *testing.T) ([]byte, *torchFidelity) {
+	t.Helper()
+	text, err := os.ReadFile("../data/tinyshakespeare.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("testdata/torch_fidelity.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref torchFidelity
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatal(err)
+	}
+	c := fidelityConfig
+	if ref.Config["vocab_size"] != float64(c.VocabSize) || ref.Config["d_model"] != float64(c.DModel) || ref.Config["d_ff"] != float64(c.DFF) ||
+		ref.Config["num_layers"] != float64(c.NumLayers) || ref.Config["context_length"] != float64(c.ContextLength) || ref.Steps != 200 {
+		t.Fatalf("testdata/torch_fidelity.json does not describe this run: %+v", ref.Config)
+	}
+	return text, &ref
+}
+
 // deviation is the worst per-step relative difference of a from ref, its
 // step, and the mean over the last 20 steps.
 func deviation(a, ref []float64) (worst float64, at int, last20 float64) {
@@ -135,23 +160,9 @@ func TestBF16Fidelity(t *testing.T) {
 	if testing.Short() || raceEnabled || strings.HasPrefix(kernels.KernelName(kernels.FP32), "go-") {
 		t.Skip("two 200-step training runs; slow with -short, -race or without assembly kernels")
 	}
-	text, err := os.ReadFile("../data/tinyshakespeare.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile("testdata/torch_fidelity.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref torchFidelity
-	if err := json.Unmarshal(raw, &ref); err != nil {
-		t.Fatal(err)
-	}
-	if got := fidelityConfig.Metadata(); got["d_model"] != "128" || ref.Config["d_model"] != 128 || ref.Steps != 200 {
-		t.Fatalf("testdata/torch_fidelity.json does not describe this run: %+v", ref.Config)
-	}
-	l32 := fidelityRun(t, &ref, text, kernels.FP32)
-	l16 := fidelityRun(t, &ref, text, kernels.BF16)
+	text, ref := readFidelity(t)
+	l32 := fidelityRun(t, ref, text, kernels.FP32)
+	l16 := fidelityRun(t, ref, text, kernels.BF16)
 	f64 := ref.Losses.Float64
 	w32, at32, m32 := deviation(l32, f64)
 	w16, at16, m16 := deviation(l16, f64)
@@ -169,5 +180,101 @@ func TestBF16Fidelity(t *testing.T) {
 	}
 	if w16 > wt || m16 > mt {
 		t.Fatalf("bf16 deviates more than PyTorch's autocast (worst %.3g vs %.3g, last-20 mean %.3g vs %.3g)", w16, wt, m16, mt)
+	}
+}
+
+// wireRun trains like fidelityRun (FP32 products) on W ranks that average
+// their gradients through an allreduce ring of the given wire (in memory),
+// each rank on its B/W sequences of every batch; it returns the global mean
+// loss of every step.
+func wireRun(t *testing.T, ref *torchFidelity, text []byte, W int, wire allreduce.Wire) []float64 {
+	t.Helper()
+	c, B, T := fidelityConfig, ref.Batch, fidelityConfig.ContextLength
+	b := B / W
+	net := allreduce.NewInmemNetwork()
+	rings := make([]*allreduce.Ring, W)
+	ms := make([]*Model, W)
+	opts := make([]*AdamW, W)
+	var wg sync.WaitGroup
+	errs := make([]error, W)
+	for r := range W {
+		var err error
+		if ms[r], err = New(c, b, T); err != nil {
+			t.Fatal(err)
+		}
+		fidelityInit(ms[r], ref.Seed)
+		o := ref.Optimizer
+		opts[r] = NewAdamW(ms[r].Layout(), AdamWConfig{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay})
+		wg.Go(func() {
+			rings[r], errs[r] = allreduce.New(t.Context(), net, allreduce.Config{Generation: 1, Rank: r, WorldSize: W, Wire: wire})
+		})
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+		defer rings[r].Close()
+	}
+	losses := make([]float64, ref.Steps)
+	for step := range ref.Steps {
+		loss := make([]float64, W)
+		for r := range W {
+			wg.Go(func() {
+				m, x, y := ms[r], make([]int32, b*T), make([]int32, b*T)
+				for k := range b {
+					start := ((step*B + r*b + k) * T) % (len(text) - T - 1)
+					for i := range T {
+						x[k*T+i], y[k*T+i] = int32(text[start+i]), int32(text[start+i+1])
+					}
+				}
+				m.ZeroGrad()
+				l := []float64{m.Forward(x, y, b, T)}
+				m.Backward(1)
+				if errs[r] = rings[r].AllReduce(t.Context(), m.Grads); errs[r] == nil {
+					errs[r] = rings[r].AllReduceFloat64(t.Context(), l, allreduce.Mean)
+				}
+				o := ref.Optimizer
+				ClipGradNorm(m.Grads, o.GradClip)
+				opts[r].Step(m.Params, m.Grads, LR(step, o.LR, o.MinLR, o.Warmup, o.MaxSteps), step)
+				loss[r] = l[0]
+			})
+		}
+		wg.Wait()
+		for r, err := range errs {
+			if err != nil {
+				t.Fatalf("step %d rank %d: %v", step, r, err)
+			}
+		}
+		losses[step] = loss[0]
+	}
+	return losses
+}
+
+// TestWireBF16Fidelity trains the fidelity run on 4 ranks with the fp32
+// and the bf16 all-reduce wire and states how far the bf16 wire moves the
+// losses (against PyTorch's float64, like TestBF16Fidelity): no further
+// than PyTorch's autocast moves them (measured: a tenth of that).
+func TestWireBF16Fidelity(t *testing.T) {
+	if testing.Short() || raceEnabled || strings.HasPrefix(kernels.KernelName(kernels.FP32), "go-") {
+		t.Skip("200-step training runs; slow with -short, -race or without assembly kernels")
+	}
+	text, ref := readFidelity(t)
+	f64 := ref.Losses.Float64
+	wt, _, mt := deviation(ref.Losses.Autocast, f64)
+	for _, W := range []int{4} {
+		l32 := wireRun(t, ref, text, W, allreduce.WireFP32)
+		l16 := wireRun(t, ref, text, W, allreduce.WireBF16)
+		w32, _, m32 := deviation(l32, f64)
+		w16, at, m16 := deviation(l16, f64)
+		last := ref.Steps - 1
+		t.Logf("W=%d fp32 wire vs PyTorch float64: worst %.3g, last-20 mean %.3g; bf16 wire: worst %.3g (step %d), last-20 mean %.3g, final %+.3g",
+			W, w32, m32, w16, at, m16, l16[last]-f64[last])
+		if w32 > 1e-4 {
+			t.Fatalf("W=%d fp32 wire is not the single-process run: worst %.3g", W, w32)
+		}
+		if w16 == 0 || w16 > wt || m16 > mt {
+			t.Fatalf("W=%d bf16 wire: worst %.3g, last-20 mean %.3g (PyTorch autocast %.3g, %.3g)", W, w16, m16, wt, mt)
+		}
 	}
 }
