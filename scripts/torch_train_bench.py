@@ -11,7 +11,10 @@ causal multi-head attention, SwiGLU, no biases, untied lm_head).
     OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 scripts/torch_train_bench.py --model cs336-17m --threads 2
 
 The last line is `tokens_per_s=<float> ...` from the median step time (the
-mean-based figure, which is what ringtrain prints, follows as mean_tokens_per_s).
+mean-based figure, which is what ringtrain prints, follows as mean_tokens_per_s);
+the line before it gives the process's peak RSS. --precision bf16 runs the forward
+under torch.autocast("cpu", dtype=torch.bfloat16) (backward outside it), which on
+this CPU sends the bf16 matmuls to oneDNN's AMX kernels.
 
 Debian's torch 1.13 calls OpenBLAS 0.3.21 (openmp build) for float32 matmul;
 that OpenBLAS does not recognise this CPU under KVM and runs its SSE3
@@ -24,6 +27,7 @@ import argparse
 import ctypes
 import math
 import re
+import resource
 import statistics
 import sys
 import time
@@ -198,6 +202,8 @@ def main():
     med, mean = statistics.median(times), statistics.fmean(times)
     print(f"{args.steps} timed steps: median {med * 1e3:.1f} ms/step, mean {mean * 1e3:.1f} ms/step, "
           f"min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f}, last loss {loss:.4f}")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+    print(f"peak RSS {rss / 2**20:.1f} MiB = {rss / n_params:.1f} bytes per parameter")
     print(f"tokens_per_s={B * T / med:.1f} mean_tokens_per_s={B * T / mean:.1f}")
 
 
