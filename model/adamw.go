@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/ringtrain/ringtrain/model/kernels"
 )
@@ -108,13 +109,52 @@ func SumSquares(x []float32) float64 {
 
 // ClipGradNorm returns the L2 norm n of grads before clipping and, if
 // maxNorm > 0 and n > maxNorm, scales grads by maxNorm/(n + 1e-6)
-// (torch.nn.utils.clip_grad_norm_).
+// (torch.nn.utils.clip_grad_norm_). The squares are summed on the kernels'
+// threads in chunks of normChunk values, whose sums are added in order: the
+// same bits whatever the number of threads.
 func ClipGradNorm(grads []float32, maxNorm float64) float64 {
-	n := math.Sqrt(SumSquares(grads))
+	n := math.Sqrt(sumSquaresParallel(grads))
 	if maxNorm > 0 && n > maxNorm {
 		ScaleGrads(grads, float32(maxNorm/(n+1e-6)))
 	}
 	return n
+}
+
+// normChunk is the number of values of one partial sum of ClipGradNorm.
+const normChunk = 1 << 16
+
+type normArgs struct {
+	x        []float32
+	partials []float64
+}
+
+var (
+	normJobs     rangeJobs[normArgs]
+	normPartials = sync.Pool{New: func() any { return new([]float64) }}
+)
+
+// sumSquaresParallel is Σ x² in float64: chunk c (normChunk values) summed
+// in order, then the chunks' sums in order.
+func sumSquaresParallel(x []float32) float64 {
+	chunks := (len(x) + normChunk - 1) / normChunk
+	pp := normPartials.Get().(*[]float64)
+	if cap(*pp) < chunks {
+		*pp = make([]float64, chunks)
+	}
+	partials := (*pp)[:chunks]
+	normJobs.run(chunks, normArgs{x: x, partials: partials}, normPart)
+	var s float64
+	for _, p := range partials {
+		s += p
+	}
+	normPartials.Put(pp)
+	return s
+}
+
+func normPart(a *normArgs, lo, hi int) {
+	for c := lo; c < hi; c++ {
+		a.partials[c] = SumSquares(a.x[c*normChunk : min(len(a.x), (c+1)*normChunk)])
+	}
 }
 
 // ScaleGrads multiplies every gradient by s.
