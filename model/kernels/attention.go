@@ -95,8 +95,9 @@ type attnJob struct {
 // attnBuf is the scratch of one thread: a strip of scores and one of
 // their gradients.
 type attnBuf struct {
-	s, dp, inv []float32
-	kt, vt, vv []float32 // packed k and v of the current head
+	s, dp, inv       []float32
+	kt, vt, vv       []float32 // packed k and v of the current head
+	kt16, vt16, vv16 []uint16  // the same for a bfloat16 kernel
 }
 
 var (
@@ -133,12 +134,25 @@ type packedB struct {
 	ldb    int
 	p      []float32 // packed panels, nil when not packed
 	stride int
+	p16    []uint16 // bfloat16 panels for activeBF16 (round with a bf16 kernel)
 }
 
 // pack packs op(B) (k × n) into dst when k ≤ kc (rounded to bfloat16 if
-// round is set), and returns dst's new length.
-func (pb *packedB) pack(dst *[]float32, kern *microKernel, round, transB bool, b []float32, ldb, k, n int) {
+// round is set), or, with round and a bfloat16 kernel, into dst16 in its
+// layout.
+func (pb *packedB) pack(dst *[]float32, dst16 *[]uint16, kern *microKernel, round, transB bool, b []float32, ldb, k, n int) {
 	*pb = packedB{kern: kern, transB: transB, round: round, b: b, ldb: ldb}
+	if round && activeBF16 != nil {
+		ks, np := ceilDiv(k, bfStep), ceilDiv(n, bfCols)
+		pb.stride = ks * bfBlock
+		*dst16 = growU16(*dst16, np*pb.stride)
+		g := gemmArgs{transB: transB, b: b, ldb: ldb, k: k, n: n}
+		for q := range np {
+			packPanelBF16((*dst16)[q*pb.stride:(q+1)*pb.stride], &g, q*bfCols, ks)
+		}
+		pb.p16 = *dst16
+		return
+	}
 	if k > kern.kc {
 		return
 	}
@@ -154,6 +168,15 @@ func (pb *packedB) pack(dst *[]float32, kern *microKernel, round, transB bool, b
 
 // mul computes c = alpha·op(A)·op(B)[:k, :n] + beta·c on the calling goroutine.
 func (pb *packedB) mul(transA bool, m, n, k int, alpha float32, a []float32, lda int, beta float32, c []float32, ldc int) {
+	if pb.p16 != nil {
+		g := gemmArgs{transA: transA, transB: pb.transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: pb.b, ldb: pb.ldb,
+			beta: beta, c: c, ldc: ldc, bPacked16: pb.p16, bStride16: pb.stride}
+		if err := g.check(); err != nil {
+			panic(err)
+		}
+		gemmBF16With(activeBF16, 1, &g)
+		return
+	}
 	if pb.p == nil {
 		gemmSerial(pb.round, transA, pb.transB, m, n, k, alpha, a, lda, pb.b, pb.ldb, beta, c, ldc)
 		return
@@ -177,8 +200,8 @@ func attnHeadForward(a *attnArgs, buf *attnBuf, b, h int) {
 	lse := a.lse[(b*a.H+h)*T : (b*a.H+h+1)*T]
 	kern := activeKernel
 	var kt, vv packedB
-	kt.pack(&buf.kt, kern, a.round, true, kh, ld, dh, T)  // kᵀ (dh × T)
-	vv.pack(&buf.vv, kern, a.round, false, vh, ld, T, dh) // v (T × dh)
+	kt.pack(&buf.kt, &buf.kt16, kern, a.round, true, kh, ld, dh, T)  // kᵀ (dh × T)
+	vv.pack(&buf.vv, &buf.vv16, kern, a.round, false, vh, ld, T, dh) // v (T × dh)
 	for i0 := 0; i0 < T; i0 += attnBlock {
 		i1 := min(i0+attnBlock, T)
 		rows, n := i1-i0, i1
@@ -216,9 +239,9 @@ func attnHeadBackward(a *attnArgs, buf *attnBuf, b, h int) {
 	lse := a.lse[(b*a.H+h)*T : (b*a.H+h+1)*T]
 	kern := activeKernel
 	var kt, vt, kk packedB
-	kt.pack(&buf.kt, kern, a.round, true, kh, ld, dh, T)  // kᵀ (dh × T)
-	vt.pack(&buf.vt, kern, a.round, true, vh, ld, dh, T)  // vᵀ (dh × T)
-	kk.pack(&buf.vv, kern, a.round, false, kh, ld, T, dh) // k (T × dh)
+	kt.pack(&buf.kt, &buf.kt16, kern, a.round, true, kh, ld, dh, T)  // kᵀ (dh × T)
+	vt.pack(&buf.vt, &buf.vt16, kern, a.round, true, vh, ld, dh, T)  // vᵀ (dh × T)
+	kk.pack(&buf.vv, &buf.vv16, kern, a.round, false, kh, ld, T, dh) // k (T × dh)
 	for i0 := 0; i0 < T; i0 += attnBlock {
 		i1 := min(i0+attnBlock, T)
 		rows, n := i1-i0, i1
@@ -259,6 +282,10 @@ func gemmSerial(round, transA, transB bool, m, n, k int, alpha float32, a []floa
 	}
 	if k == 0 || alpha == 0 {
 		scaleMatrix(m, n, beta, c, ldc)
+		return
+	}
+	if round && activeBF16 != nil {
+		gemmBF16With(activeBF16, 1, &g)
 		return
 	}
 	gemmWith(activeKernel, 1, &g)

@@ -40,6 +40,10 @@ func BenchmarkFused(b *testing.B) {
 		{"attention_bwd", 2 * attnFlops, func() {
 			CausalAttentionBackward(FP32, dqkv, dqkv[d:], dqkv[2*d:], dout, qkv, qkv[d:], qkv[2*d:], out, lse, B, T, H, dh, 3*d, d)
 		}},
+		{"attention_fwd_bf16", attnFlops, func() { CausalAttentionForward(BF16, out, lse, qkv, qkv[d:], qkv[2*d:], B, T, H, dh, 3*d, d) }},
+		{"attention_bwd_bf16", 2 * attnFlops, func() {
+			CausalAttentionBackward(BF16, dqkv, dqkv[d:], dqkv[2*d:], dout, qkv, qkv[d:], qkv[2*d:], out, lse, B, T, H, dh, 3*d, d)
+		}},
 		{"softmax_xent", 0, func() {
 			copy(logits[:V], logits[V:2*V]) // keep the logits from degenerating
 			SoftmaxCrossEntropy(losses, logits, targets, N, V, 1.0/N)

@@ -53,6 +53,12 @@ type gemmArgs struct {
 	// round rounds the packed blocks of A and B to bfloat16: the fp32
 	// emulation of GemmBF16. A prepacked B must have been rounded.
 	round bool
+
+	// bPacked16, when set, is op(B) already packed for gemmBF16With: panel
+	// q at bPacked16[q·bStride16:], all of its k steps (k may be a prefix
+	// of what was packed, when op(A) is zero beyond k).
+	bPacked16 []uint16
+	bStride16 int
 }
 
 // check reports arguments that are negative or slices too short.

@@ -134,7 +134,9 @@ type bf16Job struct {
 	args       gemmArgs
 	kern       *bf16Kernel
 	ks, np     int      // k steps, B panels
-	b          []uint16 // packed B: np panels of ks·bfBlock values
+	b          []uint16 // B packed by this job: np panels of ks·bfBlock values
+	packed     []uint16 // the packed B of this call (b, or gemmArgs.bPacked16)
+	pstride    int      // values from one panel of packed to the next
 	packing    bool     // RunPart packs B panels instead of computing C
 	rows, cols int
 }
@@ -167,7 +169,15 @@ func gemmBF16With(kern *bf16Kernel, nthreads int, g *gemmArgs) {
 	j := bf16Jobs.get()
 	j.args, j.kern = *g, kern
 	j.ks, j.np = ceilDiv(g.k, bfStep), ceilDiv(g.n, bfCols)
-	j.b = growU16(j.b, j.np*j.ks*bfBlock)
+	j.pstride = j.ks * bfBlock
+	b := g.bPacked16
+	if b == nil {
+		j.b = growU16(j.b, j.np*j.pstride)
+		b = j.b
+	} else {
+		j.pstride = g.bStride16
+	}
+	j.packed = b
 	threads := 1
 	if 2*float64(g.m)*float64(g.n)*float64(g.k) >= minParallelFlops {
 		threads = nthreads
@@ -178,9 +188,11 @@ func gemmBF16With(kern *bf16Kernel, nthreads int, g *gemmArgs) {
 	if threads > 1 {
 		parts *= partsPerThread
 	}
-	j.packing = true
-	parallel(j, min(parts, j.np))
-	j.packing = false
+	if g.bPacked16 == nil {
+		j.packing = true
+		parallel(j, min(parts, j.np))
+		j.packing = false
+	}
 	// Rows first: every row part reads the one packed B and packs its own
 	// rows of A. Columns only when there are too few strips to keep the
 	// threads busy (each column part packs the same rows of A again).
@@ -190,7 +202,7 @@ func gemmBF16With(kern *bf16Kernel, nthreads int, g *gemmArgs) {
 		j.cols = min(ceilDiv(threads, j.rows), j.np)
 	}
 	parallel(j, j.rows*j.cols)
-	j.args = gemmArgs{}
+	j.args, j.packed = gemmArgs{}, nil
 	bf16Jobs.put(j)
 }
 
@@ -198,7 +210,7 @@ func (j *bf16Job) RunPart(i, n int) {
 	if j.packing {
 		lo, hi := splitRange(j.np, 1, i, n)
 		for q := lo; q < hi; q++ {
-			packPanelBF16(j.b[q*j.ks*bfBlock:(q+1)*j.ks*bfBlock], &j.args, q*bfCols, j.ks)
+			packPanelBF16(j.b[q*j.pstride:(q+1)*j.pstride], &j.args, q*bfCols, j.ks)
 		}
 		return
 	}
@@ -216,7 +228,7 @@ func (j *bf16Job) RunPart(i, n int) {
 // compute does rows [r0, r1) × panels [p0, p1) of C.
 func (j *bf16Job) compute(buf *bf16Buf, r0, r1, p0, p1 int) {
 	g, kern := &j.args, j.kern
-	pstride := j.ks * bfBlock
+	pstride := j.pstride
 	kcSteps := kern.kc / bfStep
 	for ic := r0; ic < r1; ic += kern.mc {
 		mcb := min(kern.mc, r1-ic)
@@ -251,7 +263,7 @@ func (j *bf16Job) stripTile(buf *bf16Buf, a []uint16, i, jc, pn, s0, ksb, pstrid
 	if jc+pn == j.np && g.n%bfCols != 0 {
 		full--
 	}
-	b := j.b[jc*pstride+s0*bfBlock:]
+	b := j.packed[jc*pstride+s0*bfBlock:]
 	beta := float32(0)
 	if acc {
 		beta = 1
