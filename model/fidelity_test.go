@@ -21,11 +21,6 @@ import (
 // model on the same data.
 var fidelityConfig = Config{VocabSize: 256, ContextLength: 64, DModel: 128, NumLayers: 2, NumHeads: 4, DFF: 344, RopeTheta: 10000}
 
-const (
-	fidelityBatch = 8
-	fidelitySeed  = 1234
-)
-
 // torchFidelity is testdata/torch_fidelity.json.
 type torchFidelity struct {
 	Config    map[string]float64
