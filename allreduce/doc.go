@@ -1,6 +1,7 @@
 // Package allreduce is ringtrain's data plane: a ring all-reduce of float32
 // gradients (and small float64 vectors) between the workers of one
-// membership generation, over gRPC streams between ring neighbours.
+// membership generation, over gRPC streams between ring neighbours and,
+// for the tensor data, a TCP connection beside each stream.
 //
 // # Algorithm
 //
@@ -21,22 +22,36 @@
 // being added.
 //
 // Data is never copied by this package on its way through: the sender
-// hands grpc a view of the caller's buffer (and does not let the operation
-// finish before grpc has released it), and the receiver adds or copies
-// straight from grpc's receive buffers into place (Sink). The element-wise
-// adds have AVX2 versions on amd64 that perform the same IEEE operations as
-// the Go loops (build tag noasm selects the Go loops).
+// hands the transport a view of the caller's buffer (and does not let the
+// operation finish before the transport has released it), and the receiver
+// adds straight from the transport's receive buffers into place, or reads
+// what it only copies straight into place (Sink). The element-wise adds
+// have AVX2 versions on amd64 that perform the same IEEE operations as the
+// Go loops (build tag noasm selects the Go loops).
+//
+// With Config.Wire = WireBF16 float32 data travels as bfloat16: a hop
+// decodes what it receives, adds its own float32 values in float32 and
+// encodes the partial sum again; the rank that completes a segment rounds
+// it before the all-gather, so every rank still holds the same bits (see
+// docs/precision.md). Float64 operations are never compressed.
 //
 // # Usage
 //
-// Once per process, create the transport and register it on the worker's
-// gRPC server, which must be built with ServerOptions (flow control
-// windows, buffer sizes, message limits and buffer pool tuned for tensors;
-// without them the ring works at a fraction of the speed):
+// Once per process, create the transport (with the process's transport
+// credentials, TLS or plaintext) and its gRPC server: NewGRPCServer builds
+// it with ServerOptions (flow control windows, buffer sizes, message limits
+// and buffer pool tuned for tensors; without them the ring works at a
+// fraction of the speed), the Peer and health services and the raw data
+// path (raw.go: the chunks over a TCP connection of their own, recognised
+// on the same port, with the same credentials' handshake):
 //
 //	tr := allreduce.NewGRPCTransport()
-//	srv := grpc.NewServer(append(allreduce.ServerOptions(), myOpts...)...)
-//	tr.Register(srv)
+//	tr.SetCredentials(creds)
+//	srv := allreduce.NewGRPCServer(tr, myOpts...)
+//
+// A server built otherwise (ServerOptions and Register, or a grpc.Creds
+// in myOpts) carries the chunks on the gRPC streams, at about half the
+// speed on loopback.
 //
 // For every membership generation, create a ring. New connects to both
 // neighbours and returns when they are connected too (bound it with ctx).
@@ -45,7 +60,7 @@
 // ErrStaleGeneration.
 //
 //	ring, err := allreduce.New(ctx, tr, allreduce.Config{
-//		Generation: gen, Rank: rank, WorldSize: w, Peers: addrs})
+//		Generation: gen, Rank: rank, WorldSize: w, Peers: addrs, Wire: allreduce.WireBF16})
 //
 // AllReduce averages a buffer in place. To overlap with the backward pass,
 // Start each gradient bucket as soon as it is complete and Wait for all of
@@ -86,6 +101,7 @@
 // The ring talks to its neighbours through the small Transport and Link
 // interfaces. InmemNetwork implements them with channels for tests;
 // GRPCTransport with one client stream per rank to its right neighbour
-// (service Peer in proto/peer.proto), tensor bytes written straight from
-// the caller's buffer by a raw codec.
+// (service Peer in proto/peer.proto) and the raw connection beside it, or
+// tensor bytes written on the stream straight from the caller's buffer by
+// a raw codec.
 package allreduce

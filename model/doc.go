@@ -37,6 +37,13 @@
 //	norm := model.ClipGradNorm(m.Grads, gradClip) // the norm before clipping
 //	opt.Step(m.Params, m.Grads, model.LR(step, maxLR, minLR, warmup, maxSteps), step) // step from 0
 //
+// Model.Precision (kernels.FP32 by default, or kernels.BF16) sets the
+// arithmetic of every matrix product of Forward and Backward: with BF16
+// their inputs are rounded to bfloat16 and accumulated in float32, while
+// parameters, gradients and the element-wise layers stay float32
+// (docs/precision.md; fidelity_test.go compares a 200-step run with
+// PyTorch's float64 and autocast).
+//
 // Forward with targets nil computes only the logits (Model.Logits), for
 // generation. After Forward with targets, Logits holds the gradient of the
 // mean loss with respect to the logits, and Losses the per-position

@@ -1,6 +1,7 @@
-// Package kernels holds the float32 compute kernels of the model: a general
-// matrix multiply (Gemm) in the three shapes training needs, fused kernels
-// for the layers around it, and the thread pool they share.
+// Package kernels holds the compute kernels of the model: a general matrix
+// multiply in float32 (Gemm) and with bfloat16 inputs (GemmBF16) in the
+// three shapes training needs, fused kernels for the layers around it, and
+// the thread pool they share.
 //
 // # Gemm
 //
@@ -15,6 +16,19 @@
 //	kernels.Gemm(false, false, m, k, n, 1, dy, n, w, k, 0, dx, k) // dx(m,k) = dy(m,n)·w(n,k)
 //	kernels.Gemm(true, false, n, k, m, 1, dy, n, x, k, 1, dw, k)  // dw(n,k) += dy(m,n)ᵀ·x(m,k)
 //
+// # GemmBF16
+//
+// GemmBF16 has Gemm's arguments and rounds both inputs to bfloat16, with
+// float32 products, sums and output (docs/precision.md). Where the CPU has
+// AMX it runs 32×32 blocks of C on tiles (TDPBF16PS); with AVX512_BF16
+// only, 8×32 blocks in ZMM registers (VDPBF16PS); elsewhere it is Gemm on
+// packed blocks rounded to bfloat16. The two bfloat16 kernels share one
+// layout (gemm_bf16.go), converted while packing: B once per call for all
+// threads, A per thread. The AMX and VDPBF16PS instructions are emitted as
+// bytes (gen/bf16.go). Precision (FP32, BF16) selects the arithmetic where
+// a kernel takes it (the attention pair); PeakGFLOPS measures what one core
+// can do in each, for an honest MFU.
+//
 // # Fused kernels
 //
 // Each is a forward/backward pair over flat slices with the shapes in its
@@ -23,7 +37,8 @@
 //   - CausalAttentionForward / CausalAttentionBackward: causal softmax
 //     attention over (B, T, H·dh) rows (packed qkv works through the row
 //     stride), by blocks of queries, without a T×T matrix; forward keeps the
-//     log-sum-exp per row for the backward pass.
+//     log-sum-exp per row for the backward pass. Their products run in the
+//     Precision they are given.
 //   - SoftmaxCrossEntropy: per-row loss and, in place, its gradient.
 //   - RMSNormForward / RMSNormBackward, SwiGLUForward / SwiGLUBackward,
 //     RoPEForward / RoPEBackward (with RoPETable), AdamW.
@@ -44,7 +59,8 @@
 // # References and build tags
 //
 // Every fast path has a plain Go version beside it whose doc comment is the
-// loop it computes (gemmRef, kernelGo, the *Go row primitives in vec.go,
+// loop it computes (gemmRef, kernelGo, stripGo and the pack*Go of the
+// bfloat16 layout, the *Go row primitives in vec.go,
 // the *Ref functions, dotGo); `-tags noasm` (or a non-amd64 GOARCH) builds only
 // those, and the tests compare the two and check gradients against finite
 // differences.

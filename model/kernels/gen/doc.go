@@ -19,4 +19,13 @@
 // AdamW, built on a Cephes-style vector exp, in AVX-512 (16 lanes, masked
 // tails) and AVX2 (8 lanes) versions. matvec4AVX2 (matvec.go) is the
 // matrix-vector kernel of MatVec: four rows at a time, eight lanes each.
+//
+// bf16.go holds the kernels of GemmBF16: the AMX strip kernel (TDPBF16PS
+// on four accumulator tiles), the VDPBF16PS strip kernel, the packers that
+// convert float32 into the bfloat16 layout (VCVTNE2PS2BF16, VPERMW and
+// 16×16 transposes of 32-bit pairs) and the rounding of the fp32 emulation.
+// Neither the Go assembler nor avo knows AMX or AVX512_BF16: those
+// instructions are emitted as bytes, each after a comment that spells it,
+// in functions that use physical registers only. peak.go holds the peak
+// loops of PeakGFLOPS (FMA, VDPBF16PS, TDPBF16PS on registers or tiles).
 package main
