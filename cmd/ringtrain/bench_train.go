@@ -46,8 +46,9 @@ mfu = flops_per_token·tokens_per_s / peak, with flops_per_token = 6·N + 12·L�
 (PaLM, appendix B: N the parameters without the token embedding, the second
 term attention) and peak = threads × the per-core rate measured at start with
 a short loop of the instruction the precision's kernels use (fp32 FMA, or for
-bf16 AMX TDPBF16PS or VDPBF16PS). The line before the last gives the median step time and peak RSS; tokens_per_s is
-from the mean (all timed steps over their total time).`,
+bf16 AMX TDPBF16PS or VDPBF16PS). tokens_per_s is from the mean (the timed steps
+over their total time); the lines before the last give the median, min and max
+step times and the process's peak RSS.`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := benchTrainFlags
