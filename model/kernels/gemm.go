@@ -55,8 +55,9 @@ type gemmArgs struct {
 	round bool
 
 	// bPacked16, when set, is op(B) already packed for gemmBF16With: panel
-	// q at bPacked16[q·bStride16:], all of its k steps (k may be a prefix
-	// of what was packed, when op(A) is zero beyond k).
+	// q at bPacked16[q·bStride16:]. k may be less than the packed depth:
+	// the packed A is zero beyond k, which cancels the panels' values there
+	// (they must be finite).
 	bPacked16 []uint16
 	bStride16 int
 }
