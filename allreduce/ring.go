@@ -398,7 +398,9 @@ func (r *Ring) run(o *op) error {
 		SenderRank: uint32(r.cfg.Rank),
 	}
 	tmpl := want
-	send := func(step, seg, k int) {
+	// send queues chunk k of seg for step; stage, if not nil, holds its
+	// bfloat16 encoding already (the receive of the step before wrote it).
+	send := func(step, seg, k int, stage []uint16) {
 		off, cnt := s.chunkRange(seg, k)
 		h := tmpl
 		h.Step, h.Offset, h.Count = uint32(step), uint64(off), uint32(cnt)
@@ -408,16 +410,19 @@ func (r *Ring) run(o *op) error {
 			o.pendingRS.Add(1)
 		}
 		f := &OutFrame{Header: h}
-		var stage []uint16
-		if o.wire16 && cnt > 0 {
+		switch {
+		case stage != nil:
+			f.Data = u16Bytes(stage)
+		case o.wire16 && cnt > 0:
 			// Encoded by the send loop just before the link takes it,
 			// into a chunk buffer that is still in cache when it is sent
 			// (and that the release hands back).
 			f.encode = func() {
 				stage = r.getStage(cnt)
-				f.Data = encodeBytes(stage, o.f32[off:off+cnt])
+				encode16(stage, o.f32[off:off+cnt])
+				f.Data = u16Bytes(stage)
 			}
-		} else {
+		default:
 			f.Data = o.bytes(off, cnt)
 		}
 		f.Release = func() {
@@ -442,7 +447,7 @@ func (r *Ring) run(o *op) error {
 
 	seg0 := s.sendSeg(0)
 	for k := range s.chunks(seg0) {
-		send(0, seg0, k)
+		send(0, seg0, k, nil)
 	}
 	want.SenderRank = uint32(mod(r.cfg.Rank-1, w))
 	sk := &r.sink
@@ -481,11 +486,21 @@ func (r *Ring) run(o *op) error {
 			} else {
 				sk.f32 = o.f32[off : off+cnt]
 			}
+			forward := step+1 < s.steps()
+			sk.out16 = nil
+			if o.wire16 && forward {
+				// The sink writes the encoding of what is forwarded
+				// while the block is in cache.
+				sk.out16 = r.getStage(cnt)
+			}
 			if err := r.receive(sk); err != nil {
+				if sk.out16 != nil {
+					r.putStage(sk.out16)
+				}
 				return fmt.Errorf("op %d (bucket %d) step %d: %w", o.seq, o.bucket, step, err)
 			}
-			if step+1 < s.steps() {
-				send(step+1, seg, k)
+			if forward {
+				send(step+1, seg, k, sk.out16)
 			}
 		}
 	}
@@ -526,10 +541,9 @@ func (r *Ring) putStage(b []uint16) {
 	r.stageMu.Unlock()
 }
 
-// encodeBytes encodes src as bfloat16 into dst and returns dst's bytes.
-func encodeBytes(dst []uint16, src []float32) []byte {
-	encode16(dst, src)
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 2*len(dst))
+// u16Bytes returns the bytes of b.
+func u16Bytes(b []uint16) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(b))), 2*len(b))
 }
 
 func notify(c chan struct{}) {

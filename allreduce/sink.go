@@ -25,7 +25,16 @@ type chunkSink struct {
 
 	scratch []float64 // aligned staging for misaligned pieces
 	err     error
+
+	// out16 (WireBF16, steps whose chunk is forwarded): the sink also
+	// writes the bfloat16 encoding of what the next step sends, from
+	// blocks still in L1, through tmp.
+	out16 []uint16
+	tmp   [fuseBlock]float32
 }
+
+// fuseBlock is the block of the fused bfloat16 kernels of a sink.
+const fuseBlock = 512
 
 type sinkMode int
 
@@ -98,18 +107,11 @@ func (s *chunkSink) reduce(b []byte) {
 	e, n := s.pos/s.elemSize, len(b)/s.elemSize
 	s.pos += len(b)
 	if s.wire16 {
-		src := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(b))), n)
-		dst := s.f32[e : e+n]
-		switch s.mode {
-		case modeCopy:
-			decode16(dst, src)
-		case modeAdd:
-			add16(dst, src)
-		case modeAddScale:
-			addRound16(dst, src, s.scale32)
-		case modeAddRound:
-			addRound16(dst, src, 1)
+		var out []uint16
+		if s.out16 != nil {
+			out = s.out16[e : e+n]
 		}
+		s.reduce16(s.f32[e:e+n], unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(b))), n), out)
 		return
 	}
 	if s.f64 != nil {
@@ -126,6 +128,46 @@ func (s *chunkSink) reduce(b []byte) {
 		addScale32(s.f32[e:e+n], src, s.scale32)
 	} else {
 		add32(s.f32[e:e+n], src)
+	}
+}
+
+// reduce16 combines the bfloat16 src into dst and, if out is not nil,
+// writes there the encoding of what the next step forwards: the values
+// copied (all-gather), the rounded total (last reduce-scatter step), or the
+// partial sum, which only travels on (the all-gather overwrites dst's
+// segment later, so dst keeps this rank's own values).
+func (s *chunkSink) reduce16(dst []float32, src, out []uint16) {
+	scale := float32(1)
+	switch s.mode {
+	case modeCopy:
+		decode16(dst, src)
+		copy(out, src)
+		return
+	case modeAdd:
+		if out == nil {
+			add16(dst, src)
+			return
+		}
+		for len(dst) > 0 {
+			n := min(len(dst), fuseBlock)
+			t := s.tmp[:n]
+			copy(t, dst[:n])
+			add16(t, src[:n])
+			encode16(out[:n], t)
+			dst, src, out = dst[n:], src[n:], out[n:]
+		}
+		return
+	case modeAddScale:
+		scale = s.scale32
+	}
+	for len(dst) > 0 {
+		n := min(len(dst), fuseBlock)
+		addRound16(dst[:n], src[:n], scale)
+		if out != nil {
+			encode16(out[:n], dst[:n])
+			out = out[n:]
+		}
+		dst, src = dst[n:], src[n:]
 	}
 }
 
