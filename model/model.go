@@ -212,8 +212,7 @@ func (m *Model) Forward(inputs, targets []int32, B, T int) float64 {
 		a, w := &m.layers[l], &m.p.layers[l]
 		kernels.RMSNormForward(a.ln1, a.ln1Rstd, x, w.ln1, BT, C, rmsnormEps)
 		matmulForward(p, a.qkv, a.ln1, w.qkv, BT, C, 3*C)
-		kernels.RoPEForward(a.qkv, m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)     // q
-		kernels.RoPEForward(a.qkv[C:], m.cos, m.sin, B, T, NH, C/NH, 3*C, 0) // k
+		kernels.RoPEForward(a.qkv, m.cos, m.sin, B, T, 2*NH, C/NH, 3*C, 0) // q and k: 2·NH heads
 		kernels.CausalAttentionForward(p, a.atty, a.lse, a.qkv, a.qkv[C:], a.qkv[2*C:], B, T, NH, C/NH, 3*C, C)
 		copy(a.res2[:BT*C], x[:BT*C])
 		matmulForwardAdd(p, a.res2, a.atty, w.wo, BT, C, C)
@@ -293,8 +292,7 @@ func (m *Model) Backward(scale float32) {
 		dqkv := m.dqkv[:3*BT*C]
 		clear(dqkv)
 		kernels.CausalAttentionBackward(p, dqkv, dqkv[C:], dqkv[2*C:], datty, a.qkv, a.qkv[C:], a.qkv[2*C:], a.atty, a.lse, B, T, NH, C/NH, 3*C, C)
-		kernels.RoPEBackward(dqkv, m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)
-		kernels.RoPEBackward(dqkv[C:], m.cos, m.sin, B, T, NH, C/NH, 3*C, 0)
+		kernels.RoPEBackward(dqkv, m.cos, m.sin, B, T, 2*NH, C/NH, 3*C, 0) // dq and dk
 		matmulBackwardSet(p, dln, g.qkv, m.dqkv, a.ln1, w.qkv, BT, C, 3*C)
 		kernels.RMSNormBackward(dres, g.ln1, dln, x, w.ln1, a.ln1Rstd, BT, C)
 		m.gradsReady(m.readyOffs[l])

@@ -266,3 +266,36 @@ func TestKernelsDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestRoPELevels checks RoPE forward and backward at every vector level
+// against the Go loop, bit for bit (the AVX-512 rows do the same two
+// products and one sum per value).
+func TestRoPELevels(t *testing.T) {
+	defer setVecLevel(maxVecLevel())
+	for _, c := range []struct{ B, T, H, dh, pad, pos0 int }{
+		{2, 17, 4, 32, 0, 3}, {3, 40, 2, 64, 7, 0}, {1, 5, 3, 8, 1, 2},
+	} {
+		rng := rand.New(rand.NewPCG(uint64(c.T), 17))
+		ld := c.H*c.dh + c.pad
+		x := randSlice(rng, c.B*c.T*ld, 1)
+		half := c.dh / 2
+		cos, sin := make([]float32, (c.pos0+c.T)*half), make([]float32, (c.pos0+c.T)*half)
+		RoPETable(cos, sin, c.pos0+c.T, c.dh, 10000)
+		var want []float32
+		for level := maxVecLevel(); level >= vecGo; level-- {
+			setVecLevel(level)
+			got := append([]float32(nil), x...)
+			RoPEForward(got, cos, sin, c.B, c.T, c.H, c.dh, ld, c.pos0)
+			RoPEBackward(got[ld:], cos, sin, c.B, c.T-1, c.H, c.dh, ld, c.pos0)
+			if want == nil {
+				want = got
+				continue
+			}
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%+v level %d: x[%d] = %v, level %d %v", c, level, i, got[i], maxVecLevel(), want[i])
+				}
+			}
+		}
+	}
+}

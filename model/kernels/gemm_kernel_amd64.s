@@ -6148,6 +6148,135 @@ rb512_done:
 	VZEROUPPER
 	RET
 
+// func ropeRowsAVX512(x *float32, ld int, rows int, heads int, blocks int, cos *float32, sin *float32, half int, sign float32)
+// Requires: AVX, AVX512F
+TEXT ·ropeRowsAVX512(SB), NOSPLIT, $8-68
+	MOVQ         x+0(FP), AX
+	MOVQ         ld+8(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         rows+16(FP), DX
+	MOVQ         heads+24(FP), BX
+	MOVQ         blocks+32(FP), SI
+	MOVQ         cos+40(FP), DI
+	MOVQ         sin+48(FP), R8
+	MOVQ         half+56(FP), R9
+	SHLQ         $0x02, R9
+	MOVQ         SI, R10
+	SHLQ         $0x07, R10
+	VMOVDQU32    ropeIdxLo<>+0(SB), Z0
+	VMOVDQU32    ropeIdxHi<>+0(SB), Z1
+	VBROADCASTSS sign+64(FP), Z2
+	VMULPS       ropeSignPattern<>+0(SB), Z2, Z2
+
+rope_row:
+	TESTQ DX, DX
+	JE    rope_done
+	MOVQ  AX, R13
+	MOVQ  DI, R14
+	MOVQ  R8, R15
+	MOVQ  SI, R11
+
+rope_block:
+	TESTQ   R11, R11
+	JE      rope_next
+	VMOVUPS (R14), Z3
+	VMOVUPS (R15), Z4
+	VPERMPS Z3, Z0, Z5
+	VPERMPS Z3, Z1, Z3
+	VPERMPS Z4, Z0, Z6
+	VPERMPS Z4, Z1, Z4
+	VMULPS  Z2, Z6, Z6
+	VMULPS  Z2, Z4, Z4
+	MOVQ    R13, BP
+	MOVQ    BX, R12
+
+rope_head:
+	VMOVUPS   (BP), Z7
+	VPERMILPS $0xb1, Z7, Z8
+	VMULPS    Z5, Z7, Z7
+	VMULPS    Z6, Z8, Z8
+	VADDPS    Z8, Z7, Z7
+	VMOVUPS   Z7, (BP)
+	VMOVUPS   64(BP), Z7
+	VPERMILPS $0xb1, Z7, Z8
+	VMULPS    Z3, Z7, Z7
+	VMULPS    Z4, Z8, Z8
+	VADDPS    Z8, Z7, Z7
+	VMOVUPS   Z7, 64(BP)
+	ADDQ      R10, BP
+	DECQ      R12
+	JNZ       rope_head
+	ADDQ      $0x80, R13
+	ADDQ      $0x40, R14
+	ADDQ      $0x40, R15
+	DECQ      R11
+	JMP       rope_block
+
+rope_next:
+	ADDQ CX, AX
+	ADDQ R9, DI
+	ADDQ R9, R8
+	DECQ DX
+	JMP  rope_row
+
+rope_done:
+	VZEROUPPER
+	RET
+
+DATA ropeIdxLo<>+0(SB)/4, $0x00000000
+DATA ropeIdxLo<>+4(SB)/4, $0x00000000
+DATA ropeIdxLo<>+8(SB)/4, $0x00000001
+DATA ropeIdxLo<>+12(SB)/4, $0x00000001
+DATA ropeIdxLo<>+16(SB)/4, $0x00000002
+DATA ropeIdxLo<>+20(SB)/4, $0x00000002
+DATA ropeIdxLo<>+24(SB)/4, $0x00000003
+DATA ropeIdxLo<>+28(SB)/4, $0x00000003
+DATA ropeIdxLo<>+32(SB)/4, $0x00000004
+DATA ropeIdxLo<>+36(SB)/4, $0x00000004
+DATA ropeIdxLo<>+40(SB)/4, $0x00000005
+DATA ropeIdxLo<>+44(SB)/4, $0x00000005
+DATA ropeIdxLo<>+48(SB)/4, $0x00000006
+DATA ropeIdxLo<>+52(SB)/4, $0x00000006
+DATA ropeIdxLo<>+56(SB)/4, $0x00000007
+DATA ropeIdxLo<>+60(SB)/4, $0x00000007
+GLOBL ropeIdxLo<>(SB), RODATA|NOPTR, $64
+
+DATA ropeIdxHi<>+0(SB)/4, $0x00000008
+DATA ropeIdxHi<>+4(SB)/4, $0x00000008
+DATA ropeIdxHi<>+8(SB)/4, $0x00000009
+DATA ropeIdxHi<>+12(SB)/4, $0x00000009
+DATA ropeIdxHi<>+16(SB)/4, $0x0000000a
+DATA ropeIdxHi<>+20(SB)/4, $0x0000000a
+DATA ropeIdxHi<>+24(SB)/4, $0x0000000b
+DATA ropeIdxHi<>+28(SB)/4, $0x0000000b
+DATA ropeIdxHi<>+32(SB)/4, $0x0000000c
+DATA ropeIdxHi<>+36(SB)/4, $0x0000000c
+DATA ropeIdxHi<>+40(SB)/4, $0x0000000d
+DATA ropeIdxHi<>+44(SB)/4, $0x0000000d
+DATA ropeIdxHi<>+48(SB)/4, $0x0000000e
+DATA ropeIdxHi<>+52(SB)/4, $0x0000000e
+DATA ropeIdxHi<>+56(SB)/4, $0x0000000f
+DATA ropeIdxHi<>+60(SB)/4, $0x0000000f
+GLOBL ropeIdxHi<>(SB), RODATA|NOPTR, $64
+
+DATA ropeSignPattern<>+0(SB)/4, $(-1.0)
+DATA ropeSignPattern<>+4(SB)/4, $(1.0)
+DATA ropeSignPattern<>+8(SB)/4, $(-1.0)
+DATA ropeSignPattern<>+12(SB)/4, $(1.0)
+DATA ropeSignPattern<>+16(SB)/4, $(-1.0)
+DATA ropeSignPattern<>+20(SB)/4, $(1.0)
+DATA ropeSignPattern<>+24(SB)/4, $(-1.0)
+DATA ropeSignPattern<>+28(SB)/4, $(1.0)
+DATA ropeSignPattern<>+32(SB)/4, $(-1.0)
+DATA ropeSignPattern<>+36(SB)/4, $(1.0)
+DATA ropeSignPattern<>+40(SB)/4, $(-1.0)
+DATA ropeSignPattern<>+44(SB)/4, $(1.0)
+DATA ropeSignPattern<>+48(SB)/4, $(-1.0)
+DATA ropeSignPattern<>+52(SB)/4, $(1.0)
+DATA ropeSignPattern<>+56(SB)/4, $(-1.0)
+DATA ropeSignPattern<>+60(SB)/4, $(1.0)
+GLOBL ropeSignPattern<>(SB), RODATA|NOPTR, $64
+
 // func peakFMA512(n int)
 // Requires: AVX, AVX512F
 TEXT ·peakFMA512(SB), NOSPLIT, $0-8

@@ -161,6 +161,12 @@ func roundBF16AVX2(x *float32, n int)
 //	x[i] = bf16.Round(x[i])
 func roundBF16AVX512(x *float32, n int)
 
+// ropeRowsAVX512 rotates the interleaved pairs of rows rows (stride ld) of heads heads of 32·blocks values each,
+// row r with the tables at cos[r·half:], sin[r·half:] (16·blocks ≤ half):
+//
+//	x[2i], x[2i+1] = x[2i]·c − x[2i+1]·s, x[2i]·s + x[2i+1]·c   (c = cos[i], s = sign·sin[i])
+func ropeRowsAVX512(x *float32, ld int, rows int, heads int, blocks int, cos *float32, sin *float32, half int, sign float32)
+
 // peakFMA512 runs n iterations of 24 independent 512-bit VFMADD231PS.
 func peakFMA512(n int)
 

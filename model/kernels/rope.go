@@ -56,6 +56,22 @@ var ropeJobs = newFreeList[job[ropeArgs]](8)
 func ropePart(a *ropeArgs, i, n int) {
 	lo, hi := splitRange(a.B*a.T, 1, i, n)
 	half := a.dh / 2
+	for bt := lo; bt < hi; {
+		// the rows of one sequence from bt: consecutive table rows
+		end := min(hi, (bt/a.T+1)*a.T)
+		pos := a.pos0 + bt%a.T
+		if ropeRowsAsm(a.x[bt*a.ld:], a.ld, end-bt, a.H, a.dh, a.cos[pos*half:], a.sin[pos*half:], a.sign) {
+			bt = end
+			continue
+		}
+		ropeRowsGo(a, bt, end)
+		bt = end
+	}
+}
+
+// ropeRowsGo is ropePart's loop over rows [lo, hi) of one sequence.
+func ropeRowsGo(a *ropeArgs, lo, hi int) {
+	half := a.dh / 2
 	for bt := lo; bt < hi; bt++ {
 		pos := a.pos0 + bt%a.T
 		c := a.cos[pos*half : (pos+1)*half]

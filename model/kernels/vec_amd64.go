@@ -133,3 +133,18 @@ func adamwRow(p, g, m, v []float32, k *[8]float32) (rest int) {
 	}
 	return n
 }
+
+// ropeRowsAsm rotates rows rows of x (stride ld, heads heads of dh values,
+// dh a multiple of 32) with the consecutive table rows at cos and sin, as
+// ropePart's loop does; it reports false when it cannot run.
+func ropeRowsAsm(x []float32, ld, rows, heads, dh int, cos, sin []float32, sign float32) bool {
+	if vecLevel != vecAVX512 || dh%32 != 0 || rows == 0 || heads == 0 {
+		return false
+	}
+	half := dh / 2
+	_ = x[(rows-1)*ld+heads*dh-1]
+	_ = cos[rows*half-1]
+	_ = sin[rows*half-1]
+	ropeRowsAVX512(&x[0], ld, rows, heads, dh/32, &cos[0], &sin[0], half, sign)
+	return true
+}

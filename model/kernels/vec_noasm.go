@@ -14,3 +14,7 @@ func swigluRow(out, a, b []float32)                       { swigluRowGo(out, a, 
 func swigluGradRow(da, db, d, a, b []float32)             { swigluGradRowGo(da, db, d, a, b) }
 
 func adamwRow(p, g, m, v []float32, k *[8]float32) (rest int) { return len(p) }
+
+func ropeRowsAsm(x []float32, ld, rows, heads, dh int, cos, sin []float32, sign float32) bool {
+	return false
+}

@@ -28,6 +28,7 @@ func main() {
 	adamwAVX2()
 	matvec4()
 	bf16Kernels()
+	ropeRows()
 	peakLoops()
 	Generate()
 }

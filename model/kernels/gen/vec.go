@@ -673,3 +673,100 @@ func adamwAVX2() {
 	VZEROUPPER()
 	RET()
 }
+
+// ropeRows emits RoPE over rows of heads: per block of 16 pairs, cos and
+// sin of the row's position widened to interleaved pairs (VPERMPS), then
+// per head x·cos + swap(x)·(∓sin, ±sin) — two products and one sum per
+// value, the operations of the Go loop, so the bits are the same.
+func ropeRows() {
+	TEXT("ropeRowsAVX512", NOSPLIT, "func(x *float32, ld int, rows int, heads int, blocks int, cos *float32, sin *float32, half int, sign float32)")
+	Doc("ropeRowsAVX512 rotates the interleaved pairs of rows rows (stride ld) of heads heads of 32·blocks values each,",
+		"row r with the tables at cos[r·half:], sin[r·half:] (16·blocks ≤ half):",
+		"",
+		"\tx[2i], x[2i+1] = x[2i]·c − x[2i+1]·s, x[2i]·s + x[2i+1]·c   (c = cos[i], s = sign·sin[i])")
+	x := Load(Param("x"), GP64())
+	ld := Load(Param("ld"), GP64())
+	SHLQ(U8(2), ld)
+	rows := Load(Param("rows"), GP64())
+	heads := Load(Param("heads"), GP64())
+	nblocks := Load(Param("blocks"), GP64())
+	cs := Load(Param("cos"), GP64())
+	sn := Load(Param("sin"), GP64())
+	half := Load(Param("half"), GP64())
+	SHLQ(U8(2), half)
+	hs := GP64() // bytes per head: 32·blocks floats
+	MOVQ(nblocks, hs)
+	SHLQ(U8(7), hs)
+
+	idx := func(name string, first int) VecVirtual {
+		m := GLOBL(name, RODATA|NOPTR)
+		for j := range 16 {
+			DATA(4*j, U32(uint32(first+j/2)))
+		}
+		z := ZMM()
+		VMOVDQU32(m, z)
+		return z
+	}
+	idxLo, idxHi := idx("ropeIdxLo", 0), idx("ropeIdxHi", 8)
+	pat := GLOBL("ropeSignPattern", RODATA|NOPTR)
+	for j := range 16 {
+		DATA(4*j, F32(float32(2*(j%2)-1)))
+	}
+	signv := ZMM()
+	VBROADCASTSS(mustResolve(Param("sign")).Addr, signv)
+	VMULPS(pat, signv, signv) // (−sign, +sign, …)
+
+	r, b, h := GP64(), GP64(), GP64()
+	row, cp, sp, p := GP64(), GP64(), GP64(), GP64()
+	MOVQ(rows, r)
+	Label("rope_row")
+	TESTQ(r, r)
+	JE(LabelRef("rope_done"))
+	MOVQ(x, row)
+	MOVQ(cs, cp)
+	MOVQ(sn, sp)
+	MOVQ(nblocks, b)
+	Label("rope_block")
+	TESTQ(b, b)
+	JE(LabelRef("rope_next"))
+	c16, s16 := ZMM(), ZMM()
+	VMOVUPS(Mem{Base: cp}, c16)
+	VMOVUPS(Mem{Base: sp}, s16)
+	cLo, cHi, sLo, sHi := ZMM(), ZMM(), ZMM(), ZMM()
+	VPERMPS(c16, idxLo, cLo)
+	VPERMPS(c16, idxHi, cHi)
+	VPERMPS(s16, idxLo, sLo)
+	VPERMPS(s16, idxHi, sHi)
+	VMULPS(signv, sLo, sLo)
+	VMULPS(signv, sHi, sHi)
+	MOVQ(row, p)
+	MOVQ(heads, h)
+	Label("rope_head")
+	for u, cv := range []VecVirtual{cLo, cHi} {
+		sv := []VecVirtual{sLo, sHi}[u]
+		v, w := ZMM(), ZMM()
+		VMOVUPS(Mem{Base: p, Disp: 64 * u}, v)
+		VPERMILPS(U8(0xb1), v, w)
+		VMULPS(cv, v, v)
+		VMULPS(sv, w, w)
+		VADDPS(w, v, v)
+		VMOVUPS(v, Mem{Base: p, Disp: 64 * u})
+	}
+	ADDQ(hs, p)
+	DECQ(h)
+	JNZ(LabelRef("rope_head"))
+	ADDQ(U8(128), row)
+	ADDQ(U8(64), cp)
+	ADDQ(U8(64), sp)
+	DECQ(b)
+	JMP(LabelRef("rope_block"))
+	Label("rope_next")
+	ADDQ(ld, x)
+	ADDQ(half, cs)
+	ADDQ(half, sn)
+	DECQ(r)
+	JMP(LabelRef("rope_row"))
+	Label("rope_done")
+	VZEROUPPER()
+	RET()
+}
