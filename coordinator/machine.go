@@ -199,6 +199,7 @@ type Event struct {
 	Worker     string
 	Seconds    float64
 	Detail     string
+	Redone     int // completed steps trained again ("recovered")
 }
 
 // Status is a snapshot of the job.
@@ -230,12 +231,13 @@ type change struct {
 	at      time.Time
 	planned bool
 	what    string
+	highest int // the most steps any state held when it began
 }
 
 // begin records a change, a failure taking precedence over a planned one.
 func (m *Machine) begin(at time.Time, planned bool, what string) {
 	if m.change.at.IsZero() || (m.change.planned && !planned) {
-		m.change = change{at: at, planned: planned, what: what}
+		m.change = change{at: at, planned: planned, what: what, highest: max(m.step, m.metricsStep+1)}
 	}
 }
 
@@ -327,6 +329,9 @@ func NewMachine(cfg MachineConfig) *Machine {
 func (m *Machine) Start(now time.Time) []Action {
 	if m.lastCkpt != nil && int(m.lastCkpt.Step) >= m.cfg.MaxSteps {
 		return m.finish(now, nil)
+	}
+	if m.lastCkpt != nil && m.cfg.Adopt == nil {
+		m.begin(now, true, fmt.Sprintf("a restart from the checkpoint of step %d", m.lastCkpt.Step))
 	}
 	if a := m.cfg.Adopt; a != nil && !a.Over() {
 		g := *a
@@ -798,6 +803,7 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 		}
 	case ReportStep:
 		idx := r.Step - 1
+
 		if idx > m.metricsStep && (member != nil || m.isRecentMember(r)) {
 			m.metricsStep = idx
 			line := runmetrics.Step{Step: idx, Loss: r.Loss, LR: r.LR, GradNorm: r.GradNorm, Tokens: r.Tokens, WorldSize: m.worldOf(r.Generation), Time: now}
@@ -836,9 +842,11 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 				}
 			}
 		}
-		if c := m.change; !c.at.IsZero() {
+		if c := m.change; !c.at.IsZero() && member != nil {
+			redone := max(0, c.highest-(r.Step-1))
 			acts = append(acts, m.event(now, Event{Kind: "recovered", Generation: m.gen.ID, World: len(m.gen.Members),
-				Seconds: now.Sub(c.at).Seconds(), Detail: "training again after " + c.what})...)
+				Seconds: now.Sub(c.at).Seconds(), Redone: redone,
+				Detail: fmt.Sprintf("training again after %s; %d completed steps redone", c.what, redone)})...)
 			m.change = change{}
 		}
 		if m.phase == PhaseRecovering || (m.phase == PhaseWaiting && m.gen != nil) {
