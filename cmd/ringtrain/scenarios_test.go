@@ -543,7 +543,10 @@ workers: {min: 1, max: 3}
 		waitFor(t, 60*time.Second, func() bool { st := h.status(); return st != nil && st.GetWorldSize() == 3 })
 		sendSignal(t, p, syscall.SIGTERM)
 		p.wait(t, 60*time.Second)
-		waitFor(t, 60*time.Second, func() bool { st := h.status(); return st != nil && st.GetWorldSize() == 2 && st.GetPhase() == "running" })
+		waitFor(t, 60*time.Second, func() bool {
+			st := h.status()
+			return st != nil && st.GetWorldSize() == 2 && st.GetPhase() == "running"
+		})
 	}
 	for _, e := range h.history().Events {
 		if e.Event == "generation" {
