@@ -68,7 +68,7 @@ type Coordinator struct {
 	k   cluster.Keys
 	run RunInfo
 
-	calls   chan func(now time.Time, m *Machine) []Action // into the leader's loop
+	calls   chan call // into the leader's loop
 	stop    chan struct{}                                 // graceful stop requested
 	stopped sync.Once
 	hub     hub
@@ -115,7 +115,7 @@ func New(cfg Config) (*Coordinator, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "coordinator", "job", j.Name),
 		k:     cluster.Keys{Prefix: cfg.Prefix},
-		calls: make(chan func(time.Time, *Machine) []Action),
+		calls: make(chan call),
 		stop:  make(chan struct{}),
 	}
 	c.hub.init(Status{Job: j.Name, Phase: PhaseWaiting, MaxSteps: j.Train.MaxSteps, LastCheckpoint: -1,
@@ -142,19 +142,23 @@ func (c *Coordinator) isLeader() bool {
 	return c.leader
 }
 
-// do runs f on the leader's machine and waits for it; errNotLeader when
-// this coordinator does not lead.
+// call is f to run on the leader's machine; done is closed once its
+// actions are carried out (a report is acknowledged only once its history
+// line is written).
+type call struct {
+	f    func(now time.Time, m *Machine) []Action
+	done chan struct{}
+}
+
+// do runs f on the leader's machine, carries out its actions and returns;
+// errNotLeader when this coordinator does not lead.
 func (c *Coordinator) do(ctx context.Context, f func(now time.Time, m *Machine) []Action) error {
 	if !c.isLeader() {
 		return errNotLeader
 	}
 	done := make(chan struct{})
-	call := func(now time.Time, m *Machine) []Action {
-		defer close(done)
-		return f(now, m)
-	}
 	select {
-	case c.calls <- call:
+	case c.calls <- call{f, done}:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.hub.closed():
@@ -468,8 +472,9 @@ func (c *Coordinator) lead(ctx context.Context, sess *concurrency.Session, leade
 			var ms []cluster.Member
 			ms, _, membersChanged = members.Get()
 			apply(m.SetMembers(time.Now(), ms))
-		case call := <-c.calls:
-			apply(call(time.Now(), m))
+		case cl := <-c.calls:
+			apply(cl.f(time.Now(), m))
+			close(cl.done)
 		case r := <-committed:
 			apply(m.Committed(time.Now(), r.step, r.lineage, r.err))
 		case p := <-probes:

@@ -69,6 +69,7 @@ type Report struct {
 	LR          float64
 	GradNorm    float64
 	Tokens      int64 // tokens of the step, all ranks together
+	World       int   // world size of the generation that ran the step
 	StepTime    time.Duration
 	Compute     time.Duration // forward + backward
 	ReduceWait  time.Duration
@@ -771,9 +772,18 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 	}
 	v := m.views[r.Name]
 	if v == nil || v.Incarnation != r.Incarnation {
-		// Not a registered incarnation: a process from before a restart,
-		// a forged report, or a report that overtook the registration.
+		// Not a registered incarnation: a process from before a restart
+		// (or this one before it lost its registration), a report that
+		// overtook the registration, or a forged one. Its steps were
+		// trained all the same (the service checked where it comes from):
+		// they go into the history; nothing else counts.
 		ack.Refused = fmt.Sprintf("worker %s incarnation %d is not registered", r.Name, r.Incarnation)
+		if r.Kind == ReportStep && v != nil && !m.finished && r.Step <= m.step+1 { // from the past, not ahead of the live members
+
+			ack.Refused = ""
+			ack.Stale = true
+			return ack, m.record(now, r)
+		}
 		return ack, nil
 	}
 	if m.finished {
@@ -802,20 +812,7 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 			acts = append(acts, m.event(now, Event{Kind: "healed", Worker: r.Name, Generation: m.gen.ID, Step: r.Step, Seconds: r.HealSeconds, Detail: detail})...)
 		}
 	case ReportStep:
-		idx := r.Step - 1
-
-		if idx > m.metricsStep && (member != nil || m.isRecentMember(r)) {
-			m.metricsStep = idx
-			line := runmetrics.Step{Step: idx, Loss: r.Loss, LR: r.LR, GradNorm: r.GradNorm, Tokens: r.Tokens, WorldSize: m.worldOf(r.Generation), Time: now}
-			if r.StepTime > 0 {
-				line.TokensPerS = float64(r.Tokens) / r.StepTime.Seconds()
-			}
-			if r.HasVal {
-				val := r.ValLoss
-				line.ValLoss = &val
-			}
-			acts = append(acts, Record{Line: Line{Step: &line}})
-		}
+		acts = append(acts, m.record(now, r)...)
 		if member == nil {
 			ack.Stale = true
 			return ack, acts
@@ -908,13 +905,29 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 	return ack, append(acts, m.decide(now)...)
 }
 
-// isRecentMember: a step report of the generation before the current one
-// (it overtook the change) still counts for the history.
-func (m *Machine) isRecentMember(r Report) bool {
-	return m.gen != nil && r.Generation < m.gen.ID && r.Generation >= m.gen.ID-2
+// record writes the history line of a step report the first time the step
+// is reported (all ranks report it; the first report wins), whichever
+// generation trained it: a report that waited while no coordinator led,
+// or that comes from a member since dropped, is history all the same.
+func (m *Machine) record(now time.Time, r Report) []Action {
+	idx := r.Step - 1
+	if idx <= m.metricsStep {
+		return nil
+	}
+	m.metricsStep = idx
+	line := runmetrics.Step{Step: idx, Loss: r.Loss, LR: r.LR, GradNorm: r.GradNorm, Tokens: r.Tokens, WorldSize: r.World, Time: now}
+	if line.WorldSize == 0 {
+		line.WorldSize = m.worlds[r.Generation]
+	}
+	if r.StepTime > 0 {
+		line.TokensPerS = float64(r.Tokens) / r.StepTime.Seconds()
+	}
+	if r.HasVal {
+		val := r.ValLoss
+		line.ValLoss = &val
+	}
+	return []Action{Record{Line: Line{Step: &line}}}
 }
-
-func (m *Machine) worldOf(gen int64) int { return m.worlds[gen] }
 
 // Probed records the answer to a Probe.
 func (m *Machine) Probed(now time.Time, name string, incarnation uint64, alive bool) []Action {

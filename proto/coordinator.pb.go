@@ -651,6 +651,7 @@ type WorkerReport struct {
 	AllreduceWaitS   float64                `protobuf:"fixed64,21,opt,name=allreduce_wait_s,json=allreduceWaitS,proto3" json:"allreduce_wait_s,omitempty"`
 	OptimizerS       float64                `protobuf:"fixed64,22,opt,name=optimizer_s,json=optimizerS,proto3" json:"optimizer_s,omitempty"`
 	HealBytes        uint64                 `protobuf:"varint,23,opt,name=heal_bytes,json=healBytes,proto3" json:"heal_bytes,omitempty"` // READY: bytes received
+	WorldSize        int32                  `protobuf:"varint,24,opt,name=world_size,json=worldSize,proto3" json:"world_size,omitempty"` // of the generation
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -842,6 +843,13 @@ func (x *WorkerReport) GetOptimizerS() float64 {
 func (x *WorkerReport) GetHealBytes() uint64 {
 	if x != nil {
 		return x.HealBytes
+	}
+	return 0
+}
+
+func (x *WorkerReport) GetWorldSize() int32 {
+	if x != nil {
+		return x.WorldSize
 	}
 	return 0
 }
@@ -1276,7 +1284,7 @@ const file_coordinator_proto_rawDesc = "" +
 	"\x03run\x18\x14 \x01(\tR\x03run\x12 \n" +
 	"\fhas_val_loss\x18\x15 \x01(\bR\n" +
 	"hasValLoss\x12 \n" +
-	"\vcoordinator\x18\x16 \x01(\tR\vcoordinator\"\xea\x06\n" +
+	"\vcoordinator\x18\x16 \x01(\tR\vcoordinator\"\x89\a\n" +
 	"\fWorkerReport\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -1307,7 +1315,9 @@ const file_coordinator_proto_rawDesc = "" +
 	"\voptimizer_s\x18\x16 \x01(\x01R\n" +
 	"optimizerS\x12\x1d\n" +
 	"\n" +
-	"heal_bytes\x18\x17 \x01(\x04R\thealBytes\"\xb2\x01\n" +
+	"heal_bytes\x18\x17 \x01(\x04R\thealBytes\x12\x1d\n" +
+	"\n" +
+	"world_size\x18\x18 \x01(\x05R\tworldSize\"\xb2\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_STEP\x10\x01\x12\x0f\n" +

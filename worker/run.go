@@ -75,7 +75,7 @@ func (r *run) version() cluster.Version {
 func (r *run) report(kind pb.WorkerReport_Kind, fill func(*pb.WorkerReport)) {
 	v := r.version()
 	rep := &pb.WorkerReport{Name: r.w.cfg.Name, Incarnation: r.w.incarnation(), Generation: r.g.ID, Rank: int32(r.rank),
-		Kind: kind, Step: v.Step, Lineage: v.Generation}
+		Kind: kind, Step: v.Step, Lineage: v.Generation, WorldSize: int32(len(r.g.Members))}
 	if fill != nil {
 		fill(rep)
 	}
