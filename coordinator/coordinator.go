@@ -68,8 +68,8 @@ type Coordinator struct {
 	k   cluster.Keys
 	run RunInfo
 
-	calls   chan call // into the leader's loop
-	stop    chan struct{}                                 // graceful stop requested
+	calls   chan call     // into the leader's loop
+	stop    chan struct{} // graceful stop requested
 	stopped sync.Once
 	hub     hub
 	history *History
