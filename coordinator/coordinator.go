@@ -408,8 +408,7 @@ func (c *Coordinator) lead(ctx context.Context, sess *concurrency.Session, leade
 	defer tick.Stop()
 	var result error
 	finished, lost := false, false
-	var apply func(acts []Action)
-	apply = func(acts []Action) {
+	apply := func(acts []Action) {
 		for _, a := range acts {
 			switch a := a.(type) {
 			case Publish:

@@ -188,8 +188,7 @@ func (w *Worker) Run(ctx context.Context, leave <-chan struct{}) error {
 	_, _, genChanged := gens.Get()
 	_, _, regChanged := w.reg.Current.Get()
 	_, _, jobChanged := jobs.Get()
-	var apply func([]Action) error
-	apply = func(acts []Action) error {
+	apply := func(acts []Action) error {
 		for _, a := range acts {
 			switch a := a.(type) {
 			case StartRun:

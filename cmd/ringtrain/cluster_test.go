@@ -208,14 +208,6 @@ func startWorkers(t *testing.T, etcdURL, prefix string, w int) []*proc {
 	return workers
 }
 
-// startCluster runs a job with a coordinator process and w worker
-// processes and returns the coordinator's address and the processes.
-func startCluster(t *testing.T, etcdURL, prefix, jobPath, runDir string, w int) (string, *proc, []*proc) {
-	t.Helper()
-	addr, coord := startCoordinator(t, "coordinator", etcdURL, prefix, jobPath, runDir)
-	return addr, coord, startWorkers(t, etcdURL, prefix, w)
-}
-
 func readMetrics(t *testing.T, runDir string) []map[string]any {
 	t.Helper()
 	f, err := os.Open(filepath.Join(runDir, "metrics.jsonl"))
@@ -389,19 +381,6 @@ func checkStatusJSON(t *testing.T, addr string, steps int) map[string]any {
 		}
 	}
 	return st
-}
-
-// waitCommitted polls for the commit marker of the checkpoint at step.
-func waitCommitted(t *testing.T, runDir string, step int, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(filepath.Join(checkpoint.Dir(runDir, int64(step)), "COMMIT")); err == nil {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("no committed checkpoint at step %d within %s", step, d)
 }
 
 func TestEtcdCommand(t *testing.T) {
