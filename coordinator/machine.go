@@ -212,6 +212,8 @@ type Status struct {
 	Loss           float64
 	ValLoss        float64
 	HasVal         bool
+	ValStep        int  // steps completed when ValLoss was measured
+	Reported       bool // LR and GradNorm are of a reported step (not known after a restart until one is)
 	LR             float64
 	GradNorm       float64
 	TokensPerS     float64
@@ -282,6 +284,8 @@ type Machine struct {
 	loss        float64
 	valLoss     float64
 	hasVal      bool
+	valStep     int
+	reported    bool // a step was reported to this machine: lr and gradNorm are known
 	lr          float64
 	gradNorm    float64
 	tokens      int64
@@ -824,9 +828,9 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 			member.TokensPerS = float64(r.Tokens) / float64(len(m.gen.Members)) / r.StepTime.Seconds()
 		}
 		if r.Step >= m.step {
-			m.step, m.loss, m.lr, m.gradNorm = r.Step, r.Loss, r.LR, r.GradNorm
+			m.step, m.loss, m.lr, m.gradNorm, m.reported = r.Step, r.Loss, r.LR, r.GradNorm, true
 			if r.HasVal {
-				m.valLoss, m.hasVal = r.ValLoss, true
+				m.valLoss, m.hasVal, m.valStep = r.ValLoss, true, r.Step
 			}
 			if r.Rank == 0 {
 				m.tokens += r.Tokens
@@ -1088,7 +1092,7 @@ func (m *Machine) end(mode cluster.Mode, failed string) []Action {
 func (m *Machine) Status(now time.Time) Status {
 	s := Status{
 		Job: m.cfg.Job, Phase: m.phase, Step: m.step, MaxSteps: m.cfg.MaxSteps,
-		Loss: m.loss, ValLoss: m.valLoss, HasVal: m.hasVal, LR: m.lr, GradNorm: m.gradNorm,
+		Loss: m.loss, ValLoss: m.valLoss, HasVal: m.hasVal, ValStep: m.valStep, Reported: m.reported, LR: m.lr, GradNorm: m.gradNorm,
 		TokensPerS: m.tokPerS, Tokens: m.tokens, LastCheckpoint: -1, Err: m.err,
 		Events: slices.Clone(m.events),
 	}

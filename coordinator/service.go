@@ -307,9 +307,11 @@ func (s *service) PutCheckpoint(stream grpc.ClientStreamingServer[pb.CheckpointC
 	if !want {
 		return fmt.Errorf("%w: step %d (newest committed: %d)", errNotWanted, step, s.c.Status().LastCheckpoint)
 	}
+	s.c.counters.uploadBegan(step, time.Now())
 	dir := checkpoint.Dir(s.c.cfg.RunDir, int64(step))
 	names, err := s.receive(stream, first, dir)
 	if err != nil {
+		s.c.counters.checkpointEnded(step, false, time.Now())
 		_ = s.c.do(context.Background(), func(now time.Time, m *Machine) []Action { return m.Uploading(now, step, false, err) })
 		return err
 	}
@@ -358,7 +360,7 @@ func (s *service) GetCheckpoint(req *pb.GetCheckpointRequest, stream grpc.Server
 func (c *Coordinator) statusProto(s Status) *pb.JobStatusResponse {
 	r := &pb.JobStatusResponse{
 		Job: s.Job, Phase: string(s.Phase), Step: int64(s.Step), MaxSteps: int64(s.MaxSteps),
-		Loss: s.Loss, ValLoss: s.ValLoss, HasValLoss: s.HasVal, Lr: s.LR, GradNorm: s.GradNorm, TokensPerS: s.TokensPerS,
+		Loss: s.Loss, ValLoss: s.ValLoss, HasValLoss: s.HasVal, ValStep: int64(s.ValStep), Lr: s.LR, GradNorm: s.GradNorm, TokensPerS: s.TokensPerS,
 		Tokens: s.Tokens, Generation: s.Generation, WorldSize: int32(s.World), EtaS: s.ETA.Seconds(),
 		LastCheckpointStep: int64(s.LastCheckpoint), RunDir: c.cfg.RunDir, Error: s.Err,
 		TimeUnixMs: time.Now().UnixMilli(), Run: c.run.ID, Coordinator: c.cfg.Advertise,

@@ -90,6 +90,7 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	g, tr := r.g, r.tr
 	world := len(g.Members)
 	r.log.Info("joining generation", "mode", g.Mode, "state", r.version())
+	r.w.cfg.Metrics.joined(g.ID, r.rank, world)
 	r.phase.set("join")
 	if err := tr.SetWorld(r.rank, world); err != nil {
 		return OutcomeFatal, err
@@ -190,6 +191,12 @@ func (r *run) start(ctx context.Context) (healInfo, error) {
 		info.source, info.bytes, info.loaded = plan.Source, n, plan.LoadCheckpoint
 	}
 	info.seconds = time.Since(t0).Seconds()
+	switch {
+	case info.loaded && info.source == r.rank:
+		r.w.cfg.Metrics.transfer("checkpoint", info.seconds, info.bytes)
+	case info.source >= 0:
+		r.w.cfg.Metrics.transfer("peer", info.seconds, info.bytes)
+	}
 	// Everyone holds the state now: check it, and release the source.
 	r.phase.set("check")
 	check := make([]float64, world)
@@ -258,6 +265,7 @@ func (r *run) fetchState(ctx context.Context, src int) (uint64, error) {
 func (r *run) train(ctx context.Context) (Outcome, error) {
 	tr, j := r.tr, r.w.job()
 	maxSteps := int64(j.Train.MaxSteps)
+	meter := &meteredRing{Ring: r.ring}
 	for tr.Completed() < maxSteps {
 		if fp := r.w.cfg.StallBeforeStep; fp > 0 && tr.Completed() == int64(fp) {
 			r.log.Warn("failpoint: stalling before step", "step", fp)
@@ -266,7 +274,7 @@ func (r *run) train(ctx context.Context) (Outcome, error) {
 			return OutcomeAborted, nil
 		}
 		r.phase.set("step")
-		res, err := tr.TrainStep(ctx, r.ring, r.stopRequested())
+		res, err := tr.TrainStep(ctx, meter, r.stopRequested())
 		if err != nil {
 			if res.Completed > 0 { // a NaN: the step was taken, the loss is garbage
 				return OutcomeFatal, fmt.Errorf("step %d: %w", res.Completed-1, err)
@@ -274,6 +282,8 @@ func (r *run) train(ctx context.Context) (Outcome, error) {
 			return r.failedOr(ctx, fmt.Errorf("step %d: %w", tr.Completed(), err))
 		}
 		tr.SetLineage(r.g.ID)
+		elems, span := meter.take()
+		r.w.cfg.Metrics.step(res, elems, span, len(r.g.Members))
 		completed := int(res.Completed)
 		rep := &pb.WorkerReport{Loss: res.Loss, Lr: res.LR, GradNorm: res.GradNorm, Tokens: res.Tokens,
 			StepTimeS: res.Duration.Seconds(), ComputeS: (res.Forward + res.Backward).Seconds(),
@@ -328,9 +338,10 @@ func (r *run) checkpointIfDue(ctx context.Context, drain bool) error {
 	r.phase.set("checkpoint")
 	for attempt := 1; ; attempt++ {
 		t0 := time.Now()
-		err := r.w.uploadCheckpoint(ctx, r.g.ID, tr)
+		n, err := r.w.uploadCheckpoint(ctx, r.g.ID, tr)
 		if err == nil {
-			r.log.Info("checkpoint uploaded", "step", completed, "seconds", time.Since(t0).Seconds())
+			r.w.cfg.Metrics.checkpoint(time.Since(t0), n)
+			r.log.Info("checkpoint uploaded", "step", completed, "seconds", time.Since(t0).Seconds(), "bytes", n)
 			return nil
 		}
 		if errors.Is(err, errNotWanted) {

@@ -74,6 +74,8 @@ type Config struct {
 	CoordinatorDial, PeerDial []grpc.DialOption
 	// ExitWhenDone makes Run return once a job it took part in is over.
 	ExitWhenDone bool
+	// Metrics, if set, records the worker's Prometheus metrics.
+	Metrics *Metrics
 	// StallBeforeStep, for tests, makes the worker hang (as if stuck in
 	// compute) before this step (0: never).
 	StallBeforeStep int
