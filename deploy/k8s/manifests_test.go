@@ -482,10 +482,10 @@ func TestCommandLines(t *testing.T) {
 }
 
 // pending are flags the manifests use that ringtrain is getting (issue 11:
-// TLS on coordinator and worker; issue 14: worker metrics and /healthz).
+// TLS on coordinator and worker).
 var pending = map[string]bool{
 	"coordinator --tls-ca": true, "coordinator --tls-cert": true, "coordinator --tls-key": true,
-	"worker --tls-ca": true, "worker --tls-cert": true, "worker --tls-key": true, "worker --metrics-listen": true,
+	"worker --tls-ca": true, "worker --tls-cert": true, "worker --tls-key": true,
 }
 
 // checkFile checks that the file or directory of a flag lies in a volume
