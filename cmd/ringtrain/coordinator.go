@@ -29,9 +29,9 @@ import (
 
 var coordFlags struct {
 	etcd, listen, advertise, jobFile, runDir, metrics, prefix, http string
-	settle, ttl, window                                       time.Duration
-	tls                                                       tlsconf.Files
-	sets                                                      []string
+	settle, ttl, window                                             time.Duration
+	tls                                                             tlsconf.Files
+	sets                                                            []string
 }
 
 var coordinatorCmd = &cobra.Command{

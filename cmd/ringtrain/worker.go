@@ -26,11 +26,11 @@ import (
 
 var workerFlags struct {
 	etcd, listen, advertise, name, prefix, metrics string
-	ttl                                   time.Duration
-	exitWhenDone                          bool
-	bucketMiB                             float64
-	tls                                   tlsconf.Files
-	threads                               int
+	ttl                                            time.Duration
+	exitWhenDone                                   bool
+	bucketMiB                                      float64
+	tls                                            tlsconf.Files
+	threads                                        int
 }
 
 // defaultBucketMiB is PyTorch DDP's bucket_cap_mb.
