@@ -135,7 +135,7 @@ func chartTitle(job string, h *history) string {
 	t := fmt.Sprintf("%s: %d steps, loss %.4f", job, last.Step+1, last.Loss)
 	for i := len(steps) - 1; i >= 0; i-- {
 		if v := steps[i].ValLoss; v != nil {
-			t += fmt.Sprintf(", val %.4f at step %d", *v, steps[i].Step+1)
+			t += fmt.Sprintf(", val %.4f after %d steps", *v, steps[i].Step+1)
 			break
 		}
 	}

@@ -117,7 +117,7 @@ func TestServer(t *testing.T) {
 	if code != 200 || hdr.Get("Content-Type") != "image/svg+xml" {
 		t.Fatalf("chart: %d %s %s", code, hdr.Get("Content-Type"), body)
 	}
-	for _, want := range []string{"<svg", "tiny: 3 steps, loss 3.7500, val 4.2500 at step 2", ">learning rate<", ">tokens/s<"} {
+	for _, want := range []string{"<svg", "tiny: 3 steps, loss 3.7500, val 4.2500 after 2 steps", ">learning rate<", ">tokens/s<"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("chart has no %q", want)
 		}

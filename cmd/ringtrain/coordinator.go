@@ -138,9 +138,10 @@ func serveCoordinator(ctx context.Context, graceful <-chan struct{}, c *coordina
 			return fmt.Errorf("--http %s: %w", o.http, err)
 		}
 		defer stop()
-		slog.Info("dashboard", "url", url)
 		if o.served != nil {
 			o.served(url)
+		} else {
+			slog.Info("dashboard", "url", url)
 		}
 	}
 	go func() {

@@ -50,8 +50,10 @@ type found struct {
 	result *cluster.Result
 }
 
-// errNoCoordinator: etcd names no coordinator and holds no result.
-var errNoCoordinator = errors.New("no coordinator")
+// noCoordinator: etcd names no coordinator and holds no result.
+type noCoordinator struct{ why string }
+
+func (e noCoordinator) Error() string { return e.why }
 
 // lookup asks etcd where the job is.
 func (t *jobTarget) lookup(ctx context.Context, cli *clientv3.Client) (found, error) {
@@ -75,10 +77,10 @@ func (t *jobTarget) lookup(ctx context.Context, cli *clientv3.Client) (found, er
 		return found{}, fmt.Errorf("--etcd %s: %w", t.etcd, err)
 	}
 	if job == nil || job.Job == nil {
-		return found{}, fmt.Errorf("%w: nothing under %s in etcd %s (no job was started there; another --prefix?)", errNoCoordinator, t.prefix, t.etcd)
+		return found{}, noCoordinator{fmt.Sprintf("nothing under %s in etcd %s (no job was started there; another --prefix?)", t.prefix, t.etcd)}
 	}
-	return found{}, fmt.Errorf("%w leads job %q (run %s) under %s: it stopped without finishing, or a standby has not taken over yet; start a coordinator on its run dir to resume",
-		errNoCoordinator, job.Job.Name, job.Run, t.prefix)
+	return found{}, noCoordinator{fmt.Sprintf("no coordinator leads job %q (run %s) under %s: it stopped without finishing, or a standby has not taken over yet; start a coordinator on its run dir to resume",
+		job.Job.Name, job.Run, t.prefix)}
 }
 
 // resultStatus is a job's final state in the status's form (no workers).
@@ -104,7 +106,7 @@ func finalLine(st *pb.JobStatusResponse) string {
 		what = fmt.Sprintf("job %s stopped at step %d of %d, loss %.4f", st.GetJob(), st.GetStep(), st.GetMaxSteps(), st.GetLoss())
 	}
 	if st.GetHasValLoss() {
-		what += fmt.Sprintf(", val loss %.4f at step %d", st.GetValLoss(), st.GetValStep())
+		what += fmt.Sprintf(", val loss %.4f after %d steps", st.GetValLoss(), st.GetValStep())
 	}
 	return fmt.Sprintf("%s (final state recorded by the coordinator at %s, %s)", what, st.GetCoordinator(),
 		time.UnixMilli(st.GetTimeUnixMs()).Local().Format(time.DateTime))

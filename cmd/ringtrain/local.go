@@ -183,11 +183,7 @@ func runLocal(ctx context.Context, graceful <-chan struct{}, j *job.Job, runDir 
 func localProgress(ctx context.Context, c *coordinator.Coordinator, logEvery int) {
 	p := newJobProgress(os.Stderr, logEvery)
 	defer p.done()
-	every := 250 * time.Millisecond
-	if !p.live.tty {
-		every = time.Second
-	}
-	t := time.NewTicker(every)
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {

@@ -98,7 +98,7 @@ func (p *jobProgress) update(st *pb.JobStatusResponse, now time.Time) {
 	p.events = seen
 	if st.GetHasValLoss() && st.GetValStep() != p.valStep {
 		p.valStep = st.GetValStep()
-		p.live.println(fmt.Sprintf("eval    step %d  val loss %.4f", st.GetValStep(), st.GetValLoss()))
+		p.live.println(fmt.Sprintf("eval    after %d steps  val loss %.4f", st.GetValStep(), st.GetValLoss()))
 	}
 	p.latest = progressLine(st)
 	if p.due(st, now) {

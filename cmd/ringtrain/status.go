@@ -129,7 +129,7 @@ func printStatus(w io.Writer, st *pb.JobStatusResponse) error {
 		fmt.Fprintf(tw, "loss\t%.4f\n", st.GetLoss())
 	}
 	if st.GetHasValLoss() {
-		fmt.Fprintf(tw, "val loss\t%.4f (step %d)\n", st.GetValLoss(), st.GetValStep())
+		fmt.Fprintf(tw, "val loss\t%.4f (after %d steps)\n", st.GetValLoss(), st.GetValStep())
 	}
 	if st.GetTokensPerS() > 0 {
 		fmt.Fprintf(tw, "tokens/s\t%.0f\n", st.GetTokensPerS())

@@ -64,7 +64,7 @@ func TestStatusFinal(t *testing.T) {
 	val := 2.25
 	st := resultStatus(&cluster.Result{Run: "r1", Job: "tiny", Phase: "done", Step: 40, MaxSteps: 40, Loss: 2.125, ValLoss: &val, ValStep: 40,
 		LastCheckpoint: 40, RunDir: "/runs/tiny", Coordinator: "c:7070", Time: time.Unix(100, 0)})
-	if got := finalLine(st); !strings.HasPrefix(got, "job tiny done at step 40, loss 2.1250, val loss 2.2500 at step 40 (final state recorded by the coordinator at c:7070") {
+	if got := finalLine(st); !strings.HasPrefix(got, "job tiny done at step 40, loss 2.1250, val loss 2.2500 after 40 steps (final state recorded by the coordinator at c:7070") {
 		t.Errorf("final line %q", got)
 	}
 	b, err := dashboard.StatusJSON(st)
@@ -134,7 +134,7 @@ func TestProgressPlain(t *testing.T) {
 	if want := "0/30 1/30 10/30 20/30 25/30"; strings.Join(summaries, " ") != want {
 		t.Errorf("summaries at %v, want %s:\n%s", summaries, want, got)
 	}
-	for _, want := range []string{"joined            step 0  w0: registered", "healed            step 20  w1  in 1.5s: state of step 20 from rank 0", "eval    step 20  val loss 2.5000"} {
+	for _, want := range []string{"joined            step 0  w0: registered", "healed            step 20  w1  in 1.5s: state of step 20 from rank 0", "eval    after 20 steps  val loss 2.5000"} {
 		if n := strings.Count(got, want); n != 1 {
 			t.Errorf("%q printed %d times, want once:\n%s", want, n, got)
 		}

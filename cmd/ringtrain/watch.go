@@ -81,14 +81,14 @@ func watchJob(ctx context.Context, t *jobTarget, interval time.Duration, p *jobP
 			switch {
 			case ctx.Err() != nil:
 				return nil
-			case errors.Is(err, errNoCoordinator):
+			case errors.As(err, new(noCoordinator)):
 				// Not started yet, or between a coordinator and its standby.
 				if why := err.Error(); why != lastWhy {
 					p.live.println("waiting: " + why)
 					lastWhy = why
 				}
 				select {
-				case <-time.After(time.Second):
+				case <-time.After(250 * time.Millisecond):
 				case <-ctx.Done():
 					return nil
 				}

@@ -33,7 +33,7 @@ function render(st) {
   $("bar").style.width = (st.max_steps > 0 ? (100 * st.step) / st.max_steps : 0) + "%";
   $("step").textContent = `${st.step} / ${st.max_steps}`;
   $("loss").textContent = st.step > 0 ? fmtLoss(st.loss) : "–";
-  $("val").textContent = st.val_loss !== undefined ? `${fmtLoss(st.val_loss)} @ ${st.val_step}` : "–";
+  $("val").textContent = st.val_loss !== undefined ? `${fmtLoss(st.val_loss)} after ${st.val_step}` : "–";
   $("lr").textContent = st.lr > 0 ? st.lr.toExponential(2) : "–";
   $("tps").textContent = st.tokens_per_s > 0 ? fmtInt(st.tokens_per_s) : "–";
   $("eta").textContent = st.eta_s > 0 ? fmtDur(st.eta_s) : "–";
@@ -54,7 +54,7 @@ function renderWorkers(st) {
     const tr = el("tr");
     tr.dataset.name = w.name;
     tr.append(el("td", "name", w.name), el("td", "rank", w.rank >= 0 ? String(w.rank) : "-"));
-    const state = el("td", "state");
+    const state = el("td", "state-cell");
     state.append(el("span", "state " + w.state, w.state));
     tr.append(state, el("td", "step", String(w.step)), el("td", "steptime", w.step_time_s > 0 ? fmtDur(w.step_time_s) : "–"));
     const split = el("td", "split-cell");
