@@ -411,7 +411,7 @@ func TestStatusAfterJob(t *testing.T) {
 	}
 
 	out, err := exec.Command(bin, "status", "--etcd", etcdURL, "--prefix", prefix).CombinedOutput()
-	if err != nil || !regexp.MustCompile(`^job tiny done at step 150, loss \d\.\d{4}, val loss \d\.\d{4} after 150 steps \(final state recorded by the coordinator at ` + regexp.QuoteMeta(addr)).Match(out) {
+	if err != nil || !regexp.MustCompile(`^job tiny done at step 150, loss \d\.\d{4}, val loss \d\.\d{4} after 150 steps \(final state recorded by the coordinator at `+regexp.QuoteMeta(addr)).Match(out) {
 		t.Errorf("status --etcd after the job: %v\n%s", err, out)
 	}
 	out, err = exec.Command(bin, "status", "--etcd", etcdURL, "--prefix", prefix, "--json").Output()
