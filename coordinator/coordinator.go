@@ -342,7 +342,7 @@ func (c *Coordinator) term(ctx context.Context, manifest cluster.Manifest) (done
 	if ckpt != nil {
 		c.log.Info("newest checkpoint", "step", ckpt.Step)
 	}
-	lastStep, lastLoss, err := lastMetrics(c.cfg.RunDir)
+	written, lastLoss, err := writtenSteps(c.cfg.RunDir)
 	if err != nil {
 		c.log.Warn("reading the run's metrics", "err", err)
 	}
@@ -351,7 +351,7 @@ func (c *Coordinator) term(ctx context.Context, manifest cluster.Manifest) (done
 		Job: j.Name, MinWorkers: j.Workers.Min, MaxWorkers: j.Workers.Max, MaxSteps: j.Train.MaxSteps,
 		CheckpointEvery: j.Checkpoint.Every, Settle: c.cfg.Settle, ReportWindow: c.cfg.ReportWindow,
 		StallTimeout: j.Workers.StallTimeout.D(), DataDigest: manifest.Digest, LastCheckpoint: ckpt,
-		LastMetricsStep: lastStep, LastLoss: lastLoss, FirstGeneration: lastID + 1, Adopt: adopt,
+		Written: written, LastLoss: lastLoss, FirstGeneration: lastID + 1, Adopt: adopt,
 	})
 	return c.lead(ctx, sess, leader, m)
 }

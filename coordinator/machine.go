@@ -110,10 +110,10 @@ type MachineConfig struct {
 	DataDigest string
 	// LastCheckpoint is the newest committed checkpoint at start, or nil.
 	LastCheckpoint *cluster.Version
-	// LastMetricsStep is the newest step already in metrics.jsonl (−1:
-	// none) and LastLoss its loss.
-	LastMetricsStep int
-	LastLoss        float64
+	// Written are the steps already in metrics.jsonl, and LastLoss the
+	// loss of the newest.
+	Written  []int
+	LastLoss float64
 	// FirstGeneration is the ID the first generation gets (one more than
 	// any generation published before).
 	FirstGeneration int64
@@ -234,13 +234,14 @@ type change struct {
 	at      time.Time
 	planned bool
 	what    string
-	highest int // the most steps any state held when it began
+	highest int   // the most steps any state held when it began
+	gen     int64 // the generation it formed (0: none yet)
 }
 
 // begin records a change, a failure taking precedence over a planned one.
 func (m *Machine) begin(at time.Time, planned bool, what string) {
 	if m.change.at.IsZero() || (m.change.planned && !planned) {
-		m.change = change{at: at, planned: planned, what: what, highest: max(m.step, m.metricsStep+1)}
+		m.change = change{at: at, planned: planned, what: what, highest: max(m.step, m.written.max+1)}
 	}
 }
 
@@ -280,21 +281,21 @@ type Machine struct {
 	readySince time.Time // when enough workers first registered while no generation runs
 	joinSince  time.Time // when eligible non-members first waited while W < max
 
-	step        int // steps completed, newest known
-	loss        float64
-	valLoss     float64
-	hasVal      bool
-	valStep     int
-	reported    bool // a step was reported to this machine: lr and gradNorm are known
-	lr          float64
-	gradNorm    float64
-	tokens      int64
-	tokPerS     float64
-	stepTime    time.Duration // moving average
-	lastCkpt    *cluster.Version
-	metricsStep int
-	uploading   map[int]bool
-	worlds      map[int64]int // world size of the newest generations
+	step      int // steps completed, newest known
+	loss      float64
+	valLoss   float64
+	hasVal    bool
+	valStep   int
+	reported  bool // a step was reported to this machine: lr and gradNorm are known
+	lr        float64
+	gradNorm  float64
+	tokens    int64
+	tokPerS   float64
+	stepTime  time.Duration // moving average
+	lastCkpt  *cluster.Version
+	written   stepSet // steps whose line is in the history
+	uploading map[int]bool
+	worlds    map[int64]int // world size of the newest generations
 
 	draining    bool
 	drainedStep int       // newest boundary a drained member reported, −1 none
@@ -320,7 +321,7 @@ func NewMachine(cfg MachineConfig) *Machine {
 	}
 	m := &Machine{
 		cfg: cfg, phase: PhaseWaiting, nextID: max(cfg.FirstGeneration, 1), views: map[string]*WorkerView{},
-		lastCkpt: cfg.LastCheckpoint, metricsStep: cfg.LastMetricsStep, uploading: map[int]bool{}, drainedStep: -1,
+		lastCkpt: cfg.LastCheckpoint, written: newStepSet(cfg.Written), uploading: map[int]bool{}, drainedStep: -1,
 		worlds: map[int64]int{}, loss: cfg.LastLoss,
 	}
 	if m.lastCkpt != nil {
@@ -476,7 +477,7 @@ func (m *Machine) decide(now time.Time) []Action {
 	if !m.finalAt.IsZero() {
 		// The final checkpoint is in: done once the history is complete
 		// (reports queued while no coordinator led arrive late).
-		if m.metricsStep >= m.cfg.MaxSteps-1 || now.Sub(m.finalAt) >= historyGrace {
+		if m.written.count >= m.cfg.MaxSteps || now.Sub(m.finalAt) >= historyGrace {
 			return m.finish(now, nil)
 		}
 		return nil
@@ -724,6 +725,9 @@ func (m *Machine) form(now time.Time, why string, abort bool) []Action {
 	}
 	m.nextID++
 	m.gen, m.genAt = &g, now
+	if !m.change.at.IsZero() {
+		m.change.gen = g.ID
+	}
 	m.worlds[g.ID] = w
 	delete(m.worlds, g.ID-3)
 	m.ready = map[int]bool{}
@@ -843,17 +847,17 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 				}
 			}
 		}
-		if c := m.change; !c.at.IsZero() && member != nil {
+		if c := m.change; !c.at.IsZero() && member != nil && c.gen != 0 && r.Generation >= c.gen {
 			redone := max(0, c.highest-(r.Step-1))
 			acts = append(acts, m.event(now, Event{Kind: "recovered", Generation: m.gen.ID, World: len(m.gen.Members),
 				Seconds: now.Sub(c.at).Seconds(), Redone: redone,
 				Detail: fmt.Sprintf("training again after %s; %d completed steps redone", c.what, redone)})...)
 			m.change = change{}
 		}
-		if m.phase == PhaseRecovering || (m.phase == PhaseWaiting && m.gen != nil) {
+		if m.brk == nil && m.change.at.IsZero() && (m.phase == PhaseRecovering || (m.phase == PhaseWaiting && m.gen != nil)) {
 			m.phase = PhaseRunning
 		}
-		if m.phase == PhaseRunning {
+		if m.phase == PhaseRunning && m.change.at.IsZero() {
 			m.err = ""
 		}
 	case ReportHeartbeat:
@@ -911,14 +915,14 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 
 // record writes the history line of a step report the first time the step
 // is reported (all ranks report it; the first report wins), whichever
-// generation trained it: a report that waited while no coordinator led,
-// or that comes from a member since dropped, is history all the same.
+// generation trained it and in whatever order the reports arrive: a report
+// that waited while no coordinator led, or that comes from a member since
+// dropped, is history all the same.
 func (m *Machine) record(now time.Time, r Report) []Action {
 	idx := r.Step - 1
-	if idx <= m.metricsStep {
+	if idx < 0 || idx >= m.cfg.MaxSteps || !m.written.add(idx) {
 		return nil
 	}
-	m.metricsStep = idx
 	line := runmetrics.Step{Step: idx, Loss: r.Loss, LR: r.LR, GradNorm: r.GradNorm, Tokens: r.Tokens, WorldSize: r.World, Time: now}
 	if line.WorldSize == 0 {
 		line.WorldSize = m.worlds[r.Generation]
@@ -1127,3 +1131,36 @@ const (
 	phaseAllReduce  = "allreduce"
 	phaseCheckpoint = "checkpoint"
 )
+
+// stepSet is a set of step numbers (a bitmap) with its count and maximum.
+type stepSet struct {
+	bits  []uint64
+	count int
+	max   int // −1: empty
+}
+
+func newStepSet(steps []int) stepSet {
+	s := stepSet{max: -1}
+	for _, x := range steps {
+		s.add(x)
+	}
+	return s
+}
+
+// add inserts x ≥ 0 and reports whether it was new.
+func (s *stepSet) add(x int) bool {
+	if x < 0 {
+		return false
+	}
+	w := x / 64
+	for len(s.bits) <= w {
+		s.bits = append(s.bits, 0)
+	}
+	if s.bits[w]&(1<<(x%64)) != 0 {
+		return false
+	}
+	s.bits[w] |= 1 << (x % 64)
+	s.count++
+	s.max = max(s.max, x)
+	return true
+}

@@ -238,6 +238,9 @@ func (s *service) reports(ctx context.Context, rs []*pb.WorkerReport) ([]*pb.Rep
 			ack, a := m.Report(now, rep)
 			acts = append(acts, a...)
 			acks[idx[k]] = &pb.ReportAck{Generation: ack.Generation, Stale: ack.Stale, Refused: ack.Refused}
+			if ack.Refused != "" {
+				s.c.log.Debug("report refused", "worker", rep.Name, "kind", rep.Kind, "step", rep.Step, "why", ack.Refused)
+			}
 		}
 		return acts
 	})

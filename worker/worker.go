@@ -181,7 +181,14 @@ func (w *Worker) Run(ctx context.Context, leave <-chan struct{}) error {
 		w.cfg.TTL, newIncarnation, w.log)
 	w.inc.Store(w.reg.Member().Incarnation)
 	regErr := make(chan error, 1)
-	wg.Go(func() { regErr <- w.reg.Run(ctx) })
+	regCtx, regStop := context.WithCancel(ctx)
+	regDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(regDone)
+		if err := w.reg.Run(regCtx); regCtx.Err() == nil {
+			regErr <- err
+		}
+	})
 	wg.Go(func() { w.rep.run(rctx) })
 
 	var gens cluster.Latest[*cluster.Generation]
@@ -226,6 +233,8 @@ func (w *Worker) Run(ctx context.Context, leave <-chan struct{}) error {
 				}
 				w.rep.send(rep)
 			case Deregister:
+				regStop() // no registering again once the key is gone
+				<-regDone
 				if err := w.reg.Deregister(ctx); err != nil {
 					w.log.Warn("deregister", "err", err)
 				}

@@ -225,7 +225,13 @@ func stepLossesOf(t *testing.T, l *runmetrics.Log, steps int) []float64 {
 	}
 	for i, ok := range seen {
 		if !ok {
-			t.Fatalf("no metrics line for step %d", i)
+			var near []string
+			for _, s := range l.Steps {
+				if s.Step >= i-3 && s.Step <= i+3 {
+					near = append(near, fmt.Sprintf("%d@%s", s.Step, s.Time.Format("15:04:05.000")))
+				}
+			}
+			t.Fatalf("no metrics line for step %d (lines near it: %v)", i, near)
 		}
 	}
 	return out
