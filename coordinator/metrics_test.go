@@ -14,7 +14,7 @@ import (
 	"github.com/ringtrain/ringtrain/runmetrics"
 )
 
-func TestCollector(t *testing.T) {
+func TestMetricsCollector(t *testing.T) {
 	j := job.Default()
 	c, err := New(Config{Etcd: &clientv3.Client{}, Job: &j, RunDir: t.TempDir(), Advertise: "x:1"})
 	if err != nil {

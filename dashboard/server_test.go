@@ -50,7 +50,7 @@ func stepLine(step int, loss float64, val string) string {
 	return fmt.Sprintf(`{"step":%d,"loss":%g,"lr":0.001,"grad_norm":1,"tokens":384,"tokens_per_s":5000,"world_size":2,"time":"2026-01-02T03:04:05Z"%s}`+"\n", step, loss, val)
 }
 
-func TestServer(t *testing.T) {
+func TestDashboardServer(t *testing.T) {
 	dir := t.TempDir()
 	src := &fakeSource{dir: dir, st: &pb.JobStatusResponse{Job: "tiny", Phase: "running", Step: 3, MaxSteps: 10, Loss: 3.25,
 		TokensPerS: 5000, Generation: 1, WorldSize: 2, LastCheckpointStep: -1, TimeUnixMs: 10_000,
@@ -132,7 +132,7 @@ func TestServer(t *testing.T) {
 	}
 }
 
-func TestHistoryThinned(t *testing.T) {
+func TestDashboardHistoryThinned(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, MetricsFile)
 	var lines []string
