@@ -39,19 +39,28 @@ func startStalledJob(t *testing.T) *stalledJob {
 	sj := &stalledJob{etcdURL: clusterEtcd(t), prefix: "/dash", coordAddr: freeAddr(t)}
 	data := clusterData(t)
 	job := clusterJob(t, data, 40, 5, 32, 2, 2) // eval and checkpoint every 5 steps
-	httpAddr, metricsAddr := freeAddr(t), freeAddr(t)
-	sj.dashboardURL, sj.coordMetrics = "http://"+httpAddr+"/", "http://"+metricsAddr+"/metrics"
-	startProc(t, "coordinator", "coordinator", "--etcd", sj.etcdURL, "--listen", sj.coordAddr, "--job", job,
-		"--run-dir", t.TempDir(), "--prefix", sj.prefix, "--metrics-listen", metricsAddr, "--http", httpAddr, "--settle", "100ms", "--ttl", "2s")
+	// The HTTP servers listen on port 0 and log where they are.
+	procs := []*proc{startProc(t, "coordinator", "coordinator", "--etcd", sj.etcdURL, "--listen", sj.coordAddr, "--job", job,
+		"--run-dir", t.TempDir(), "--prefix", sj.prefix, "--metrics-listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--settle", "100ms", "--ttl", "2s")}
+	sj.coordMetrics = loggedURL(t, procs[0], "prometheus metrics")
+	sj.dashboardURL = loggedURL(t, procs[0], "dashboard")
 	for i := range 2 {
-		m := freeAddr(t)
-		sj.workerMetrics = append(sj.workerMetrics, "http://"+m+"/metrics")
-		startProcEnv(t, fmt.Sprintf("worker %d", i), []string{fmt.Sprintf("%s=%d", stallEnv, stallAt)}, "worker", "--etcd", sj.etcdURL,
-			"--listen", "127.0.0.1:0", "--name", fmt.Sprintf("w%d", i), "--prefix", sj.prefix, "--ttl", "2s", "--metrics-listen", m)
+		p := startProcEnv(t, fmt.Sprintf("worker %d", i), []string{fmt.Sprintf("%s=%d", stallEnv, stallAt)}, "worker", "--etcd", sj.etcdURL,
+			"--listen", "127.0.0.1:0", "--name", fmt.Sprintf("w%d", i), "--prefix", sj.prefix, "--ttl", "2s", "--metrics-listen", "127.0.0.1:0")
+		sj.workerMetrics = append(sj.workerMetrics, loggedURL(t, p, "prometheus metrics"))
+		procs = append(procs, p)
 	}
 	// Stalled: both workers at stallAt, the phase running.
 	deadline := time.Now().Add(120 * time.Second)
 	for {
+		for _, p := range procs {
+			select {
+			case err := <-p.done:
+				p.done <- err
+				t.Fatalf("%s exited before the job stalled: %v", p.name, err)
+			default:
+			}
+		}
 		out, err := exec.Command(clusterBinary(t), "status", "--coordinator", sj.coordAddr, "--json", "--timeout", "2s").Output()
 		if err == nil {
 			var st map[string]any
@@ -74,6 +83,26 @@ func startStalledJob(t *testing.T) *stalledJob {
 			t.Fatalf("the job did not stall at step %d within 2 minutes; status %s (%v)", stallAt, out, err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// loggedURL waits for p to log `msg=… url=URL` (or msg="…") and returns URL.
+func loggedURL(t *testing.T, p *proc, msg string) string {
+	t.Helper()
+	m := msg
+	if strings.Contains(msg, " ") {
+		m = strconv.Quote(msg)
+	}
+	re := regexp.MustCompile(`msg=` + regexp.QuoteMeta(m) + ` url=(\S+)`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if sub := re.FindStringSubmatch(p.out.String()); sub != nil {
+			return sub[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not log %q with its url:\n%s", p.name, msg, p.out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
