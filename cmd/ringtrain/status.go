@@ -90,6 +90,15 @@ func statusJSON(st *pb.JobStatusResponse) ([]byte, error) {
 		StepTimeS           float64 `json:"step_time_s"`
 		TokensPerS          float64 `json:"tokens_per_s"`
 		LastHeartbeatUnixMs int64   `json:"last_heartbeat_unix_ms"`
+		Detail              string  `json:"detail,omitempty"`
+	}
+	type eventJSON struct {
+		TimeUnixMs int64   `json:"time_unix_ms"`
+		Kind       string  `json:"kind"`
+		Step       int64   `json:"step"`
+		Worker     string  `json:"worker,omitempty"`
+		Seconds    float64 `json:"seconds,omitempty"`
+		Detail     string  `json:"detail,omitempty"`
 	}
 	out := struct {
 		Job                string       `json:"job"`
@@ -110,17 +119,22 @@ func statusJSON(st *pb.JobStatusResponse) ([]byte, error) {
 		Error              string       `json:"error"`
 		TimeUnixMs         int64        `json:"time_unix_ms"`
 		Workers            []workerJSON `json:"workers"`
+		Events             []eventJSON  `json:"events"`
 	}{
 		Job: st.GetJob(), Phase: st.GetPhase(), Step: st.GetStep(), MaxSteps: st.GetMaxSteps(), Loss: st.GetLoss(),
 		ValLoss: st.GetValLoss(), LR: st.GetLr(), GradNorm: st.GetGradNorm(), TokensPerS: st.GetTokensPerS(),
 		Tokens: st.GetTokens(), EtaS: st.GetEtaS(), Generation: st.GetGeneration(), WorldSize: st.GetWorldSize(),
 		LastCheckpointStep: st.GetLastCheckpointStep(), RunDir: st.GetRunDir(), Error: st.GetError(),
-		TimeUnixMs: st.GetTimeUnixMs(), Workers: []workerJSON{},
+		TimeUnixMs: st.GetTimeUnixMs(), Workers: []workerJSON{}, Events: []eventJSON{},
 	}
 	for _, w := range st.GetWorkers() {
 		out.Workers = append(out.Workers, workerJSON{Name: w.GetName(), Rank: w.GetRank(), Address: w.GetAddress(),
 			State: w.GetState(), Step: w.GetStep(), StepTimeS: w.GetStepTimeS(), TokensPerS: w.GetTokensPerS(),
-			LastHeartbeatUnixMs: w.GetLastHeartbeatUnixMs()})
+			LastHeartbeatUnixMs: w.GetLastHeartbeatUnixMs(), Detail: w.GetDetail()})
+	}
+	for _, e := range st.GetEvents() {
+		out.Events = append(out.Events, eventJSON{TimeUnixMs: e.GetTimeUnixMs(), Kind: e.GetKind(), Step: e.GetStep(),
+			Worker: e.GetWorker(), Seconds: e.GetSeconds(), Detail: e.GetDetail()})
 	}
 	return json.Marshal(out)
 }
@@ -164,10 +178,37 @@ func printStatus(w io.Writer, st *pb.JobStatusResponse) error {
 		if ms := wk.GetLastHeartbeatUnixMs(); ms > 0 {
 			hb = fmtDuration(now.Sub(time.UnixMilli(ms)).Seconds()) + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%.0f\t%s\n", wk.GetName(), rank, wk.GetAddress(), wk.GetState(),
+		state := wk.GetState()
+		if d := wk.GetDetail(); d != "" {
+			state += " (" + d + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%.0f\t%s\n", wk.GetName(), rank, wk.GetAddress(), state,
 			wk.GetStep(), fmtDuration(wk.GetStepTimeS()), wk.GetTokensPerS(), hb)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	events := st.GetEvents()
+	if len(events) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nRECENT EVENTS")
+	for _, e := range events[max(0, len(events)-10):] {
+		fmt.Fprintf(w, "%s  %-10s step %-6d %s%s\n", time.UnixMilli(e.GetTimeUnixMs()).Format("15:04:05.000"), e.GetKind(), e.GetStep(),
+			eventWho(e), e.GetDetail())
+	}
+	return nil
+}
+
+func eventWho(e *pb.JobEvent) string {
+	var b strings.Builder
+	if e.GetWorker() != "" {
+		b.WriteString(e.GetWorker() + ": ")
+	}
+	if e.GetSeconds() > 0 {
+		fmt.Fprintf(&b, "[%.2f s] ", e.GetSeconds())
+	}
+	return b.String()
 }
 
 // fmtDuration prints seconds compactly: 850ms, 12.3s, 4m05s, 2h03m.
