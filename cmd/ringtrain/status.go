@@ -230,6 +230,13 @@ func fmtDuration(s float64) string {
 // progressLine is the one-line summary of watch and local.
 func progressLine(st *pb.JobStatusResponse) string {
 	var b strings.Builder
+	if st.GetPhase() == "done" {
+		fmt.Fprintf(&b, "job %s done at step %d, loss %.4f", st.GetJob(), st.GetStep(), st.GetLoss())
+		if st.GetHasValLoss() {
+			fmt.Fprintf(&b, ", val %.4f", st.GetValLoss())
+		}
+		return b.String()
+	}
 	fmt.Fprintf(&b, "%s step %d/%d", st.GetPhase(), st.GetStep(), st.GetMaxSteps())
 	if st.GetStep() > 0 {
 		fmt.Fprintf(&b, " loss %.4f", st.GetLoss())
