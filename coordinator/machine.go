@@ -674,6 +674,10 @@ func (m *Machine) form(now time.Time, why string, abort bool) []Action {
 		}
 	}
 	if w < max(m.cfg.MinWorkers, 1) {
+		if m.draining { // stopping, and nobody left to stop: done
+			m.gen = nil
+			return m.finishStopped(now)
+		}
 		m.gen = nil
 		m.phase = PhaseWaiting
 		m.err = fmt.Sprintf("%s; %d of %d workers (workers.min) left", why, w, m.cfg.MinWorkers)

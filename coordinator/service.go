@@ -163,7 +163,7 @@ func (s *service) fromMember(ctx context.Context, name string) error {
 		if err != nil {
 			break
 		}
-		if slices.Contains(s.addressesOf(ctx, host), from) || isLoopback(from) && isLoopback(host) {
+		if slices.Contains(s.addressesOf(ctx, host), from) {
 			return nil
 		}
 		return fmt.Errorf("%w: worker %s is registered at %s, the call comes from %s", errRefused, name, w.Address, from)
@@ -171,10 +171,6 @@ func (s *service) fromMember(ctx context.Context, name string) error {
 	return fmt.Errorf("%w: worker %s is not registered", errRefused, name)
 }
 
-func isLoopback(host string) bool {
-	ip := net.ParseIP(host)
-	return host == "localhost" || ip != nil && ip.IsLoopback()
-}
 
 func (s *service) addressesOf(ctx context.Context, host string) []string {
 	if ip := net.ParseIP(host); ip != nil {

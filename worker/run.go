@@ -95,10 +95,25 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	if err := tr.SetWorld(r.rank, world); err != nil {
 		return OutcomeFatal, err
 	}
-	jctx, jcancel := context.WithTimeout(ctx, joinTimeout)
+	// Until the first step, the ranks are at a step boundary: a newer
+	// generation abandons the start at once (nothing is lost), where during
+	// training it waits for the step in flight.
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	go func() {
+		select {
+		case <-r.stop:
+			scancel()
+		case <-sctx.Done():
+		}
+	}()
+	jctx, jcancel := context.WithTimeout(sctx, joinTimeout)
 	ring, err := r.w.cfg.Rings.Join(jctx, g.ID, r.rank, g.Addresses())
 	jcancel()
 	if err != nil {
+		if r.stopRequested() {
+			return OutcomeBoundary, nil
+		}
 		return r.ringFailed(ctx, fmt.Errorf("join the ring of generation %d: %w", g.ID, err))
 	}
 	defer ring.Close()
@@ -120,10 +135,14 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	defer hb()
 
 	start := time.Now()
-	healed, err := r.start(ctx)
+	healed, err := r.start(sctx)
+	scancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return OutcomeAborted, nil
+		}
+		if r.stopRequested() {
+			return OutcomeBoundary, nil
 		}
 		if ring.Err() != nil || errors.Is(err, heal.ErrNotOffered) {
 			return OutcomeRingFailed, err
@@ -173,7 +192,7 @@ func (r *run) start(ctx context.Context) (healInfo, error) {
 		r.phase.set("load checkpoint")
 		n, err := r.w.loadCheckpoint(ctx, tr, plan.Target)
 		if err != nil {
-			return info, fmt.Errorf("load the checkpoint of %v: %w", plan.Target, err)
+			return info, r.discard(fmt.Errorf("load the checkpoint of %v: %w", plan.Target, err))
 		}
 		info.source, info.loaded, info.bytes = plan.Source, true, n
 	}
@@ -186,7 +205,7 @@ func (r *run) start(ctx context.Context) (healInfo, error) {
 		r.phase.set("heal")
 		n, err := r.fetchState(ctx, plan.Source)
 		if err != nil {
-			return info, err
+			return info, r.discard(err)
 		}
 		info.source, info.bytes, info.loaded = plan.Source, n, plan.LoadCheckpoint
 	}
@@ -217,6 +236,17 @@ func (r *run) start(ctx context.Context) (healInfo, error) {
 		return info, fmt.Errorf("after the start of generation %d at %v this rank is at step %d", g.ID, plan.Target, tr.Completed())
 	}
 	return info, nil
+}
+
+// discard resets the trainer after a state transfer or checkpoint load
+// that failed halfway: its buffers hold a mix of two states, which must
+// never be offered as the version it claims.
+func (r *run) discard(err error) error {
+	if rerr := r.tr.Reset(); rerr != nil {
+		return fmt.Errorf("%w (and resetting the state failed: %v)", err, rerr)
+	}
+	r.log.Warn("state transfer failed; this rank starts over from the initial state until it fetches another", "err", err)
+	return err
 }
 
 // fetchState copies the state from rank src.

@@ -34,6 +34,7 @@ type Trainer interface {
 	StateBuffers() [][]float32
 	SetState(completed, lineage int64)
 	StateHash() uint32
+	Reset() error
 	Restore(dir string) error
 	SaveCheckpoint(w trainer.FileWriter, st trainer.State) error
 	Close() error

@@ -302,7 +302,7 @@ func TestClusterProcesses(t *testing.T) {
 				if err := watch.wait(t, 10*time.Second); err != nil {
 					t.Errorf("watch: %v", err)
 				}
-				if out := watch.out.String(); !strings.Contains(out, fmt.Sprintf("done step %d/%d", steps, steps)) {
+				if out := watch.out.String(); !strings.Contains(out, fmt.Sprintf("done at step %d", steps)) {
 					t.Errorf("watch output has no final line:\n%s", out)
 				}
 			}

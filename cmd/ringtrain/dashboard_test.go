@@ -435,7 +435,7 @@ func TestStatusAfterJob(t *testing.T) {
 	if err := watch.wait(t, 30*time.Second); err != nil {
 		t.Errorf("watch --etcd: %v", err)
 	}
-	if out := watch.out.String(); !strings.Contains(out, fmt.Sprintf("done step %d/%d", steps, steps)) || strings.Contains(out, "\r") {
+	if out := watch.out.String(); !strings.Contains(out, fmt.Sprintf("job tiny done at step %d, loss", steps)) || strings.Contains(out, "\r") {
 		t.Errorf("watch --etcd output:\n%s", out)
 	}
 

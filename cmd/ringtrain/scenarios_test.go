@@ -578,3 +578,49 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 	}
 	t.Fatalf("condition not met within %s", d)
 }
+
+// SIGINT to `local`: the step in flight finishes, its checkpoint is
+// committed, exit 0; run again, it resumes and ends bit for bit where an
+// uninterrupted local run ends; run once more, it says the job is done,
+// with its real loss.
+func TestLocalGracefulStopAndRerun(t *testing.T) {
+	skipShort(t)
+	data := scenarioData(t)
+	job := scenarioJob{steps: 400, wmin: 1, wmax: 3}.write(t, data)
+	local := func(runDir string) *proc {
+		return startProc(t, "local", "local", "--job", job, "--workers", "2", "--run-dir", runDir, "--threads", "1")
+	}
+	full := t.TempDir()
+	if err := local(full).wait(t, 2*time.Minute); err != nil {
+		t.Fatalf("uninterrupted local: %v", err)
+	}
+	want := finalState(t, full, 400)
+
+	runDir := t.TempDir()
+	p := local(runDir)
+	h := &harness{t: t, runDir: runDir}
+	h.waitStep(100, time.Minute)
+	sendSignal(t, p, syscall.SIGINT)
+	if err := p.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("local after SIGINT: %v\n%s", err, p.out.String())
+	}
+	steps, _ := checkpoint.Steps(runDir)
+	if len(steps) == 0 || steps[0] < 100 {
+		t.Fatalf("no checkpoint of the boundary after SIGINT: %v", steps)
+	}
+	if err := local(runDir).wait(t, 2*time.Minute); err != nil {
+		t.Fatalf("resumed local: %v", err)
+	}
+	if got := finalState(t, runDir, 400); got != want {
+		t.Errorf("resumed run's final state %s, uninterrupted %s", got, want)
+	}
+	losses := stepLossesOf(t, h.history(), 400)
+	again := local(runDir)
+	if err := again.wait(t, time.Minute); err != nil {
+		t.Fatalf("local on a finished run: %v", err)
+	}
+	if want := fmt.Sprintf("done at step 400, loss %.4f", losses[399]); !strings.Contains(again.out.String(), want) {
+		t.Errorf("local on a finished run does not say %q:\n%s", want, again.out.String())
+	}
+	scenarioResult{name: "SIGINT to local, run again", equal: fmt.Sprintf("exit 0, checkpoint of step %d; bitwise; a third run says the job is done", steps[0])}.log(t)
+}

@@ -152,11 +152,25 @@ func printStatus(w io.Writer, st *pb.JobStatusResponse) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(st.GetWorkers()) == 0 {
+	if len(st.GetWorkers()) > 0 {
+		if err := printWorkers(w, st); err != nil {
+			return err
+		}
+	}
+	events := st.GetEvents()
+	if len(events) == 0 {
 		return nil
 	}
+	fmt.Fprintln(w, "\nRECENT EVENTS")
+	for _, e := range events[max(0, len(events)-10):] {
+		fmt.Fprintln(w, eventLine(e))
+	}
+	return nil
+}
+
+func printWorkers(w io.Writer, st *pb.JobStatusResponse) error {
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tRANK\tADDRESS\tSTATE\tSTEP\tSTEP TIME\tCOMPUTE/WAIT/OPT\tTOKENS/S\tHEARTBEAT")
 	now := time.UnixMilli(st.GetTimeUnixMs())
 	for _, wk := range st.GetWorkers() {
@@ -168,13 +182,17 @@ func printStatus(w io.Writer, st *pb.JobStatusResponse) error {
 		if ms := wk.GetLastHeartbeatUnixMs(); ms > 0 {
 			hb = fmtDuration(now.Sub(time.UnixMilli(ms)).Seconds()) + " ago"
 		}
+		state := wk.GetState()
+		if d := wk.GetDetail(); d != "" {
+			state += " (" + d + ")"
+		}
 		stepTime, split, tps := "-", "-", "-"
 		if wk.GetStepTimeS() > 0 {
 			stepTime = fmtDuration(wk.GetStepTimeS())
 			split = fmt.Sprintf("%s/%s/%s", fmtDuration(wk.GetComputeS()), fmtDuration(wk.GetAllreduceWaitS()), fmtDuration(wk.GetOptimizerS()))
 			tps = fmt.Sprintf("%.0f", wk.GetTokensPerS())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", wk.GetName(), rank, wk.GetAddress(), wk.GetState(),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", wk.GetName(), rank, wk.GetAddress(), state,
 			wk.GetStep(), stepTime, split, tps, hb)
 	}
 	return tw.Flush()
@@ -199,6 +217,13 @@ func fmtDuration(s float64) string {
 // progressLine is the one-line summary of watch and local.
 func progressLine(st *pb.JobStatusResponse) string {
 	var b strings.Builder
+	if st.GetPhase() == "done" {
+		fmt.Fprintf(&b, "job %s done at step %d, loss %.4f", st.GetJob(), st.GetStep(), st.GetLoss())
+		if st.GetHasValLoss() {
+			fmt.Fprintf(&b, ", val %.4f", st.GetValLoss())
+		}
+		return b.String()
+	}
 	fmt.Fprintf(&b, "%s step %d/%d", st.GetPhase(), st.GetStep(), st.GetMaxSteps())
 	if st.GetStep() > 0 {
 		fmt.Fprintf(&b, " loss %.4f", st.GetLoss())
