@@ -171,7 +171,6 @@ func (s *service) fromMember(ctx context.Context, name string) error {
 	return fmt.Errorf("%w: worker %s is not registered", errRefused, name)
 }
 
-
 func (s *service) addressesOf(ctx context.Context, host string) []string {
 	if ip := net.ParseIP(host); ip != nil {
 		return []string{ip.String()}
