@@ -121,7 +121,7 @@ type MachineConfig struct {
 	// over (of the same run), or nil: its members keep training.
 	Adopt *cluster.Generation
 	// MaxRegroups is how many generations in a row may break without a
-	// step of progress before the job fails (default 5).
+	// step of progress before the job fails (default 10).
 	MaxRegroups int
 }
 
@@ -311,7 +311,7 @@ type Machine struct {
 // adopted generation.
 func NewMachine(cfg MachineConfig) *Machine {
 	if cfg.MaxRegroups == 0 {
-		cfg.MaxRegroups = 5
+		cfg.MaxRegroups = 10
 	}
 	if cfg.ReportWindow == 0 {
 		cfg.ReportWindow = 2 * time.Second
@@ -541,7 +541,7 @@ func (m *Machine) decide(now time.Time) []Action {
 			if v == nil || now.Sub(v.lastProgress) < m.cfg.StallTimeout {
 				continue
 			}
-			if v.Phase == phaseAllReduce && now.Sub(v.LastReport) < m.cfg.StallTimeout/2 {
+			if waitingPhases[v.Phase] && now.Sub(v.LastReport) < m.cfg.StallTimeout/2 {
 				continue
 			}
 			stalled = append(stalled, rm.Name)
@@ -1131,10 +1131,14 @@ func (m *Machine) Status(now time.Time) Status {
 }
 
 // Phases a worker's heartbeat names.
-const (
-	phaseAllReduce  = "allreduce"
-	phaseCheckpoint = "checkpoint"
-)
+const phaseCheckpoint = "checkpoint"
+
+// waitingPhases are the phases of a worker that waits for others (its
+// peers in the all-reduce, a state transfer, the coordinator): a member
+// that says so recently is not the one stalled.
+var waitingPhases = map[string]bool{
+	"allreduce": true, "join": true, "heal": true, "check": true, "load checkpoint": true, phaseCheckpoint: true, "done": true,
+}
 
 // stepSet is a set of step numbers (a bitmap) with its count and maximum.
 type stepSet struct {

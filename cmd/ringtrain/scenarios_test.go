@@ -402,7 +402,7 @@ func TestScenarioStall(t *testing.T) {
 	if !named {
 		t.Fatalf("b was not named stalled; events %+v", h.history().Events)
 	}
-	res := afterKill(t, h, t0, 10)
+	res := afterKill(t, h, t0, 20)
 	h.waitDone(coord, 2*time.Minute)
 	res.name, res.equal = "a worker stalls (live lease, no progress)", "named stalled and dropped after workers.stall_timeout 3 s"
 	res.log(t)
