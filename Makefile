@@ -58,3 +58,15 @@ proto:
 
 proto-check:
 	./scripts/genproto.sh --check
+
+WORKERS ?= 3
+
+# A compose cluster of WORKERS workers on the demo data (deploy/compose.yaml).
+compose-up: build
+	./deploy/build.sh
+	./deploy/prepare.sh
+	./deploy/compose.sh up -d --scale worker=$(WORKERS)
+	@echo "status: ./bin/ringtrain status --coordinator localhost:7070"
+
+compose-down:
+	./deploy/compose.sh down -v --remove-orphans

@@ -7,6 +7,7 @@
 //
 //	PREFIX/job           the job the leader runs (JSON JobRecord: run id, job, shard manifest); no lease
 //	PREFIX/coordinator   the leader's gRPC address (JSON CoordinatorRecord), with the leader's lease
+//	PREFIX/result        the final state of the job that ended last (JSON Result); no lease, deleted by a new leader
 //	PREFIX/election/…    the coordinators' election (go.etcd.io/etcd/client/v3/concurrency)
 //	PREFIX/members/NAME  a worker's registration (JSON Member), with the worker's lease
 //	PREFIX/generation    the current generation (JSON Generation); no lease: it outlives its coordinator

@@ -457,3 +457,20 @@ func (r *Registration) Deregister(ctx context.Context) error {
 		Then(clientv3.OpDelete(key)).Commit()
 	return err
 }
+
+// ReadJSON returns the JSON value at key decoded into a T, or nil if the
+// key does not exist.
+func ReadJSON[T any](ctx context.Context, cli *clientv3.Client, key string) (*T, error) {
+	resp, err := cli.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	v := new(T)
+	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return v, nil
+}

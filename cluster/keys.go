@@ -20,6 +20,9 @@ func (k Keys) Job() string { return path.Join(k.Prefix, "job") }
 // Coordinator is the key of the leader's address.
 func (k Keys) Coordinator() string { return path.Join(k.Prefix, "coordinator") }
 
+// Result is the key of the final state of the last job that ended.
+func (k Keys) Result() string { return path.Join(k.Prefix, "result") }
+
 // Election is the coordinators' election prefix.
 func (k Keys) Election() string { return path.Join(k.Prefix, "election") }
 

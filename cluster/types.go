@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/ringtrain/ringtrain/job"
 )
@@ -122,4 +123,24 @@ type JobRecord struct {
 type CoordinatorRecord struct {
 	Address string `json:"address"`
 	Run     string `json:"run"`
+}
+
+// Result is the final state of a job, written (without a lease) by its
+// coordinator when the job ends: done, failed, or stopped gracefully. It
+// answers `ringtrain status --etcd` once no coordinator is left. A
+// coordinator that becomes the leader deletes it.
+type Result struct {
+	Run            string    `json:"run"`
+	Job            string    `json:"job"`
+	Phase          string    `json:"phase"` // the coordinator's last phase: done, failed, or waiting after a graceful stop
+	Step           int64     `json:"step"`  // steps completed
+	MaxSteps       int64     `json:"max_steps"`
+	Loss           float64   `json:"loss"`               // of the newest step
+	ValLoss        *float64  `json:"val_loss,omitempty"` // the newest evaluation, if any
+	ValStep        int64     `json:"val_step,omitempty"`
+	LastCheckpoint int64     `json:"last_checkpoint_step"` // −1: none
+	RunDir         string    `json:"run_dir"`              // on the coordinator's machine
+	Note           string    `json:"note,omitempty"`       // why it failed or stopped
+	Coordinator    string    `json:"coordinator"`          // the address of the coordinator that wrote it
+	Time           time.Time `json:"time"`
 }

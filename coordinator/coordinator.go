@@ -68,11 +68,12 @@ type Coordinator struct {
 	k   cluster.Keys
 	run RunInfo
 
-	calls   chan func(now time.Time, m *Machine) []Action // into the leader's loop
-	stop    chan struct{}                                 // graceful stop requested
-	stopped sync.Once
-	hub     hub
-	history *History
+	calls    chan call     // into the leader's loop
+	stop     chan struct{} // graceful stop requested
+	stopped  sync.Once
+	hub      hub
+	history  *History
+	counters *counters
 
 	mu     sync.Mutex
 	leader bool
@@ -112,11 +113,12 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	cfg.RunDir = runDir
 	c := &Coordinator{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "coordinator", "job", j.Name),
-		k:     cluster.Keys{Prefix: cfg.Prefix},
-		calls: make(chan func(time.Time, *Machine) []Action),
-		stop:  make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "coordinator", "job", j.Name),
+		k:        cluster.Keys{Prefix: cfg.Prefix},
+		calls:    make(chan call),
+		stop:     make(chan struct{}),
+		counters: newCounters(),
 	}
 	c.hub.init(Status{Job: j.Name, Phase: PhaseWaiting, MaxSteps: j.Train.MaxSteps, LastCheckpoint: -1,
 		Err: "standby: waiting to become the job's coordinator"})
@@ -142,19 +144,23 @@ func (c *Coordinator) isLeader() bool {
 	return c.leader
 }
 
-// do runs f on the leader's machine and waits for it; errNotLeader when
-// this coordinator does not lead.
+// call is f to run on the leader's machine; done is closed once its
+// actions are carried out (a report is acknowledged only once its history
+// line is written).
+type call struct {
+	f    func(now time.Time, m *Machine) []Action
+	done chan struct{}
+}
+
+// do runs f on the leader's machine, carries out its actions and returns;
+// errNotLeader when this coordinator does not lead.
 func (c *Coordinator) do(ctx context.Context, f func(now time.Time, m *Machine) []Action) error {
 	if !c.isLeader() {
 		return errNotLeader
 	}
 	done := make(chan struct{})
-	call := func(now time.Time, m *Machine) []Action {
-		defer close(done)
-		return f(now, m)
-	}
 	select {
-	case c.calls <- call:
+	case c.calls <- call{f, done}:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.hub.closed():
@@ -319,6 +325,7 @@ func (c *Coordinator) term(ctx context.Context, manifest cluster.Manifest) (done
 		resp, err := c.cfg.Etcd.Txn(actx).If(leader).Then(
 			clientv3.OpPut(c.k.Job(), string(recJSON)),
 			clientv3.OpPut(c.k.Coordinator(), string(coordJSON), clientv3.WithLease(sess.Lease())),
+			clientv3.OpDelete(c.k.Result()),
 		).Commit()
 		if err == nil && !resp.Succeeded {
 			return errNotLeader
@@ -335,7 +342,7 @@ func (c *Coordinator) term(ctx context.Context, manifest cluster.Manifest) (done
 	if ckpt != nil {
 		c.log.Info("newest checkpoint", "step", ckpt.Step)
 	}
-	lastStep, lastLoss, err := lastMetrics(c.cfg.RunDir)
+	written, lastLoss, err := writtenSteps(c.cfg.RunDir)
 	if err != nil {
 		c.log.Warn("reading the run's metrics", "err", err)
 	}
@@ -344,7 +351,7 @@ func (c *Coordinator) term(ctx context.Context, manifest cluster.Manifest) (done
 		Job: j.Name, MinWorkers: j.Workers.Min, MaxWorkers: j.Workers.Max, MaxSteps: j.Train.MaxSteps,
 		CheckpointEvery: j.Checkpoint.Every, Settle: c.cfg.Settle, ReportWindow: c.cfg.ReportWindow,
 		StallTimeout: j.Workers.StallTimeout.D(), DataDigest: manifest.Digest, LastCheckpoint: ckpt,
-		LastMetricsStep: lastStep, LastLoss: lastLoss, FirstGeneration: lastID + 1, Adopt: adopt,
+		Written: written, LastLoss: lastLoss, FirstGeneration: lastID + 1, Adopt: adopt,
 	})
 	return c.lead(ctx, sess, leader, m)
 }
@@ -385,6 +392,7 @@ func (c *Coordinator) lead(ctx context.Context, sess *concurrency.Session, leade
 				return
 			case r := <-commits:
 				err := c.commit(r.step)
+				c.counters.checkpointEnded(r.step, err == nil, time.Now())
 				select {
 				case committed <- commitRes{r, err}:
 				case <-ctx.Done():
@@ -404,8 +412,7 @@ func (c *Coordinator) lead(ctx context.Context, sess *concurrency.Session, leade
 	defer tick.Stop()
 	var result error
 	finished, lost := false, false
-	var apply func(acts []Action)
-	apply = func(acts []Action) {
+	apply := func(acts []Action) {
 		for _, a := range acts {
 			switch a := a.(type) {
 			case Publish:
@@ -434,6 +441,7 @@ func (c *Coordinator) lead(ctx context.Context, sess *concurrency.Session, leade
 					c.log.Warn("metrics.jsonl", "err", err)
 				}
 				if e := a.Line.Event; e != nil {
+					c.counters.event(e)
 					c.log.Info("event", "event", e.Event, "step", e.Step, "generation", e.Generation, "worker", e.Worker, "seconds", e.Seconds, "detail", e.Detail)
 				}
 			case Finish:
@@ -468,8 +476,9 @@ func (c *Coordinator) lead(ctx context.Context, sess *concurrency.Session, leade
 			var ms []cluster.Member
 			ms, _, membersChanged = members.Get()
 			apply(m.SetMembers(time.Now(), ms))
-		case call := <-c.calls:
-			apply(call(time.Now(), m))
+		case cl := <-c.calls:
+			apply(cl.f(time.Now(), m))
+			close(cl.done)
 		case r := <-committed:
 			apply(m.Committed(time.Now(), r.step, r.lineage, r.err))
 		case p := <-probes:
@@ -493,8 +502,32 @@ func (c *Coordinator) lead(ctx context.Context, sess *concurrency.Session, leade
 		prev = st
 		c.publishStatus(st)
 	}
-	c.publishStatus(m.Status(time.Now()))
+	st := m.Status(time.Now())
+	c.publishStatus(st)
+	c.writeResult(ctx, leader, st)
 	return true, result
+}
+
+// writeResult leaves the job's final state in etcd (PREFIX/result, no
+// lease) for `ringtrain status --etcd` once this coordinator is gone.
+func (c *Coordinator) writeResult(ctx context.Context, leader clientv3.Cmp, st Status) {
+	r := cluster.Result{Run: c.run.ID, Job: st.Job, Phase: string(st.Phase), Step: int64(st.Step), MaxSteps: int64(st.MaxSteps),
+		Loss: st.Loss, LastCheckpoint: int64(st.LastCheckpoint), RunDir: c.cfg.RunDir, Note: st.Err,
+		Coordinator: c.cfg.Advertise, Time: time.Now().UTC()}
+	if st.HasVal {
+		v := st.ValLoss
+		r.ValLoss, r.ValStep = &v, int64(st.ValStep)
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		c.log.Warn("encode the job's result", "err", err)
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := c.cfg.Etcd.Txn(wctx).If(leader).Then(clientv3.OpPut(c.k.Result(), string(data))).Commit(); err != nil {
+		c.log.Warn("write the job's result", "key", c.k.Result(), "err", err)
+	}
 }
 
 func (c *Coordinator) publishStatus(s Status) { c.hub.set(s) }

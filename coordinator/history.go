@@ -19,7 +19,7 @@ type Line struct {
 
 func eventLine(e Event) Line {
 	return Line{Event: &runmetrics.Event{Event: e.Kind, Step: e.Step, Time: e.Time.UTC(), Generation: e.Generation,
-		WorldSize: e.World, Worker: e.Worker, Seconds: e.Seconds, Detail: e.Detail}}
+		WorldSize: e.World, Worker: e.Worker, Seconds: e.Seconds, Detail: e.Detail, Redone: e.Redone}}
 }
 
 // MarshalJSON writes the step or the event.

@@ -69,6 +69,7 @@ type Report struct {
 	LR          float64
 	GradNorm    float64
 	Tokens      int64 // tokens of the step, all ranks together
+	World       int   // world size of the generation that ran the step
 	StepTime    time.Duration
 	Compute     time.Duration // forward + backward
 	ReduceWait  time.Duration
@@ -109,10 +110,10 @@ type MachineConfig struct {
 	DataDigest string
 	// LastCheckpoint is the newest committed checkpoint at start, or nil.
 	LastCheckpoint *cluster.Version
-	// LastMetricsStep is the newest step already in metrics.jsonl (−1:
-	// none) and LastLoss its loss.
-	LastMetricsStep int
-	LastLoss        float64
+	// Written are the steps already in metrics.jsonl, and LastLoss the
+	// loss of the newest.
+	Written  []int
+	LastLoss float64
 	// FirstGeneration is the ID the first generation gets (one more than
 	// any generation published before).
 	FirstGeneration int64
@@ -120,7 +121,7 @@ type MachineConfig struct {
 	// over (of the same run), or nil: its members keep training.
 	Adopt *cluster.Generation
 	// MaxRegroups is how many generations in a row may break without a
-	// step of progress before the job fails (default 5).
+	// step of progress before the job fails (default 10).
 	MaxRegroups int
 }
 
@@ -199,6 +200,7 @@ type Event struct {
 	Worker     string
 	Seconds    float64
 	Detail     string
+	Redone     int // completed steps trained again ("recovered")
 }
 
 // Status is a snapshot of the job.
@@ -210,6 +212,8 @@ type Status struct {
 	Loss           float64
 	ValLoss        float64
 	HasVal         bool
+	ValStep        int  // steps completed when ValLoss was measured
+	Reported       bool // LR and GradNorm are of a reported step (not known after a restart until one is)
 	LR             float64
 	GradNorm       float64
 	TokensPerS     float64
@@ -230,12 +234,14 @@ type change struct {
 	at      time.Time
 	planned bool
 	what    string
+	highest int   // the most steps any state held when it began
+	gen     int64 // the generation it formed (0: none yet)
 }
 
 // begin records a change, a failure taking precedence over a planned one.
 func (m *Machine) begin(at time.Time, planned bool, what string) {
 	if m.change.at.IsZero() || (m.change.planned && !planned) {
-		m.change = change{at: at, planned: planned, what: what}
+		m.change = change{at: at, planned: planned, what: what, highest: max(m.step, m.written.max+1)}
 	}
 }
 
@@ -275,19 +281,21 @@ type Machine struct {
 	readySince time.Time // when enough workers first registered while no generation runs
 	joinSince  time.Time // when eligible non-members first waited while W < max
 
-	step        int // steps completed, newest known
-	loss        float64
-	valLoss     float64
-	hasVal      bool
-	lr          float64
-	gradNorm    float64
-	tokens      int64
-	tokPerS     float64
-	stepTime    time.Duration // moving average
-	lastCkpt    *cluster.Version
-	metricsStep int
-	uploading   map[int]bool
-	worlds      map[int64]int // world size of the newest generations
+	step      int // steps completed, newest known
+	loss      float64
+	valLoss   float64
+	hasVal    bool
+	valStep   int
+	reported  bool // a step was reported to this machine: lr and gradNorm are known
+	lr        float64
+	gradNorm  float64
+	tokens    int64
+	tokPerS   float64
+	stepTime  time.Duration // moving average
+	lastCkpt  *cluster.Version
+	written   stepSet // steps whose line is in the history
+	uploading map[int]bool
+	worlds    map[int64]int // world size of the newest generations
 
 	draining    bool
 	drainedStep int       // newest boundary a drained member reported, −1 none
@@ -303,7 +311,7 @@ type Machine struct {
 // adopted generation.
 func NewMachine(cfg MachineConfig) *Machine {
 	if cfg.MaxRegroups == 0 {
-		cfg.MaxRegroups = 5
+		cfg.MaxRegroups = 10
 	}
 	if cfg.ReportWindow == 0 {
 		cfg.ReportWindow = 2 * time.Second
@@ -313,7 +321,7 @@ func NewMachine(cfg MachineConfig) *Machine {
 	}
 	m := &Machine{
 		cfg: cfg, phase: PhaseWaiting, nextID: max(cfg.FirstGeneration, 1), views: map[string]*WorkerView{},
-		lastCkpt: cfg.LastCheckpoint, metricsStep: cfg.LastMetricsStep, uploading: map[int]bool{}, drainedStep: -1,
+		lastCkpt: cfg.LastCheckpoint, written: newStepSet(cfg.Written), uploading: map[int]bool{}, drainedStep: -1,
 		worlds: map[int64]int{}, loss: cfg.LastLoss,
 	}
 	if m.lastCkpt != nil {
@@ -327,6 +335,9 @@ func NewMachine(cfg MachineConfig) *Machine {
 func (m *Machine) Start(now time.Time) []Action {
 	if m.lastCkpt != nil && int(m.lastCkpt.Step) >= m.cfg.MaxSteps {
 		return m.finish(now, nil)
+	}
+	if m.lastCkpt != nil && m.cfg.Adopt == nil {
+		m.begin(now, true, fmt.Sprintf("a restart from the checkpoint of step %d", m.lastCkpt.Step))
 	}
 	if a := m.cfg.Adopt; a != nil && !a.Over() {
 		g := *a
@@ -466,7 +477,7 @@ func (m *Machine) decide(now time.Time) []Action {
 	if !m.finalAt.IsZero() {
 		// The final checkpoint is in: done once the history is complete
 		// (reports queued while no coordinator led arrive late).
-		if m.metricsStep >= m.cfg.MaxSteps-1 || now.Sub(m.finalAt) >= historyGrace {
+		if m.written.count >= m.cfg.MaxSteps || now.Sub(m.finalAt) >= historyGrace {
 			return m.finish(now, nil)
 		}
 		return nil
@@ -530,7 +541,7 @@ func (m *Machine) decide(now time.Time) []Action {
 			if v == nil || now.Sub(v.lastProgress) < m.cfg.StallTimeout {
 				continue
 			}
-			if v.Phase == phaseAllReduce && now.Sub(v.LastReport) < m.cfg.StallTimeout/2 {
+			if waitingPhases[v.Phase] && now.Sub(v.LastReport) < m.cfg.StallTimeout/2 {
 				continue
 			}
 			stalled = append(stalled, rm.Name)
@@ -663,6 +674,10 @@ func (m *Machine) form(now time.Time, why string, abort bool) []Action {
 		}
 	}
 	if w < max(m.cfg.MinWorkers, 1) {
+		if m.draining { // stopping, and nobody left to stop: done
+			m.gen = nil
+			return m.finishStopped(now)
+		}
 		m.gen = nil
 		m.phase = PhaseWaiting
 		m.err = fmt.Sprintf("%s; %d of %d workers (workers.min) left", why, w, m.cfg.MinWorkers)
@@ -714,6 +729,9 @@ func (m *Machine) form(now time.Time, why string, abort bool) []Action {
 	}
 	m.nextID++
 	m.gen, m.genAt = &g, now
+	if !m.change.at.IsZero() {
+		m.change.gen = g.ID
+	}
 	m.worlds[g.ID] = w
 	delete(m.worlds, g.ID-3)
 	m.ready = map[int]bool{}
@@ -766,9 +784,18 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 	}
 	v := m.views[r.Name]
 	if v == nil || v.Incarnation != r.Incarnation {
-		// Not a registered incarnation: a process from before a restart,
-		// a forged report, or a report that overtook the registration.
+		// Not a registered incarnation: a process from before a restart
+		// (or this one before it lost its registration), a report that
+		// overtook the registration, or a forged one. Its steps were
+		// trained all the same (the service checked where it comes from):
+		// they go into the history; nothing else counts.
 		ack.Refused = fmt.Sprintf("worker %s incarnation %d is not registered", r.Name, r.Incarnation)
+		if r.Kind == ReportStep && v != nil && !m.finished && r.Step <= m.step+1 { // from the past, not ahead of the live members
+
+			ack.Refused = ""
+			ack.Stale = true
+			return ack, m.record(now, r)
+		}
 		return ack, nil
 	}
 	if m.finished {
@@ -797,19 +824,7 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 			acts = append(acts, m.event(now, Event{Kind: "healed", Worker: r.Name, Generation: m.gen.ID, Step: r.Step, Seconds: r.HealSeconds, Detail: detail})...)
 		}
 	case ReportStep:
-		idx := r.Step - 1
-		if idx > m.metricsStep && (member != nil || m.isRecentMember(r)) {
-			m.metricsStep = idx
-			line := runmetrics.Step{Step: idx, Loss: r.Loss, LR: r.LR, GradNorm: r.GradNorm, Tokens: r.Tokens, WorldSize: m.worldOf(r.Generation), Time: now}
-			if r.StepTime > 0 {
-				line.TokensPerS = float64(r.Tokens) / r.StepTime.Seconds()
-			}
-			if r.HasVal {
-				val := r.ValLoss
-				line.ValLoss = &val
-			}
-			acts = append(acts, Record{Line: Line{Step: &line}})
-		}
+		acts = append(acts, m.record(now, r)...)
 		if member == nil {
 			ack.Stale = true
 			return ack, acts
@@ -821,9 +836,9 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 			member.TokensPerS = float64(r.Tokens) / float64(len(m.gen.Members)) / r.StepTime.Seconds()
 		}
 		if r.Step >= m.step {
-			m.step, m.loss, m.lr, m.gradNorm = r.Step, r.Loss, r.LR, r.GradNorm
+			m.step, m.loss, m.lr, m.gradNorm, m.reported = r.Step, r.Loss, r.LR, r.GradNorm, true
 			if r.HasVal {
-				m.valLoss, m.hasVal = r.ValLoss, true
+				m.valLoss, m.hasVal, m.valStep = r.ValLoss, true, r.Step
 			}
 			if r.Rank == 0 {
 				m.tokens += r.Tokens
@@ -836,15 +851,17 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 				}
 			}
 		}
-		if c := m.change; !c.at.IsZero() {
+		if c := m.change; !c.at.IsZero() && member != nil && c.gen != 0 && r.Generation >= c.gen {
+			redone := max(0, c.highest-(r.Step-1))
 			acts = append(acts, m.event(now, Event{Kind: "recovered", Generation: m.gen.ID, World: len(m.gen.Members),
-				Seconds: now.Sub(c.at).Seconds(), Detail: "training again after " + c.what})...)
+				Seconds: now.Sub(c.at).Seconds(), Redone: redone,
+				Detail: fmt.Sprintf("training again after %s; %d completed steps redone", c.what, redone)})...)
 			m.change = change{}
 		}
-		if m.phase == PhaseRecovering || (m.phase == PhaseWaiting && m.gen != nil) {
+		if m.brk == nil && m.change.at.IsZero() && (m.phase == PhaseRecovering || (m.phase == PhaseWaiting && m.gen != nil)) {
 			m.phase = PhaseRunning
 		}
-		if m.phase == PhaseRunning {
+		if m.phase == PhaseRunning && m.change.at.IsZero() {
 			m.err = ""
 		}
 	case ReportHeartbeat:
@@ -900,13 +917,29 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 	return ack, append(acts, m.decide(now)...)
 }
 
-// isRecentMember: a step report of the generation before the current one
-// (it overtook the change) still counts for the history.
-func (m *Machine) isRecentMember(r Report) bool {
-	return m.gen != nil && r.Generation < m.gen.ID && r.Generation >= m.gen.ID-2
+// record writes the history line of a step report the first time the step
+// is reported (all ranks report it; the first report wins), whichever
+// generation trained it and in whatever order the reports arrive: a report
+// that waited while no coordinator led, or that comes from a member since
+// dropped, is history all the same.
+func (m *Machine) record(now time.Time, r Report) []Action {
+	idx := r.Step - 1
+	if idx < 0 || idx >= m.cfg.MaxSteps || !m.written.add(idx) {
+		return nil
+	}
+	line := runmetrics.Step{Step: idx, Loss: r.Loss, LR: r.LR, GradNorm: r.GradNorm, Tokens: r.Tokens, WorldSize: r.World, Time: now}
+	if line.WorldSize == 0 {
+		line.WorldSize = m.worlds[r.Generation]
+	}
+	if r.StepTime > 0 {
+		line.TokensPerS = float64(r.Tokens) / r.StepTime.Seconds()
+	}
+	if r.HasVal {
+		val := r.ValLoss
+		line.ValLoss = &val
+	}
+	return []Action{Record{Line: Line{Step: &line}}}
 }
-
-func (m *Machine) worldOf(gen int64) int { return m.worlds[gen] }
 
 // Probed records the answer to a Probe.
 func (m *Machine) Probed(now time.Time, name string, incarnation uint64, alive bool) []Action {
@@ -1067,7 +1100,7 @@ func (m *Machine) end(mode cluster.Mode, failed string) []Action {
 func (m *Machine) Status(now time.Time) Status {
 	s := Status{
 		Job: m.cfg.Job, Phase: m.phase, Step: m.step, MaxSteps: m.cfg.MaxSteps,
-		Loss: m.loss, ValLoss: m.valLoss, HasVal: m.hasVal, LR: m.lr, GradNorm: m.gradNorm,
+		Loss: m.loss, ValLoss: m.valLoss, HasVal: m.hasVal, ValStep: m.valStep, Reported: m.reported, LR: m.lr, GradNorm: m.gradNorm,
 		TokensPerS: m.tokPerS, Tokens: m.tokens, LastCheckpoint: -1, Err: m.err,
 		Events: slices.Clone(m.events),
 	}
@@ -1098,7 +1131,44 @@ func (m *Machine) Status(now time.Time) Status {
 }
 
 // Phases a worker's heartbeat names.
-const (
-	phaseAllReduce  = "allreduce"
-	phaseCheckpoint = "checkpoint"
-)
+const phaseCheckpoint = "checkpoint"
+
+// waitingPhases are the phases of a worker that waits for others (its
+// peers in the all-reduce, a state transfer, the coordinator): a member
+// that says so recently is not the one stalled.
+var waitingPhases = map[string]bool{
+	"allreduce": true, "join": true, "heal": true, "check": true, "load checkpoint": true, phaseCheckpoint: true, "done": true,
+}
+
+// stepSet is a set of step numbers (a bitmap) with its count and maximum.
+type stepSet struct {
+	bits  []uint64
+	count int
+	max   int // −1: empty
+}
+
+func newStepSet(steps []int) stepSet {
+	s := stepSet{max: -1}
+	for _, x := range steps {
+		s.add(x)
+	}
+	return s
+}
+
+// add inserts x ≥ 0 and reports whether it was new.
+func (s *stepSet) add(x int) bool {
+	if x < 0 {
+		return false
+	}
+	w := x / 64
+	for len(s.bits) <= w {
+		s.bits = append(s.bits, 0)
+	}
+	if s.bits[w]&(1<<(x%64)) != 0 {
+		return false
+	}
+	s.bits[w] |= 1 << (x % 64)
+	s.count++
+	s.max = max(s.max, x)
+	return true
+}

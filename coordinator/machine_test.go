@@ -232,7 +232,7 @@ func TestMachineScenarios(t *testing.T) {
 			}
 			cfg := MachineConfig{
 				Job: "t", MinWorkers: 2, MaxWorkers: 3, MaxSteps: 10, CheckpointEvery: 4,
-				Settle: 2 * time.Second, LastMetricsStep: -1, FirstGeneration: 1,
+				Settle: 2 * time.Second, FirstGeneration: 1,
 			}
 			var script []string
 			for _, line := range strings.Split(head, "\n") {
@@ -272,8 +272,10 @@ func applyConfig(t *testing.T, cfg *MachineConfig, s string) {
 			cfg.CheckpointEvery = n
 		case "checkpoint":
 			cfg.LastCheckpoint = &cluster.Version{Step: int64(n), Generation: 1}
-		case "metrics":
-			cfg.LastMetricsStep = n
+		case "metrics": // steps 0 … n are written
+			for s := 0; s <= n; s++ {
+				cfg.Written = append(cfg.Written, s)
+			}
 		case "stall":
 			d, _ := time.ParseDuration(v)
 			cfg.StallTimeout = d

@@ -139,7 +139,7 @@ func (s *service) WatchJob(req *pb.WatchJobRequest, stream pb.Coordinator_WatchJ
 
 // fromMember checks, without TLS, that a call comes from the address the
 // named worker registered.
-func (s *service) fromMember(ctx context.Context, name string, inc uint64) error {
+func (s *service) fromMember(ctx context.Context, name string) error {
 	if !s.checkPeer {
 		return nil
 	}
@@ -156,24 +156,19 @@ func (s *service) fromMember(ctx context.Context, name string, inc uint64) error
 	}
 	st, _, _ := s.c.hub.get()
 	for _, w := range st.Workers {
-		if w.Name != name || w.Incarnation != inc {
+		if w.Name != name { // any incarnation: the machine judges that
 			continue
 		}
 		host, _, err := net.SplitHostPort(w.Address)
 		if err != nil {
 			break
 		}
-		if slices.Contains(s.addressesOf(ctx, host), from) || isLoopback(from) && isLoopback(host) {
+		if slices.Contains(s.addressesOf(ctx, host), from) {
 			return nil
 		}
 		return fmt.Errorf("%w: worker %s is registered at %s, the call comes from %s", errRefused, name, w.Address, from)
 	}
-	return fmt.Errorf("%w: worker %s incarnation %d is not registered", errRefused, name, inc)
-}
-
-func isLoopback(host string) bool {
-	ip := net.ParseIP(host)
-	return host == "localhost" || ip != nil && ip.IsLoopback()
+	return fmt.Errorf("%w: worker %s is not registered", errRefused, name)
 }
 
 func (s *service) addressesOf(ctx context.Context, host string) []string {
@@ -238,6 +233,9 @@ func (s *service) reports(ctx context.Context, rs []*pb.WorkerReport) ([]*pb.Rep
 			ack, a := m.Report(now, rep)
 			acts = append(acts, a...)
 			acks[idx[k]] = &pb.ReportAck{Generation: ack.Generation, Stale: ack.Stale, Refused: ack.Refused}
+			if ack.Refused != "" {
+				s.c.log.Debug("report refused", "worker", rep.Name, "kind", rep.Kind, "step", rep.Step, "why", ack.Refused)
+			}
 		}
 		return acts
 	})
@@ -256,13 +254,13 @@ func (s *service) convert(ctx context.Context, r *pb.WorkerReport) (Report, erro
 	if kind == 0 {
 		return Report{}, status.Errorf(codes.InvalidArgument, "report kind %v", r.GetKind())
 	}
-	if err := s.fromMember(ctx, r.GetName(), r.GetIncarnation()); err != nil {
+	if err := s.fromMember(ctx, r.GetName()); err != nil {
 		return Report{}, err
 	}
 	return Report{
 		Name: r.GetName(), Incarnation: r.GetIncarnation(), Generation: r.GetGeneration(), Rank: int(r.GetRank()), Kind: kind,
 		Step: int(r.GetStep()), Lineage: r.GetLineage(), Loss: r.GetLoss(), LR: r.GetLr(), GradNorm: r.GetGradNorm(),
-		Tokens: r.GetTokens(), StepTime: seconds(r.GetStepTimeS()), Compute: seconds(r.GetComputeS()),
+		Tokens: r.GetTokens(), World: int(r.GetWorldSize()), StepTime: seconds(r.GetStepTimeS()), Compute: seconds(r.GetComputeS()),
 		ReduceWait: seconds(r.GetAllreduceWaitS()), Optimizer: seconds(r.GetOptimizerS()),
 		HasVal: r.GetHasValLoss(), ValLoss: r.GetValLoss(), Err: r.GetError(), Phase: r.GetPhase(),
 		HealSeconds: r.GetHealSeconds(), HealSource: int(r.GetHealSource()), HealBytes: int64(r.GetHealBytes()),
@@ -290,7 +288,7 @@ func (s *service) PutCheckpoint(stream grpc.ClientStreamingServer[pb.CheckpointC
 		return err
 	}
 	step, lineage := int(first.GetStep()), first.GetLineage()
-	if err := s.fromMember(ctx, first.GetWorker(), first.GetIncarnation()); err != nil {
+	if err := s.fromMember(ctx, first.GetWorker()); err != nil {
 		return err
 	}
 	var want bool
@@ -307,9 +305,11 @@ func (s *service) PutCheckpoint(stream grpc.ClientStreamingServer[pb.CheckpointC
 	if !want {
 		return fmt.Errorf("%w: step %d (newest committed: %d)", errNotWanted, step, s.c.Status().LastCheckpoint)
 	}
+	s.c.counters.uploadBegan(step, time.Now())
 	dir := checkpoint.Dir(s.c.cfg.RunDir, int64(step))
 	names, err := s.receive(stream, first, dir)
 	if err != nil {
+		s.c.counters.checkpointEnded(step, false, time.Now())
 		_ = s.c.do(context.Background(), func(now time.Time, m *Machine) []Action { return m.Uploading(now, step, false, err) })
 		return err
 	}
@@ -358,7 +358,7 @@ func (s *service) GetCheckpoint(req *pb.GetCheckpointRequest, stream grpc.Server
 func (c *Coordinator) statusProto(s Status) *pb.JobStatusResponse {
 	r := &pb.JobStatusResponse{
 		Job: s.Job, Phase: string(s.Phase), Step: int64(s.Step), MaxSteps: int64(s.MaxSteps),
-		Loss: s.Loss, ValLoss: s.ValLoss, HasValLoss: s.HasVal, Lr: s.LR, GradNorm: s.GradNorm, TokensPerS: s.TokensPerS,
+		Loss: s.Loss, ValLoss: s.ValLoss, HasValLoss: s.HasVal, ValStep: int64(s.ValStep), Lr: s.LR, GradNorm: s.GradNorm, TokensPerS: s.TokensPerS,
 		Tokens: s.Tokens, Generation: s.Generation, WorldSize: int32(s.World), EtaS: s.ETA.Seconds(),
 		LastCheckpointStep: int64(s.LastCheckpoint), RunDir: c.cfg.RunDir, Error: s.Err,
 		TimeUnixMs: time.Now().UnixMilli(), Run: c.run.ID, Coordinator: c.cfg.Advertise,

@@ -81,21 +81,25 @@ func latestCheckpoint(runDir string) (*cluster.Version, error) {
 	return &cluster.Version{Step: step, Generation: meta.Generation}, nil
 }
 
-// lastMetrics returns the newest step in RUN/metrics.jsonl (−1: none) and
-// its loss.
-func lastMetrics(runDir string) (int, float64, error) {
+// writtenSteps returns the steps RUN/metrics.jsonl holds and the loss of
+// the newest.
+func writtenSteps(runDir string) ([]int, float64, error) {
 	l, err := runmetrics.ReadFile(filepath.Join(runDir, MetricsFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return -1, 0, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return -1, 0, err
+		return nil, 0, err
 	}
-	if len(l.Steps) == 0 {
-		return -1, 0, nil
+	steps := make([]int, len(l.Steps))
+	for i, s := range l.Steps {
+		steps[i] = s.Step
 	}
-	last := l.Steps[len(l.Steps)-1]
-	return last.Step, last.Loss, nil
+	var loss float64
+	if len(l.Steps) > 0 {
+		loss = l.Steps[len(l.Steps)-1].Loss
+	}
+	return steps, loss, nil
 }
 
 // chunkReader reads the files of one checkpoint upload from a stream of

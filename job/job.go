@@ -1,6 +1,7 @@
 package job
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,7 @@ type Job struct {
 // (trainer.ModelConfig), so that the control plane needs nothing of the
 // model. Zero means "not given".
 type Model struct {
-	Preset        string  `yaml:"preset" json:"preset,omitempty"`
+	Preset        string  `yaml:"preset" json:"preset"`
 	VocabSize     int     `yaml:"vocab_size" json:"vocab_size,omitempty"`
 	ContextLength int     `yaml:"context_length" json:"context_length,omitempty"`
 	DModel        int     `yaml:"d_model" json:"d_model,omitempty"`
@@ -95,6 +96,18 @@ type Workers struct {
 	// StallTimeout: a member of the ring that completes no step for this
 	// long (while its lease lives) is named in the status and dropped.
 	StallTimeout Duration `yaml:"stall_timeout" json:"stall_timeout"`
+}
+
+// UnmarshalJSON decodes a job over the defaults, like Parse: a key that
+// the JSON lacks (a job from an older coordinator, say) keeps its default.
+func (j *Job) UnmarshalJSON(b []byte) error {
+	type plain Job // without this method
+	d := plain(Default())
+	if err := json.Unmarshal(b, &d); err != nil {
+		return err
+	}
+	*j = Job(d)
+	return nil
 }
 
 // Default returns a job with every default filled in and no data.

@@ -148,3 +148,16 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("empty file: %v, want the missing data.train", err)
 	}
 }
+
+// A job in JSON from a process that knew fewer keys decodes with the
+// defaults for the missing ones.
+func TestJSONMissingKeysTakeDefaults(t *testing.T) {
+	var j Job
+	if err := json.Unmarshal([]byte(`{"name":"old","data":{"train":"/t_*.bin"},"train":{"max_steps":5}}`), &j); err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if j.Train.MaxSteps != 5 || j.Train.GlobalBatch != d.Train.GlobalBatch || j.Workers.StallTimeout != d.Workers.StallTimeout || j.Model.Preset != "small" {
+		t.Errorf("decoded %+v", j)
+	}
+}

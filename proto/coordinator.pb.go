@@ -421,7 +421,7 @@ type JobStatusResponse struct {
 	Step               int64                  `protobuf:"varint,3,opt,name=step,proto3" json:"step,omitempty"`  // optimizer steps completed
 	MaxSteps           int64                  `protobuf:"varint,4,opt,name=max_steps,json=maxSteps,proto3" json:"max_steps,omitempty"`
 	Loss               float64                `protobuf:"fixed64,5,opt,name=loss,proto3" json:"loss,omitempty"`                      // loss of the newest step
-	ValLoss            float64                `protobuf:"fixed64,6,opt,name=val_loss,json=valLoss,proto3" json:"val_loss,omitempty"` // newest evaluation; 0 if none yet
+	ValLoss            float64                `protobuf:"fixed64,6,opt,name=val_loss,json=valLoss,proto3" json:"val_loss,omitempty"` // newest evaluation; see has_val_loss
 	Lr                 float64                `protobuf:"fixed64,7,opt,name=lr,proto3" json:"lr,omitempty"`
 	GradNorm           float64                `protobuf:"fixed64,8,opt,name=grad_norm,json=gradNorm,proto3" json:"grad_norm,omitempty"`
 	TokensPerS         float64                `protobuf:"fixed64,9,opt,name=tokens_per_s,json=tokensPerS,proto3" json:"tokens_per_s,omitempty"`
@@ -438,6 +438,7 @@ type JobStatusResponse struct {
 	Run                string                 `protobuf:"bytes,20,opt,name=run,proto3" json:"run,omitempty"`                                    // the run's id
 	HasValLoss         bool                   `protobuf:"varint,21,opt,name=has_val_loss,json=hasValLoss,proto3" json:"has_val_loss,omitempty"` // val_loss is set
 	Coordinator        string                 `protobuf:"bytes,22,opt,name=coordinator,proto3" json:"coordinator,omitempty"`                    // the leader's address
+	ValStep            int64                  `protobuf:"varint,23,opt,name=val_step,json=valStep,proto3" json:"val_step,omitempty"`            // with has_val_loss: the steps completed when val_loss was measured
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -626,6 +627,13 @@ func (x *JobStatusResponse) GetCoordinator() string {
 	return ""
 }
 
+func (x *JobStatusResponse) GetValStep() int64 {
+	if x != nil {
+		return x.ValStep
+	}
+	return 0
+}
+
 type WorkerReport struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Name             string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -651,6 +659,7 @@ type WorkerReport struct {
 	AllreduceWaitS   float64                `protobuf:"fixed64,21,opt,name=allreduce_wait_s,json=allreduceWaitS,proto3" json:"allreduce_wait_s,omitempty"`
 	OptimizerS       float64                `protobuf:"fixed64,22,opt,name=optimizer_s,json=optimizerS,proto3" json:"optimizer_s,omitempty"`
 	HealBytes        uint64                 `protobuf:"varint,23,opt,name=heal_bytes,json=healBytes,proto3" json:"heal_bytes,omitempty"` // READY: bytes received
+	WorldSize        int32                  `protobuf:"varint,24,opt,name=world_size,json=worldSize,proto3" json:"world_size,omitempty"` // of the generation
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -842,6 +851,13 @@ func (x *WorkerReport) GetOptimizerS() float64 {
 func (x *WorkerReport) GetHealBytes() uint64 {
 	if x != nil {
 		return x.HealBytes
+	}
+	return 0
+}
+
+func (x *WorkerReport) GetWorldSize() int32 {
+	if x != nil {
+		return x.WorldSize
 	}
 	return 0
 }
@@ -1246,7 +1262,7 @@ const file_coordinator_proto_rawDesc = "" +
 	"generation\x12\x16\n" +
 	"\x06worker\x18\x05 \x01(\tR\x06worker\x12\x18\n" +
 	"\aseconds\x18\x06 \x01(\x01R\aseconds\x12\x16\n" +
-	"\x06detail\x18\a \x01(\tR\x06detail\"\x95\x05\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail\"\xb0\x05\n" +
 	"\x11JobStatusResponse\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\tR\x03job\x12\x14\n" +
 	"\x05phase\x18\x02 \x01(\tR\x05phase\x12\x12\n" +
@@ -1276,7 +1292,8 @@ const file_coordinator_proto_rawDesc = "" +
 	"\x03run\x18\x14 \x01(\tR\x03run\x12 \n" +
 	"\fhas_val_loss\x18\x15 \x01(\bR\n" +
 	"hasValLoss\x12 \n" +
-	"\vcoordinator\x18\x16 \x01(\tR\vcoordinator\"\xea\x06\n" +
+	"\vcoordinator\x18\x16 \x01(\tR\vcoordinator\x12\x19\n" +
+	"\bval_step\x18\x17 \x01(\x03R\avalStep\"\x89\a\n" +
 	"\fWorkerReport\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -1307,7 +1324,9 @@ const file_coordinator_proto_rawDesc = "" +
 	"\voptimizer_s\x18\x16 \x01(\x01R\n" +
 	"optimizerS\x12\x1d\n" +
 	"\n" +
-	"heal_bytes\x18\x17 \x01(\x04R\thealBytes\"\xb2\x01\n" +
+	"heal_bytes\x18\x17 \x01(\x04R\thealBytes\x12\x1d\n" +
+	"\n" +
+	"world_size\x18\x18 \x01(\x05R\tworldSize\"\xb2\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tKIND_STEP\x10\x01\x12\x0f\n" +

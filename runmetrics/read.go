@@ -47,6 +47,9 @@ type Event struct {
 	Worker     string    `json:"worker,omitempty"`
 	Seconds    float64   `json:"seconds,omitempty"`
 	Detail     string    `json:"detail,omitempty"`
+	// Redone counts the completed steps trained again after a change
+	// ("recovered" events).
+	Redone int `json:"redone,omitempty"`
 }
 
 // Log is the content of a metrics.jsonl.

@@ -44,25 +44,28 @@ func (w *Worker) coordinatorConn() (*grpc.ClientConn, error) {
 }
 
 // uploadCheckpoint streams tr's state (model, optimizer, state.json) to
-// the coordinator, which writes and commits the checkpoint.
-func (w *Worker) uploadCheckpoint(ctx context.Context, gen int64, tr Trainer) error {
+// the coordinator, which writes and commits the checkpoint. It returns the
+// bytes sent.
+func (w *Worker) uploadCheckpoint(ctx context.Context, gen int64, tr Trainer) (uint64, error) {
 	cc, err := w.coordinatorConn()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(ctx, transferTimeout)
 	defer cancel()
 	stream, err := pb.NewCoordinatorClient(cc).PutCheckpoint(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	first := true
+	var sent uint64
 	send := func(c *pb.CheckpointChunk) error {
 		if first {
 			c.Step, c.Lineage, c.Worker, c.Incarnation, c.Generation = tr.Completed(), tr.Lineage(), w.cfg.Name, w.incarnation(), gen
 			first = false
 		}
+		sent += uint64(len(c.Data))
 		return stream.Send(c)
 	}
 	files := func(name string, write func(io.Writer) error) error {
@@ -74,15 +77,15 @@ func (w *Worker) uploadCheckpoint(ctx context.Context, gen int64, tr Trainer) er
 	}
 	jb, err := jobJSON(w.job())
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := tr.SaveCheckpoint(files, trainer.State{Job: jb, Run: w.runID()}); err != nil {
-		return uploadErr(err, stream)
+		return sent, uploadErr(err, stream)
 	}
 	if _, err := stream.CloseAndRecv(); err != nil {
-		return uploadErr(err, nil)
+		return sent, uploadErr(err, nil)
 	}
-	return nil
+	return sent, nil
 }
 
 func uploadErr(err error, stream grpc.ClientStream) error {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/ringtrain/ringtrain/cluster"
 	pb "github.com/ringtrain/ringtrain/proto"
@@ -170,6 +169,3 @@ func (r *reporter) drain(d time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// clone copies a report template.
-func clone(rep *pb.WorkerReport) *pb.WorkerReport { return proto.Clone(rep).(*pb.WorkerReport) }

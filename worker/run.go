@@ -75,7 +75,7 @@ func (r *run) version() cluster.Version {
 func (r *run) report(kind pb.WorkerReport_Kind, fill func(*pb.WorkerReport)) {
 	v := r.version()
 	rep := &pb.WorkerReport{Name: r.w.cfg.Name, Incarnation: r.w.incarnation(), Generation: r.g.ID, Rank: int32(r.rank),
-		Kind: kind, Step: v.Step, Lineage: v.Generation}
+		Kind: kind, Step: v.Step, Lineage: v.Generation, WorldSize: int32(len(r.g.Members))}
 	if fill != nil {
 		fill(rep)
 	}
@@ -90,14 +90,30 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	g, tr := r.g, r.tr
 	world := len(g.Members)
 	r.log.Info("joining generation", "mode", g.Mode, "state", r.version())
+	r.w.cfg.Metrics.joined(g.ID, r.rank, world)
 	r.phase.set("join")
 	if err := tr.SetWorld(r.rank, world); err != nil {
 		return OutcomeFatal, err
 	}
-	jctx, jcancel := context.WithTimeout(ctx, joinTimeout)
+	// Until the first step, the ranks are at a step boundary: a newer
+	// generation abandons the start at once (nothing is lost), where during
+	// training it waits for the step in flight.
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	go func() {
+		select {
+		case <-r.stop:
+			scancel()
+		case <-sctx.Done():
+		}
+	}()
+	jctx, jcancel := context.WithTimeout(sctx, joinTimeout)
 	ring, err := r.w.cfg.Rings.Join(jctx, g.ID, r.rank, g.Addresses())
 	jcancel()
 	if err != nil {
+		if r.stopRequested() {
+			return OutcomeBoundary, nil
+		}
 		return r.ringFailed(ctx, fmt.Errorf("join the ring of generation %d: %w", g.ID, err))
 	}
 	defer ring.Close()
@@ -119,10 +135,14 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 	defer hb()
 
 	start := time.Now()
-	healed, err := r.start(ctx)
+	healed, err := r.start(sctx)
+	scancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return OutcomeAborted, nil
+		}
+		if r.stopRequested() {
+			return OutcomeBoundary, nil
 		}
 		if ring.Err() != nil || errors.Is(err, heal.ErrNotOffered) {
 			return OutcomeRingFailed, err
@@ -172,7 +192,7 @@ func (r *run) start(ctx context.Context) (healInfo, error) {
 		r.phase.set("load checkpoint")
 		n, err := r.w.loadCheckpoint(ctx, tr, plan.Target)
 		if err != nil {
-			return info, fmt.Errorf("load the checkpoint of %v: %w", plan.Target, err)
+			return info, r.discard(fmt.Errorf("load the checkpoint of %v: %w", plan.Target, err))
 		}
 		info.source, info.loaded, info.bytes = plan.Source, true, n
 	}
@@ -185,11 +205,17 @@ func (r *run) start(ctx context.Context) (healInfo, error) {
 		r.phase.set("heal")
 		n, err := r.fetchState(ctx, plan.Source)
 		if err != nil {
-			return info, err
+			return info, r.discard(err)
 		}
 		info.source, info.bytes, info.loaded = plan.Source, n, plan.LoadCheckpoint
 	}
 	info.seconds = time.Since(t0).Seconds()
+	switch {
+	case info.loaded && info.source == r.rank:
+		r.w.cfg.Metrics.transfer("checkpoint", info.seconds, info.bytes)
+	case info.source >= 0:
+		r.w.cfg.Metrics.transfer("peer", info.seconds, info.bytes)
+	}
 	// Everyone holds the state now: check it, and release the source.
 	r.phase.set("check")
 	check := make([]float64, world)
@@ -210,6 +236,17 @@ func (r *run) start(ctx context.Context) (healInfo, error) {
 		return info, fmt.Errorf("after the start of generation %d at %v this rank is at step %d", g.ID, plan.Target, tr.Completed())
 	}
 	return info, nil
+}
+
+// discard resets the trainer after a state transfer or checkpoint load
+// that failed halfway: its buffers hold a mix of two states, which must
+// never be offered as the version it claims.
+func (r *run) discard(err error) error {
+	if rerr := r.tr.Reset(); rerr != nil {
+		return fmt.Errorf("%w (and resetting the state failed: %v)", err, rerr)
+	}
+	r.log.Warn("state transfer failed; this rank starts over from the initial state until it fetches another", "err", err)
+	return err
 }
 
 // fetchState copies the state from rank src.
@@ -258,6 +295,7 @@ func (r *run) fetchState(ctx context.Context, src int) (uint64, error) {
 func (r *run) train(ctx context.Context) (Outcome, error) {
 	tr, j := r.tr, r.w.job()
 	maxSteps := int64(j.Train.MaxSteps)
+	meter := &meteredRing{Ring: r.ring}
 	for tr.Completed() < maxSteps {
 		if fp := r.w.cfg.StallBeforeStep; fp > 0 && tr.Completed() == int64(fp) {
 			r.log.Warn("failpoint: stalling before step", "step", fp)
@@ -266,7 +304,7 @@ func (r *run) train(ctx context.Context) (Outcome, error) {
 			return OutcomeAborted, nil
 		}
 		r.phase.set("step")
-		res, err := tr.TrainStep(ctx, r.ring, r.stopRequested())
+		res, err := tr.TrainStep(ctx, meter, r.stopRequested())
 		if err != nil {
 			if res.Completed > 0 { // a NaN: the step was taken, the loss is garbage
 				return OutcomeFatal, fmt.Errorf("step %d: %w", res.Completed-1, err)
@@ -274,6 +312,8 @@ func (r *run) train(ctx context.Context) (Outcome, error) {
 			return r.failedOr(ctx, fmt.Errorf("step %d: %w", tr.Completed(), err))
 		}
 		tr.SetLineage(r.g.ID)
+		elems, span := meter.take()
+		r.w.cfg.Metrics.step(res, elems, span, len(r.g.Members))
 		completed := int(res.Completed)
 		rep := &pb.WorkerReport{Loss: res.Loss, Lr: res.LR, GradNorm: res.GradNorm, Tokens: res.Tokens,
 			StepTimeS: res.Duration.Seconds(), ComputeS: (res.Forward + res.Backward).Seconds(),
@@ -328,9 +368,10 @@ func (r *run) checkpointIfDue(ctx context.Context, drain bool) error {
 	r.phase.set("checkpoint")
 	for attempt := 1; ; attempt++ {
 		t0 := time.Now()
-		err := r.w.uploadCheckpoint(ctx, r.g.ID, tr)
+		n, err := r.w.uploadCheckpoint(ctx, r.g.ID, tr)
 		if err == nil {
-			r.log.Info("checkpoint uploaded", "step", completed, "seconds", time.Since(t0).Seconds())
+			r.w.cfg.Metrics.checkpoint(time.Since(t0), n)
+			r.log.Info("checkpoint uploaded", "step", completed, "seconds", time.Since(t0).Seconds(), "bytes", n)
 			return nil
 		}
 		if errors.Is(err, errNotWanted) {

@@ -34,6 +34,7 @@ type Trainer interface {
 	StateBuffers() [][]float32
 	SetState(completed, lineage int64)
 	StateHash() uint32
+	Reset() error
 	Restore(dir string) error
 	SaveCheckpoint(w trainer.FileWriter, st trainer.State) error
 	Close() error
@@ -74,6 +75,8 @@ type Config struct {
 	CoordinatorDial, PeerDial []grpc.DialOption
 	// ExitWhenDone makes Run return once a job it took part in is over.
 	ExitWhenDone bool
+	// Metrics, if set, records the worker's Prometheus metrics.
+	Metrics *Metrics
 	// StallBeforeStep, for tests, makes the worker hang (as if stuck in
 	// compute) before this step (0: never).
 	StallBeforeStep int
@@ -179,7 +182,14 @@ func (w *Worker) Run(ctx context.Context, leave <-chan struct{}) error {
 		w.cfg.TTL, newIncarnation, w.log)
 	w.inc.Store(w.reg.Member().Incarnation)
 	regErr := make(chan error, 1)
-	wg.Go(func() { regErr <- w.reg.Run(ctx) })
+	regCtx, regStop := context.WithCancel(ctx)
+	regDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(regDone)
+		if err := w.reg.Run(regCtx); regCtx.Err() == nil {
+			regErr <- err
+		}
+	})
 	wg.Go(func() { w.rep.run(rctx) })
 
 	var gens cluster.Latest[*cluster.Generation]
@@ -188,8 +198,7 @@ func (w *Worker) Run(ctx context.Context, leave <-chan struct{}) error {
 	_, _, genChanged := gens.Get()
 	_, _, regChanged := w.reg.Current.Get()
 	_, _, jobChanged := jobs.Get()
-	var apply func([]Action) error
-	apply = func(acts []Action) error {
+	apply := func(acts []Action) error {
 		for _, a := range acts {
 			switch a := a.(type) {
 			case StartRun:
@@ -225,6 +234,8 @@ func (w *Worker) Run(ctx context.Context, leave <-chan struct{}) error {
 				}
 				w.rep.send(rep)
 			case Deregister:
+				regStop() // no registering again once the key is gone
+				<-regDone
 				if err := w.reg.Deregister(ctx); err != nil {
 					w.log.Warn("deregister", "err", err)
 				}

@@ -136,8 +136,17 @@ type proc struct {
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, name, nil, args...)
+}
+
+// startProcEnv is startProc with extra environment variables (KEY=VALUE).
+func startProcEnv(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, cmd: exec.Command(clusterBinary(t), args...), out: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if len(env) > 0 {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -197,14 +206,6 @@ func startWorkers(t *testing.T, etcdURL, prefix string, w int) []*proc {
 			"--listen", "127.0.0.1:0", "--name", fmt.Sprintf("w%d", i), "--prefix", prefix, "--ttl", "2s", "--exit-when-done"))
 	}
 	return workers
-}
-
-// startCluster runs a job with a coordinator process and w worker
-// processes and returns the coordinator's address and the processes.
-func startCluster(t *testing.T, etcdURL, prefix, jobPath, runDir string, w int) (string, *proc, []*proc) {
-	t.Helper()
-	addr, coord := startCoordinator(t, "coordinator", etcdURL, prefix, jobPath, runDir)
-	return addr, coord, startWorkers(t, etcdURL, prefix, w)
 }
 
 func readMetrics(t *testing.T, runDir string) []map[string]any {
@@ -301,7 +302,7 @@ func TestClusterProcesses(t *testing.T) {
 				if err := watch.wait(t, 10*time.Second); err != nil {
 					t.Errorf("watch: %v", err)
 				}
-				if out := watch.out.String(); !strings.Contains(out, fmt.Sprintf("done step %d/%d", steps, steps)) {
+				if out := watch.out.String(); !strings.Contains(out, fmt.Sprintf("done at step %d", steps)) {
 					t.Errorf("watch output has no final line:\n%s", out)
 				}
 			}
@@ -380,179 +381,6 @@ func checkStatusJSON(t *testing.T, addr string, steps int) map[string]any {
 		}
 	}
 	return st
-}
-
-// waitCommitted polls for the commit marker of the checkpoint at step.
-func waitCommitted(t *testing.T, runDir string, step int, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if _, err := os.Stat(filepath.Join(checkpoint.Dir(runDir, int64(step)), "COMMIT")); err == nil {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("no committed checkpoint at step %d within %s", step, d)
-}
-
-func TestClusterCoordinatorRestartResumes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow: builds the binary and runs worker processes")
-	}
-	etcdURL := clusterEtcd(t)
-	data := clusterData(t)
-	const steps = 100
-	job := clusterJob(t, data, steps, 4, 64, 2, 2)
-
-	full := t.TempDir()
-	_, coord, workers := startCluster(t, etcdURL, "/full", job, full, 2)
-	if err := coord.wait(t, 120*time.Second); err != nil {
-		t.Fatalf("coordinator: %v", err)
-	}
-	for _, wp := range workers {
-		wp.wait(t, 30*time.Second)
-	}
-	want := stepLosses(t, full, steps, 2)
-
-	// The coordinator is stopped after its first checkpoint; the workers
-	// stay up, abandon the generation, and the restarted coordinator
-	// resumes them from the newest committed checkpoint.
-	part := t.TempDir()
-	_, coord, workers = startCluster(t, etcdURL, "/part", job, part, 2)
-	waitCommitted(t, part, 4, 60*time.Second)
-	coord.cmd.Process.Signal(syscall.SIGTERM)
-	if err := coord.wait(t, 30*time.Second); err == nil {
-		t.Fatalf("coordinator stopped by SIGTERM exited 0 (did the job finish first?)")
-	}
-	if _, err := os.Stat(filepath.Join(checkpoint.Dir(part, int64(steps)), "COMMIT")); err == nil {
-		t.Fatalf("the job finished before the coordinator was stopped; nothing to resume")
-	}
-	addr := freeAddr(t)
-	coord2 := startProc(t, "coordinator 2", "coordinator", "--etcd", etcdURL, "--listen", addr, "--job", job,
-		"--run-dir", part, "--prefix", "/part", "--metrics-listen", "", "--settle", "100ms", "--ttl", "2s")
-	if err := coord2.wait(t, 120*time.Second); err != nil {
-		t.Fatalf("restarted coordinator: %v", err)
-	}
-	for _, wp := range workers {
-		if err := wp.wait(t, 30*time.Second); err != nil {
-			t.Errorf("%s: %v", wp.name, err)
-		}
-	}
-	if !strings.Contains(coord2.out.String(), "resuming") {
-		t.Errorf("restarted coordinator did not resume:\n%s", coord2.out.String())
-	}
-	got := stepLosses(t, part, steps, 2)
-	for s := range steps {
-		if got[s] != want[s] {
-			t.Errorf("step %d: loss %v after a coordinator restart, %v uninterrupted", s, got[s], want[s])
-		}
-	}
-}
-
-func TestLocalRestartResumes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow: builds the binary")
-	}
-	data := clusterData(t)
-	const steps = 100
-	job := clusterJob(t, data, steps, 4, 64, 1, 4)
-
-	full := t.TempDir()
-	p := startProc(t, "local", "local", "--job", job, "--workers", "2", "--run-dir", full)
-	if err := p.wait(t, 120*time.Second); err != nil {
-		t.Fatalf("local: %v", err)
-	}
-	want := stepLosses(t, full, steps, 2)
-
-	part := t.TempDir()
-	p = startProc(t, "local 1", "local", "--job", job, "--workers", "2", "--run-dir", part)
-	waitCommitted(t, part, 4, 60*time.Second)
-	p.cmd.Process.Signal(syscall.SIGINT)
-	if err := p.wait(t, 30*time.Second); err == nil {
-		t.Fatalf("local stopped by SIGINT exited 0 (did the job finish first?)")
-	}
-	p = startProc(t, "local 2", "local", "--job", job, "--workers", "2", "--run-dir", part)
-	if err := p.wait(t, 120*time.Second); err != nil {
-		t.Fatalf("resumed local: %v", err)
-	}
-	got := stepLosses(t, part, steps, 2)
-	for s := range steps {
-		if got[s] != want[s] {
-			t.Errorf("step %d: loss %v after a restart, %v uninterrupted", s, got[s], want[s])
-		}
-	}
-}
-
-// statusJSONOf returns the coordinator's status as a map.
-func statusJSONOf(t *testing.T, addr string) map[string]any {
-	t.Helper()
-	out, err := exec.Command(clusterBinary(t), "status", "--coordinator", addr, "--json", "--timeout", "2s").Output()
-	if err != nil {
-		return nil
-	}
-	var st map[string]any
-	if err := json.Unmarshal(out, &st); err != nil {
-		t.Fatalf("status --json output %q: %v", out, err)
-	}
-	return st
-}
-
-func TestClusterWorkerKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow: builds the binary and runs worker processes")
-	}
-	etcdURL := clusterEtcd(t)
-	data := clusterData(t)
-	const steps = 100
-
-	t.Run("spare capacity: the ring is re-formed smaller from the checkpoint", func(t *testing.T) {
-		runDir := t.TempDir()
-		job := clusterJob(t, data, steps, 4, 64, 1, 3)
-		_, coord, workers := startCluster(t, etcdURL, "/kill3", job, runDir, 3)
-		waitCommitted(t, runDir, 4, 60*time.Second)
-		workers[2].cmd.Process.Kill()
-		if err := coord.wait(t, 120*time.Second); err != nil {
-			t.Fatalf("coordinator: %v", err)
-		}
-		lines := readMetrics(t, runDir)
-		if len(lines) != steps {
-			t.Fatalf("%d metrics lines, want %d", len(lines), steps)
-		}
-		if ws := lines[steps-1]["world_size"]; ws != 2.0 {
-			t.Errorf("last step ran with world_size %v, want 2 after losing a worker", ws)
-		}
-		if !strings.Contains(coord.out.String(), "lost") {
-			t.Errorf("coordinator did not log the lost worker:\n%s", coord.out.String())
-		}
-	})
-
-	t.Run("below workers.min: the job waits with a clear error until a worker joins", func(t *testing.T) {
-		runDir := t.TempDir()
-		job := clusterJob(t, data, steps, 4, 64, 2, 2)
-		addr, coord, workers := startCluster(t, etcdURL, "/kill2", job, runDir, 2)
-		waitCommitted(t, runDir, 4, 60*time.Second)
-		workers[1].cmd.Process.Kill()
-		var st map[string]any
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			st = statusJSONOf(t, addr)
-			if st != nil && st["phase"] == "waiting" {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if st == nil || st["phase"] != "waiting" || !strings.Contains(fmt.Sprint(st["error"]), "worker w1 lost") {
-			t.Fatalf("status after losing a worker below workers.min: %v", st)
-		}
-		startProc(t, "replacement", "worker", "--etcd", etcdURL, "--listen", "127.0.0.1:0", "--name", "w9",
-			"--prefix", "/kill2", "--ttl", "2s", "--exit-when-done")
-		if err := coord.wait(t, 120*time.Second); err != nil {
-			t.Fatalf("coordinator: %v", err)
-		}
-		if n := len(readMetrics(t, runDir)); n != steps {
-			t.Errorf("%d metrics lines, want %d", n, steps)
-		}
-	})
 }
 
 func TestEtcdCommand(t *testing.T) {

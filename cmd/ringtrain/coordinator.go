@@ -20,6 +20,7 @@ import (
 
 	"github.com/ringtrain/ringtrain/cluster"
 	"github.com/ringtrain/ringtrain/coordinator"
+	"github.com/ringtrain/ringtrain/dashboard"
 	"github.com/ringtrain/ringtrain/job"
 	"github.com/ringtrain/ringtrain/tlsconf"
 	"github.com/ringtrain/ringtrain/tokenizer"
@@ -27,10 +28,10 @@ import (
 )
 
 var coordFlags struct {
-	etcd, listen, advertise, jobFile, runDir, metrics, prefix string
-	settle, ttl, window                                       time.Duration
-	tls                                                       tlsconf.Files
-	sets                                                      []string
+	etcd, listen, advertise, jobFile, runDir, metrics, prefix, http string
+	settle, ttl, window                                             time.Duration
+	tls                                                             tlsconf.Files
+	sets                                                            []string
 }
 
 var coordinatorCmd = &cobra.Command{
@@ -41,8 +42,10 @@ etcd (a second coordinator waits as standby and takes over, without a step
 lost, when the first dies), forms generations from the registered workers,
 keeps the run dir (--run-dir: checkpoints and metrics.jsonl; workers send
 their checkpoints here over gRPC), serves the job's status over gRPC on
---listen and Prometheus metrics on --metrics-listen, and exits 0 once the job
-is done (after its final checkpoint). Restarted on the same run dir it resumes
+--listen, Prometheus metrics on --metrics-listen and, with --http, the live
+dashboard page (docs/dashboard.md), and exits 0 once the job is done (after
+its final checkpoint), leaving its final state in etcd for ringtrain status
+--etcd. Restarted on the same run dir it resumes
 from the newest state: the workers' if they are still training, else the
 newest committed checkpoint. --set key=value overrides a key of the job file
 (repeatable; checked like the file: ringtrain job check shows the result).
@@ -79,7 +82,7 @@ signal exits at once.`,
 		if err != nil {
 			return err
 		}
-		tn.WarnPlaintext(f.listen, adv, f.metrics)
+		tn.WarnPlaintext(f.listen, adv, f.metrics, f.http)
 		c, err := coordinator.New(coordinator.Config{
 			Etcd: cli, Prefix: f.prefix, Job: j, RunDir: runDir, Advertise: adv, Settle: f.settle,
 			SessionTTL: f.ttl, ReportWindow: f.window, Dial: []grpc.DialOption{tn.DialOption()},
@@ -88,15 +91,26 @@ signal exits at once.`,
 		if err != nil {
 			return err
 		}
-		return serveCoordinator(ctx, graceful, c, lis, tn, f.metrics, nil)
+		return serveCoordinator(ctx, graceful, c, lis, tn, serveOptions{metrics: f.metrics, http: f.http})
 	},
 }
 
-// serveCoordinator serves c's gRPC on lis and metrics (and /healthz) on
-// metricsAddr ("" for none) while c runs the job; progress, when set, gets
-// the coordinator. A close of graceful stops the job gracefully.
-func serveCoordinator(ctx context.Context, graceful <-chan struct{}, c *coordinator.Coordinator, lis net.Listener, tn *tlsconf.Node,
-	metricsAddr string, progress func(context.Context, *coordinator.Coordinator)) error {
+// serveOptions say what serveCoordinator serves besides gRPC.
+type serveOptions struct {
+	metrics string // Prometheus /metrics and /healthz address ("": none)
+	// reg, if set, is the registry to serve (it may hold more than the
+	// coordinator's metrics, e.g. in-process workers').
+	reg  *prometheus.Registry
+	http string // dashboard address ("": none)
+	// progress shows the job's progress (default: a log line every few seconds).
+	progress func(context.Context, *coordinator.Coordinator)
+	// served, if set, is told the dashboard's URL.
+	served func(dashboardURL string)
+}
+
+// serveCoordinator serves c's gRPC on lis, and what o asks for, while c
+// runs the job. A close of graceful stops the job gracefully.
+func serveCoordinator(ctx context.Context, graceful <-chan struct{}, c *coordinator.Coordinator, lis net.Listener, tn *tlsconf.Node, o serveOptions) error {
 	srv := coordinator.NewGRPCServer(c, !tn.Enabled(), tn.ServerOption())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
@@ -105,14 +119,29 @@ func serveCoordinator(ctx context.Context, graceful <-chan struct{}, c *coordina
 		<-served
 	}()
 	slog.Info("coordinator serving", "listen", lis.Addr().String(), "run_dir", c.RunDir())
-	if metricsAddr != "" {
-		reg := prometheus.NewRegistry()
+	if o.metrics != "" {
+		reg := o.reg
+		if reg == nil {
+			reg = prometheus.NewRegistry()
+		}
 		reg.MustRegister(coordinator.NewCollector(c), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		stop, err := serveMetrics(metricsAddr, reg)
+		stop, err := serveMetrics(o.metrics, reg)
 		if err != nil {
-			slog.Warn("metrics disabled", "listen", metricsAddr, "err", err)
+			slog.Warn("metrics disabled", "listen", o.metrics, "err", err)
 		} else {
 			defer stop()
+		}
+	}
+	if o.http != "" {
+		url, stop, err := serveHTTP(o.http, dashboard.New(c))
+		if err != nil {
+			return fmt.Errorf("--http %s: %w", o.http, err)
+		}
+		defer stop()
+		if o.served != nil {
+			o.served(url)
+		} else {
+			slog.Info("dashboard", "url", url)
 		}
 	}
 	go func() {
@@ -126,8 +155,8 @@ func serveCoordinator(ctx context.Context, graceful <-chan struct{}, c *coordina
 	pdone := make(chan struct{})
 	go func() {
 		defer close(pdone)
-		if progress != nil {
-			progress(pctx, c)
+		if o.progress != nil {
+			o.progress(pctx, c)
 		} else {
 			logProgress(pctx, c)
 		}
@@ -152,14 +181,28 @@ func serveMetrics(addr string, reg *prometheus.Registry) (stop func(), err error
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	ml, err := net.Listen("tcp", addr)
+	url, stop, err := serveHTTP(addr, mux)
 	if err != nil {
 		return nil, err
 	}
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go hs.Serve(ml)
-	slog.Info("prometheus metrics", "url", "http://"+ml.Addr().String()+"/metrics")
-	return func() { hs.Close() }, nil
+	slog.Info("prometheus metrics", "url", url+"metrics")
+	return stop, nil
+}
+
+// serveHTTP serves h on addr until stop; url is where (a host that
+// listens everywhere shown as localhost).
+func serveHTTP(addr string, h http.Handler) (url string, stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(l)
+	host, port, _ := net.SplitHostPort(l.Addr().String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/", func() { hs.Close() }, nil
 }
 
 // logProgress logs the job's progress every few seconds.
@@ -219,6 +262,7 @@ func init() {
 	f.StringArrayVar(&coordFlags.sets, "set", nil, "override a key of the job file: --set train.lr=1e-3 (repeatable)")
 	f.StringVar(&coordFlags.runDir, "run-dir", "", "run directory: checkpoints and metrics.jsonl (default runs/<job name>)")
 	f.StringVar(&coordFlags.metrics, "metrics-listen", "127.0.0.1:9464", "HTTP address for Prometheus /metrics and /healthz (empty: off)")
+	f.StringVar(&coordFlags.http, "http", "", "HTTP address of the live dashboard page, e.g. 127.0.0.1:8080 (empty: off)")
 	f.StringVar(&coordFlags.prefix, "prefix", cluster.DefaultPrefix, "etcd key prefix of the cluster")
 	f.DurationVar(&coordFlags.settle, "settle", 2*time.Second, "how long to wait for more workers before forming or growing a ring")
 	f.DurationVar(&coordFlags.ttl, "ttl", 5*time.Second, "lease TTL of the coordinator's election: a standby takes over this long after the leader dies")

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/ringtrain/ringtrain/cluster"
 	"github.com/ringtrain/ringtrain/coordinator"
@@ -22,10 +22,10 @@ import (
 )
 
 var localFlags struct {
-	jobFile, runDir, metrics string
-	workers, steps, threads  int
-	bucketMiB                float64
-	sets                     []string
+	jobFile, runDir, metrics, http    string
+	workers, steps, threads, logEvery int
+	bucketMiB                         float64
+	sets                              []string
 }
 
 var localCmd = &cobra.Command{
@@ -34,7 +34,10 @@ var localCmd = &cobra.Command{
 	Long: `Runs the whole cluster in this process: an embedded etcd (data in RUN/etcd, on
 free loopback ports), a coordinator and --workers workers, each with its own
 gRPC server on loopback, exactly as separate machines would talk. Progress is
-shown on stderr; the run dir keeps metrics.jsonl and the checkpoints.
+shown on stderr (a live line on a terminal, with evaluations and events on
+lines of their own; plain lines every few seconds or --log-every steps
+elsewhere); --http serves the live dashboard page and prints its URL. The run
+dir keeps metrics.jsonl and the checkpoints.
 Run again on the same run dir to resume from its newest committed checkpoint.
 --set key=value overrides a key of the job file (repeatable; checked like the
 file: ringtrain job check shows the result). --steps N runs N optimizer steps
@@ -56,6 +59,9 @@ exits 0 (a second signal exits at once).`,
 		if f.steps < 0 {
 			return fmt.Errorf("--steps %d: must not be negative", f.steps)
 		}
+		if f.logEvery < 0 {
+			return fmt.Errorf("--log-every %d: must not be negative", f.logEvery)
+		}
 		if err := setThreads(f.threads); err != nil {
 			return err
 		}
@@ -73,11 +79,17 @@ exits 0 (a second signal exits at once).`,
 		}
 		ctx, graceful, release := stopSignals(cmd.Context(), "local")
 		defer release()
-		return runLocal(ctx, graceful, j, runDir, f.workers, f.metrics, int(f.bucketMiB*(1<<20)))
+		return runLocal(ctx, graceful, j, runDir, f.workers, localServe{metrics: f.metrics, http: f.http, logEvery: f.logEvery}, int(f.bucketMiB*(1<<20)))
 	},
 }
 
-func runLocal(ctx context.Context, graceful <-chan struct{}, j *job.Job, runDir string, n int, metrics string, bucketBytes int) error {
+// localServe is what local serves and how it shows progress.
+type localServe struct {
+	metrics, http string
+	logEvery      int
+}
+
+func runLocal(ctx context.Context, graceful <-chan struct{}, j *job.Job, runDir string, n int, ls localServe, bucketBytes int) error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("--run-dir: %w", err)
 	}
@@ -118,6 +130,12 @@ func runLocal(ctx context.Context, graceful <-chan struct{}, j *job.Job, runDir 
 		return err
 	}
 
+	// With --metrics-listen, the workers' metrics are served with the
+	// coordinator's, labelled with the worker's name.
+	var reg *prometheus.Registry
+	if ls.metrics != "" {
+		reg = prometheus.NewRegistry()
+	}
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	var wg sync.WaitGroup
@@ -130,10 +148,14 @@ func runLocal(ctx context.Context, graceful <-chan struct{}, j *job.Job, runDir 
 			return err
 		}
 		name := fmt.Sprintf("local-%d", i)
+		var wm *worker.Metrics
+		if reg != nil {
+			wm = worker.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"worker": name}, reg))
+		}
 		wg.Go(func() {
 			err := runWorker(wctx, nil, wl, nil, worker.Config{
 				Etcd: cli, Prefix: cluster.DefaultPrefix, Name: name, Advertise: wl.Addr().String(),
-				TTL: 5 * time.Second, ExitWhenDone: true, Logger: log,
+				TTL: 5 * time.Second, ExitWhenDone: true, Logger: log, Metrics: wm,
 			}, bucketBytes)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				werrs <- fmt.Errorf("worker %s: %w", name, err)
@@ -141,7 +163,11 @@ func runLocal(ctx context.Context, graceful <-chan struct{}, j *job.Job, runDir 
 			}
 		})
 	}
-	err = serveCoordinator(wctx, graceful, c, lis, nil, metrics, localProgress)
+	err = serveCoordinator(wctx, graceful, c, lis, nil, serveOptions{
+		metrics: ls.metrics, reg: reg, http: ls.http,
+		progress: func(ctx context.Context, c *coordinator.Coordinator) { localProgress(ctx, c, ls.logEvery) },
+		served:   func(url string) { fmt.Fprintf(os.Stderr, "dashboard: %s\n", url) },
+	})
 	if err != nil {
 		select {
 		case werr := <-werrs:
@@ -153,24 +179,19 @@ func runLocal(ctx context.Context, graceful <-chan struct{}, j *job.Job, runDir 
 	return nil
 }
 
-// localProgress shows a live line on stderr (a line every few seconds when
-// stderr is not a terminal).
-func localProgress(ctx context.Context, c *coordinator.Coordinator) {
-	every := 250 * time.Millisecond
-	if !term.IsTerminal(int(os.Stderr.Fd())) {
-		every = 5 * time.Second
-	}
-	live := newLiveLine(os.Stderr)
-	t := time.NewTicker(every)
+// localProgress shows the job's progress on stderr until ctx ends.
+func localProgress(ctx context.Context, c *coordinator.Coordinator, logEvery int) {
+	p := newJobProgress(os.Stderr, logEvery)
+	defer p.done()
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			live.show(progressLine(c.StatusProto()))
-			live.done()
+			p.update(c.StatusProto(), time.Now())
 			return
-		case <-t.C:
-			live.show(progressLine(c.StatusProto()))
+		case now := <-t.C:
+			p.update(c.StatusProto(), now)
 		}
 	}
 }
@@ -181,7 +202,9 @@ func init() {
 	f.IntVar(&localFlags.workers, "workers", 1, "number of workers")
 	f.StringVar(&localFlags.runDir, "run-dir", "", "run directory (default runs/<job name>)")
 	f.IntVar(&localFlags.steps, "steps", 0, "override train.max_steps (0: the job's)")
-	f.StringVar(&localFlags.metrics, "metrics-listen", "", "HTTP address for Prometheus /metrics (empty: off)")
+	f.StringVar(&localFlags.metrics, "metrics-listen", "", "HTTP address for Prometheus /metrics of the coordinator and the workers (empty: off)")
+	f.StringVar(&localFlags.http, "http", "", "HTTP address of the live dashboard page, e.g. 127.0.0.1:8080 (empty: off)")
+	f.IntVar(&localFlags.logEvery, "log-every", 0, logEveryHelp)
 	f.Float64Var(&localFlags.bucketMiB, "bucket-mb", defaultBucketMiB, bucketHelp)
 	f.StringArrayVar(&localFlags.sets, "set", nil, "override a key of the job file: --set train.lr=1e-3 (repeatable)")
 	f.IntVar(&localFlags.threads, "threads", 0, threadsHelp)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
@@ -23,12 +25,12 @@ import (
 )
 
 var workerFlags struct {
-	etcd, listen, advertise, name, prefix string
-	ttl                                   time.Duration
-	exitWhenDone                          bool
-	bucketMiB                             float64
-	tls                                   tlsconf.Files
-	threads                               int
+	etcd, listen, advertise, name, prefix, metrics string
+	ttl                                            time.Duration
+	exitWhenDone                                   bool
+	bucketMiB                                      float64
+	tls                                            tlsconf.Files
+	threads                                        int
 }
 
 // defaultBucketMiB is PyTorch DDP's bucket_cap_mb.
@@ -67,7 +69,11 @@ which keeps the run dir: no shared filesystem is needed.
 It keeps training while the coordinator or etcd is away. SIGTERM or SIGINT
 leaves the ring at the next step boundary (no step is lost) and exits 0; a
 second signal exits at once. With --exit-when-done it exits once the job it
-took part in is over (0 if done, 1 if failed).`,
+took part in is over (0 if done, 1 if failed).
+
+--metrics-listen serves Prometheus /metrics (step phase, all-reduce,
+checkpoint upload and state transfer histograms; the generation and rank)
+and /healthz, for probes (docs/dashboard.md lists the metrics).`,
 	Args: cobra.NoArgs,
 	RunE: func(cmd *cobra.Command, args []string) error {
 		f := workerFlags
@@ -89,17 +95,29 @@ took part in is over (0 if done, 1 if failed).`,
 		if err != nil {
 			return err
 		}
-		tn.WarnPlaintext(f.listen, adv)
+		tn.WarnPlaintext(f.listen, adv, f.metrics)
 		name := f.name
 		if name == "" {
 			host, _ := os.Hostname()
 			_, port, _ := net.SplitHostPort(lis.Addr().String())
 			name = fmt.Sprintf("%s-%s", host, port)
 		}
+		var wm *worker.Metrics
+		if f.metrics != "" {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			wm = worker.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"worker": name}, reg))
+			stop, err := serveMetrics(f.metrics, reg)
+			if err != nil {
+				lis.Close()
+				return fmt.Errorf("--metrics-listen %s: %w", f.metrics, err)
+			}
+			defer stop()
+		}
 		stall, _ := strconv.Atoi(os.Getenv(stallEnv))
 		err = runWorker(ctx, leave, lis, tn, worker.Config{
 			Etcd: cli, Prefix: f.prefix, Name: name, Advertise: adv, TTL: f.ttl,
-			ExitWhenDone: f.exitWhenDone, StallBeforeStep: stall,
+			ExitWhenDone: f.exitWhenDone, StallBeforeStep: stall, Metrics: wm,
 		}, int(f.bucketMiB*(1<<20)))
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			slog.Info("worker stopped", "name", name)
@@ -143,6 +161,7 @@ func init() {
 	f.StringVar(&workerFlags.advertise, "advertise", "", "host:port peers reach --listen on (default: hostname and the listen port)")
 	f.StringVar(&workerFlags.name, "name", "", "worker name, unique in the cluster (default: hostname-port)")
 	f.StringVar(&workerFlags.prefix, "prefix", cluster.DefaultPrefix, "etcd key prefix of the cluster")
+	f.StringVar(&workerFlags.metrics, "metrics-listen", "", "HTTP address for Prometheus /metrics and /healthz, e.g. :9465 (empty: off)")
 	f.DurationVar(&workerFlags.ttl, "ttl", 5*time.Second, "registration lease TTL: a worker that goes silent is dropped after this long")
 	f.BoolVar(&workerFlags.exitWhenDone, "exit-when-done", false, "exit once a job this worker trained is over (0 if done, 1 if failed)")
 	f.Float64Var(&workerFlags.bucketMiB, "bucket-mb", defaultBucketMiB, bucketHelp)
