@@ -19,8 +19,8 @@ import (
 // The raw data path. gRPC moves tensor bytes through HTTP/2 frames of 16
 // KiB with a user-space copy on each side; on loopback or a LAN the ring
 // then spends more CPU in copies than in adds. So the chunks of a ring
-// travel over a plain TCP connection beside its gRPC stream, to the same
-// address: the peer's gRPC server, when built by NewGRPCServer, recognises
+// travel over a TCP connection of their own beside its gRPC stream, to the
+// same address: the peer's gRPC server, when built by NewGRPCServer, recognises
 // the connection by its first bytes and hands it to the transport instead
 // of to HTTP/2 (credentials.ErrConnDispatched). The gRPC stream still
 // carries the hello (and so every rejection), the acknowledgement of a
@@ -51,6 +51,16 @@ const rawMetadataKey = "ringtrain-raw"
 // rawReadBuffer is the receive staging of chunks that are added.
 const rawReadBuffer = 256 << 10
 
+// putHeader writes the raw header of a chunk of n data bytes, little-endian:
+//
+//	0 generation u64 | 8 op_seq u64 | 16 offset u64 | 24 total u64 |
+//	32 bucket i32 | 36 step u32 | 40 count u32 | 44 sender_rank u32 |
+//	48 data bytes u32 | 52 dtype u8 | 53 op u8 | 54 zero u16
+//
+// The fields are those of pb.ChunkHeader; dtype rawEndType marks the end
+// of a gracefully closed connection. The connection opens with rawMagic and
+// a hello: generation u64, sender_rank u32, world_size u32, answered by one
+// byte (rawAccepted).
 func putHeader(b []byte, h *Header, n int) {
 	le := binary.LittleEndian
 	le.PutUint64(b[0:], h.Generation)
