@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # pinned; `go run` fetches it through the module proxy on first use
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test bench fuzz demo proto proto-check fmt vet lint clean docker
+.PHONY: build test bench fuzz demo proto proto-check fmt vet lint clean docker compose-up compose-down
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ringtrain

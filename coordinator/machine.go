@@ -77,12 +77,11 @@ type Report struct {
 	HasVal      bool
 	ValLoss     float64
 	Err         string
-	Phase       string        // heartbeat: what the worker is busy with
-	HealSeconds float64       // ready: time spent getting the state
-	HealSource  int           // ready: the rank the state came from, −1 none
-	HealBytes   int64         // ready
-	Loaded      bool          // ready: the state came from the checkpoint
-	HealStart   time.Duration // unused by the machine; for logs
+	Phase       string  // heartbeat: what the worker is busy with
+	HealSeconds float64 // ready: time spent getting the state
+	HealSource  int     // ready: the rank the state came from, −1 none
+	HealBytes   int64   // ready
+	Loaded      bool    // ready: the state came from the checkpoint
 }
 
 // MachineConfig fixes what the decision logic needs of the job.
@@ -274,8 +273,6 @@ type Machine struct {
 
 	nextID     int64
 	gen        *cluster.Generation
-	genAt      time.Time // when gen was published
-	ready      map[int]bool
 	brk        *broken
 	change     change    // the membership change whose first step is still to come
 	readySince time.Time // when enough workers first registered while no generation runs
@@ -334,7 +331,7 @@ func NewMachine(cfg MachineConfig) *Machine {
 // already done; it takes over an adopted generation.
 func (m *Machine) Start(now time.Time) []Action {
 	if m.lastCkpt != nil && int(m.lastCkpt.Step) >= m.cfg.MaxSteps {
-		return m.finish(now, nil)
+		return m.finish(now)
 	}
 	if m.lastCkpt != nil && m.cfg.Adopt == nil {
 		m.begin(now, true, fmt.Sprintf("a restart from the checkpoint of step %d", m.lastCkpt.Step))
@@ -342,15 +339,13 @@ func (m *Machine) Start(now time.Time) []Action {
 	if a := m.cfg.Adopt; a != nil && !a.Over() {
 		g := *a
 		g.Members = slices.Clone(a.Members)
-		m.gen, m.genAt = &g, now
+		m.gen = &g
 		m.worlds[g.ID] = len(g.Members)
 		m.nextID = max(m.nextID, g.ID+1)
-		m.ready = map[int]bool{}
 		for _, rm := range g.Members {
 			v := m.view(rm.Name)
 			v.Incarnation, v.Address, v.Rank, v.State = rm.Incarnation, rm.Address, rm.Rank, StateTraining
 			v.LastReport, v.lastProgress = now, now
-			m.ready[rm.Rank] = true
 		}
 		m.phase = PhaseRunning
 		m.err = fmt.Sprintf("took over generation %d; waiting for its workers' reports", g.ID)
@@ -359,14 +354,9 @@ func (m *Machine) Start(now time.Time) []Action {
 	return nil
 }
 
-// Phase returns the current phase.
-func (m *Machine) Phase() Phase { return m.phase }
-
 // Generation returns the current generation, or nil.
 func (m *Machine) Generation() *cluster.Generation { return m.gen }
 
-// LastCheckpoint returns the newest committed checkpoint, or nil.
-func (m *Machine) LastCheckpoint() *cluster.Version { return m.lastCkpt }
 
 func (m *Machine) view(name string) *WorkerView {
 	v := m.views[name]
@@ -478,7 +468,7 @@ func (m *Machine) decide(now time.Time) []Action {
 		// The final checkpoint is in: done once the history is complete
 		// (reports queued while no coordinator led arrive late).
 		if m.written.count >= m.cfg.MaxSteps || now.Sub(m.finalAt) >= historyGrace {
-			return m.finish(now, nil)
+			return m.finish(now)
 		}
 		return nil
 	}
@@ -728,13 +718,12 @@ func (m *Machine) form(now time.Time, why string, abort bool) []Action {
 		g.Checkpoint = &c
 	}
 	m.nextID++
-	m.gen, m.genAt = &g, now
+	m.gen = &g
 	if !m.change.at.IsZero() {
 		m.change.gen = g.ID
 	}
 	m.worlds[g.ID] = w
 	delete(m.worlds, g.ID-3)
-	m.ready = map[int]bool{}
 	for _, rm := range members {
 		v := m.views[rm.Name]
 		v.Rank, v.State, v.lastProgress = rm.Rank, StateStarting, now
@@ -814,7 +803,6 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 			ack.Stale = true
 			return ack, nil
 		}
-		m.ready[r.Rank] = true
 		member.State, member.Step, member.lastProgress = StateTraining, r.Step, now
 		if r.HealSource >= 0 && r.Rank != r.HealSource {
 			detail := fmt.Sprintf("state of step %d from rank %d (%.1f MB)", r.Step, r.HealSource, float64(r.HealBytes)/1e6)
@@ -829,7 +817,6 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 			ack.Stale = true
 			return ack, acts
 		}
-		m.ready[r.Rank] = true
 		member.State, member.Step, member.lastProgress, member.Phase = StateTraining, r.Step, now, ""
 		member.StepTime, member.Compute, member.ReduceWait, member.Optimizer = r.StepTime, r.Compute, r.ReduceWait, r.Optimizer
 		if r.StepTime > 0 {
@@ -1048,14 +1035,6 @@ func (m *Machine) finishStopped(now time.Time) []Action {
 	return append(acts, Finish{Stopped: true})
 }
 
-// Fail ends the job with err (an error of the runtime).
-func (m *Machine) Fail(now time.Time, err error) []Action {
-	if m.finished {
-		return nil
-	}
-	return m.fail(now, err)
-}
-
 func (m *Machine) fail(now time.Time, err error) []Action {
 	m.phase = PhaseFailed
 	m.err = err.Error()
@@ -1063,7 +1042,7 @@ func (m *Machine) fail(now time.Time, err error) []Action {
 	return append(acts, m.end(cluster.ModeFailed, err.Error())...)
 }
 
-func (m *Machine) finish(now time.Time, _ error) []Action {
+func (m *Machine) finish(now time.Time) []Action {
 	m.phase = PhaseDone
 	m.err = ""
 	for _, v := range m.views {

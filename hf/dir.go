@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ringtrain/ringtrain/internal/readlimit"
 	"github.com/ringtrain/ringtrain/model"
 	"github.com/ringtrain/ringtrain/tokenizer"
 )
@@ -99,15 +100,9 @@ func writeFile(dir, name string, write func(io.Writer) error) error {
 
 // ReadConfig reads dir/config.json (at most MaxConfigBytes) with ParseConfig.
 func ReadConfig(dir string) (model.Config, error) {
-	path := filepath.Join(dir, ConfigFile)
-	f, err := os.Open(path)
+	b, err := readlimit.File(filepath.Join(dir, ConfigFile), MaxConfigBytes)
 	if err != nil {
 		return model.Config{}, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
-	if err != nil {
-		return model.Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	cfg, err := ParseConfig(b)
 	if err != nil {

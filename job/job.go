@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ringtrain/ringtrain/internal/readlimit"
 	"github.com/ringtrain/ringtrain/tokenizer"
 )
 
@@ -163,7 +162,7 @@ func Load(path string) (*Job, error) {
 // keep beside the state they were taken with. Overrides "key=value" (see
 // Set) are applied to the text first; the text returned has them.
 func LoadText(path string, sets ...string) (*Job, string, error) {
-	data, err := readFile(path)
+	data, err := readlimit.File(path, MaxFileBytes)
 	if err != nil {
 		return nil, "", fmt.Errorf("job file: %w", err)
 	}
@@ -172,22 +171,6 @@ func LoadText(path string, sets ...string) (*Job, string, error) {
 	}
 	j, err := Parse(data, path)
 	return j, string(data), err
-}
-
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(data) > MaxFileBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileBytes)
-	}
-	return data, nil
 }
 
 // Parse decodes a job file's contents over the defaults and checks every

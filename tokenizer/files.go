@@ -6,12 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/ringtrain/ringtrain/internal/readlimit"
 )
 
 // File names inside a tokenizer directory.
@@ -37,7 +38,7 @@ func Load(dir string, extra ...string) (*Tokenizer, error) {
 	}
 	var special []string
 	specPath := filepath.Join(dir, SpecialFile)
-	data, err := readFile(specPath)
+	data, err := readlimit.File(specPath, MaxFileBytes)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(data, &special); err != nil {
@@ -83,7 +84,7 @@ func jsonForm(path string) (string, bool) {
 }
 
 func loadJSON(path string, extra []string) (*Tokenizer, error) {
-	data, err := readFile(path)
+	data, err := readlimit.File(path, MaxFileBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +122,7 @@ func LoadFiles(vocabPath, mergesPath string, special []string) (*Tokenizer, erro
 // with a character outside that form (an added token written literally) is
 // taken as its UTF-8 bytes.
 func ReadVocab(path string) ([][]byte, error) {
-	data, err := readFile(path)
+	data, err := readlimit.File(path, MaxFileBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -227,23 +228,6 @@ func (t *Tokenizer) Save(dir string) error {
 
 // MaxFileBytes bounds the size of a tokenizer file that is read whole.
 const MaxFileBytes = 256 << 20
-
-// readFile reads a file of at most MaxFileBytes.
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(data) > MaxFileBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, MaxFileBytes)
-	}
-	return data, nil
-}
 
 // jsonString quotes s as JSON without HTML escaping ("<|endoftext|>" stays readable).
 func jsonString(s string) string {

@@ -142,7 +142,14 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 // startProcEnv is startProc with extra environment variables (KEY=VALUE).
 func startProcEnv(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(clusterBinary(t), args...), out: &syncBuffer{}, done: make(chan error, 1)}
+	return startCommand(t, name, env, clusterBinary(t), args...)
+}
+
+// startCommand starts path with args as a proc that the test's cleanup
+// kills (and shows the output of, if the test failed).
+func startCommand(t *testing.T, name string, env []string, path string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(path, args...), out: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if len(env) > 0 {
 		p.cmd.Env = append(os.Environ(), env...)

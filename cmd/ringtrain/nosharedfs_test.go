@@ -32,43 +32,20 @@ func (c *nsCluster) wrap(src string, withRun bool, args []string) []string {
 
 func (c *nsCluster) startCoordinator(src string) *proc {
 	addr := freeAddr(c.t)
-	p := startExec(c.t, fmt.Sprintf("coordinator %d", len(c.coords)), "unshare", c.wrap(src, true, []string{"coordinator",
+	p := startCommand(c.t, fmt.Sprintf("coordinator %d", len(c.coords)), nil, "unshare", c.wrap(src, true, []string{"coordinator",
 		"--etcd", c.etcdURL, "--listen", addr, "--job", c.job, "--run-dir", c.view + "/run",
-		"--metrics-listen", "", "--settle", "300ms", "--ttl", "2s"}))
+		"--metrics-listen", "", "--settle", "300ms", "--ttl", "2s"})...)
 	c.coords = append(c.coords, p)
 	c.coordAddrs = append(c.coordAddrs, addr)
 	return p
 }
 
 func (c *nsCluster) startWorker(name, src string) *proc {
-	p := startExec(c.t, "worker "+name, "unshare", c.wrap(src, false, []string{"worker", "--etcd", c.etcdURL,
-		"--listen", "127.0.0.1:0", "--name", name, "--ttl", "2s", "--threads", "1", "--exit-when-done"}))
+	p := startCommand(c.t, "worker "+name, nil, "unshare", c.wrap(src, false, []string{"worker", "--etcd", c.etcdURL,
+		"--listen", "127.0.0.1:0", "--name", name, "--ttl", "2s", "--threads", "1", "--exit-when-done"})...)
 	c.mu.Lock()
 	c.workers[name] = p
 	c.mu.Unlock()
-	return p
-}
-
-// startExec starts a command (not the ringtrain binary itself) as a proc.
-func startExec(t *testing.T, name, path string, args []string) *proc {
-	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(path, args...), out: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("--- output of %s:\n%s", p.name, p.out.String())
-		}
-	})
 	return p
 }
 
