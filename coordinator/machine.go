@@ -357,7 +357,6 @@ func (m *Machine) Start(now time.Time) []Action {
 // Generation returns the current generation, or nil.
 func (m *Machine) Generation() *cluster.Generation { return m.gen }
 
-
 func (m *Machine) view(name string) *WorkerView {
 	v := m.views[name]
 	if v == nil {

@@ -25,7 +25,7 @@ func TestMeteredRingAndMetrics(t *testing.T) {
 	var wg sync.WaitGroup
 	for rank := range world {
 		wg.Go(func() {
-			r, err := rings.Join(ctx, 1, rank, []string{"a", "b", "c"})
+			r, err := rings.Join(ctx, 1, rank, []string{"a", "b", "c"}, allreduce.WireFP32)
 			if err != nil {
 				t.Error(err)
 				return

@@ -24,9 +24,9 @@ var (
 )
 
 // Join implements Rings.
-func (a AllreduceRings) Join(ctx context.Context, generation int64, rank int, addrs []string) (Ring, error) {
+func (a AllreduceRings) Join(ctx context.Context, generation int64, rank int, addrs []string, wire allreduce.Wire) (Ring, error) {
 	return allreduce.New(ctx, a.Transport, allreduce.Config{
-		Generation: uint64(generation), Rank: rank, WorldSize: len(addrs), Peers: addrs,
+		Generation: uint64(generation), Rank: rank, WorldSize: len(addrs), Peers: addrs, Wire: wire,
 		CloseTimeout: cmp.Or(a.CloseTimeout, 500*time.Millisecond),
 	})
 }

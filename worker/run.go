@@ -107,8 +107,12 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 		case <-sctx.Done():
 		}
 	}()
+	wire, err := allreduce.ParseWire(r.w.job().Train.AllReduce)
+	if err != nil {
+		return OutcomeFatal, fmt.Errorf("train.allreduce: %w", err)
+	}
 	jctx, jcancel := context.WithTimeout(sctx, joinTimeout)
-	ring, err := r.w.cfg.Rings.Join(jctx, g.ID, r.rank, g.Addresses())
+	ring, err := r.w.cfg.Rings.Join(jctx, g.ID, r.rank, g.Addresses(), wire)
 	jcancel()
 	if err != nil {
 		if r.stopRequested() {

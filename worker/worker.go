@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
+	"github.com/ringtrain/ringtrain/allreduce"
 	"github.com/ringtrain/ringtrain/cluster"
 	"github.com/ringtrain/ringtrain/heal"
 	"github.com/ringtrain/ringtrain/job"
@@ -53,9 +54,9 @@ type Ring interface {
 }
 
 // Rings joins the ring of a generation: rank among the peers at addrs
-// (by rank).
+// (by rank), float32 data travelling as wire says.
 type Rings interface {
-	Join(ctx context.Context, generation int64, rank int, addrs []string) (Ring, error)
+	Join(ctx context.Context, generation int64, rank int, addrs []string, wire allreduce.Wire) (Ring, error)
 }
 
 // Config configures a worker.

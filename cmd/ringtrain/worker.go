@@ -135,9 +135,10 @@ func runWorker(ctx context.Context, leave <-chan struct{}, lis net.Listener, tn 
 	if log == nil {
 		log = slog.Default()
 	}
-	tr := allreduce.NewGRPCTransport(tn.DialOption())
+	tr := allreduce.NewGRPCTransport()
+	tr.SetCredentials(tn.Credentials()) // the rings' gRPC streams and their raw data connections alike
 	state := heal.NewServer(log)
-	srv := worker.NewGRPCServer(tr, state, tn.ServerOption())
+	srv := worker.NewGRPCServer(tr, state)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 	defer func() {
