@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -43,8 +44,9 @@ Run again on the same run dir to resume from its newest committed checkpoint.
 file: ringtrain job check shows the result). --steps N runs N optimizer steps
 instead of train.max_steps, with train.warmup scaled to the same share of the
 run unless --set gives it. --workers sets workers.min and max. --threads sets
-the threads of the model's kernels for the whole process; the in-process
-workers share them.
+the threads of the model's kernels for the whole process, shared by the
+in-process workers; by default the cores are split between them
+(GOMAXPROCS / --workers, at least 1).
 SIGTERM or SIGINT finishes the step in flight, commits its checkpoint and
 exits 0 (a second signal exits at once).`,
 	Args: cobra.NoArgs,
@@ -62,7 +64,11 @@ exits 0 (a second signal exits at once).`,
 		if f.logEvery < 0 {
 			return fmt.Errorf("--log-every %d: must not be negative", f.logEvery)
 		}
-		if err := setThreads(f.threads); err != nil {
+		threads := f.threads
+		if threads == 0 {
+			threads = max(1, runtime.GOMAXPROCS(0)/f.workers)
+		}
+		if err := setThreads(threads); err != nil {
 			return err
 		}
 		j, err := loadJob(f.jobFile, f.sets, f.steps)
@@ -207,6 +213,6 @@ func init() {
 	f.IntVar(&localFlags.logEvery, "log-every", 0, logEveryHelp)
 	f.Float64Var(&localFlags.bucketMiB, "bucket-mb", defaultBucketMiB, bucketHelp)
 	f.StringArrayVar(&localFlags.sets, "set", nil, "override a key of the job file: --set train.lr=1e-3 (repeatable)")
-	f.IntVar(&localFlags.threads, "threads", 0, threadsHelp)
+	f.IntVar(&localFlags.threads, "threads", 0, "threads of the model's kernels for the whole process (0: GOMAXPROCS / --workers, at least 1)")
 	rootCmd.AddCommand(localCmd)
 }
