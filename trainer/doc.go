@@ -21,7 +21,7 @@
 //	defer t.Close()
 //	if dir, _, err := checkpoint.Latest(runDir); err == nil { err = t.Restore(dir) }
 //	for t.Completed() < int64(j.Train.MaxSteps) {
-//		res, err := t.TrainStep(ctx, ring, stop) // res.Loss is the global mean loss; res.Votes counts stop votes
+//		res, err := t.TrainStep(ctx, ring, stopRequested) // res.Loss is the global mean loss; res.Votes counts the ranks that want to stop
 //		...
 //	}
 //	err = t.SaveCheckpoint(trainer.DirWriter(dir), trainer.State{Loss: res.Loss}) // then checkpoint.Commit(dir)

@@ -18,7 +18,7 @@ func TestPrecisionFromJob(t *testing.T) {
 		if tr.Model.Precision != p {
 			t.Errorf("train.precision %s: model runs %v", p, tr.Model.Precision)
 		}
-		if _, err := tr.TrainStep(t.Context(), Local{}, false); err != nil {
+		if _, err := tr.TrainStep(t.Context(), Local{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		tr.Close()

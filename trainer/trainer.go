@@ -235,12 +235,14 @@ func (t *Trainer) DataPosition() int64 {
 // backward, the sum over the ranks of the gradients (each micro-batch's
 // scaled by its share of the global batch, so the sum is the gradient of
 // the global mean loss whatever the slices) and of the loss, clipping and
-// AdamW. vote is this rank's say in a collective decision that the caller
-// takes after the step: Result.Votes counts the ranks that voted, alike on
-// every rank; it travels with the loss at no extra cost. Every rank must
+// AdamW. vote (nil: no) is this rank's say in a collective decision that
+// the caller takes after the step: Result.Votes counts the ranks whose vote
+// returned true, alike on every rank; it travels with the loss at no extra
+// cost, and is asked once the gradients are reduced, as late as the step
+// allows (a request that arrives during the step still ends it). Every rank must
 // call TrainStep for the same step. If the reduction fails, the weights,
 // moments and step are unchanged.
-func (t *Trainer) TrainStep(ctx context.Context, r Reducer, vote bool) (Result, error) {
+func (t *Trainer) TrainStep(ctx context.Context, r Reducer, vote func() bool) (Result, error) {
 	start := time.Now()
 	tr := t.job.Train
 	G, mb, T := tr.GlobalBatch, tr.MicroBatch, t.cfg.ContextLength
@@ -279,7 +281,7 @@ func (t *Trainer) TrainStep(ctx context.Context, r Reducer, vote bool) (Result, 
 		return Result{}, fmt.Errorf("all-reduce gradients: %w", err)
 	}
 	t.ctl[0], t.ctl[1] = loss, 0
-	if vote {
+	if vote != nil && vote() {
 		t.ctl[1] = 1
 	}
 	if err := r.AllReduceFloat64(ctx, t.ctl[:], allreduce.Sum); err != nil {

@@ -87,7 +87,7 @@ func steps(t *testing.T, trs []*Trainer, rs []*allreduce.Ring, n int, vote func(
 				if world > 1 {
 					red = rs[r]
 				}
-				got, err := trs[r].TrainStep(context.Background(), red, vote != nil && vote(r, i))
+				got, err := trs[r].TrainStep(context.Background(), red, func() bool { return vote != nil && vote(r, i) })
 				if err != nil {
 					errs[r] = err
 					return
@@ -220,7 +220,7 @@ func TestResumeIsExact(t *testing.T) {
 		t.Fatalf("restored step %d position %d lineage %d, want 3, 24 and 5 and the saved state", tr.Completed(), tr.DataPosition(), tr.Lineage())
 	}
 	for s := 3; s < 6; s++ {
-		res, err := tr.TrainStep(context.Background(), Local{}, false)
+		res, err := tr.TrainStep(context.Background(), Local{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +284,7 @@ func TestBucketedOverlap(t *testing.T) {
 			}
 			defer ring.Close()
 			for range 4 {
-				res, err := tr.TrainStep(ctx, ring, false)
+				res, err := tr.TrainStep(ctx, ring, nil)
 				if err != nil {
 					errs[r] = err
 					return
@@ -320,11 +320,11 @@ func TestTrainStepAllocs(t *testing.T) {
 	}
 	defer tr.Close()
 	ctx := context.Background()
-	if _, err := tr.TrainStep(ctx, Local{}, false); err != nil {
+	if _, err := tr.TrainStep(ctx, Local{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := testing.AllocsPerRun(3, func() {
-		if _, err := tr.TrainStep(ctx, Local{}, true); err != nil {
+		if _, err := tr.TrainStep(ctx, Local{}, func() bool { return true }); err != nil {
 			t.Fatal(err)
 		}
 	}); n != 0 {
@@ -366,7 +366,7 @@ func TestChangingWorld(t *testing.T) {
 	broken := rings(t, net, 2, 2)
 	broken[0].Close()
 	before := trs[0].StateHash()
-	if _, err := trs[0].TrainStep(context.Background(), broken[0], false); err == nil {
+	if _, err := trs[0].TrainStep(context.Background(), broken[0], nil); err == nil {
 		t.Fatal("TrainStep on a closed ring: no error")
 	}
 	if trs[0].StateHash() != before || trs[0].Completed() != 2 {

@@ -308,7 +308,7 @@ func (r *run) train(ctx context.Context) (Outcome, error) {
 			return OutcomeAborted, nil
 		}
 		r.phase.set("step")
-		res, err := tr.TrainStep(ctx, meter, r.stopRequested())
+		res, err := tr.TrainStep(ctx, meter, r.stopRequested)
 		if err != nil {
 			if res.Completed > 0 { // a NaN: the step was taken, the loss is garbage
 				return OutcomeFatal, fmt.Errorf("step %d: %w", res.Completed-1, err)

@@ -25,7 +25,7 @@ import (
 // Trainer is what the worker needs of one rank's training state
 // (*trainer.Trainer).
 type Trainer interface {
-	TrainStep(ctx context.Context, r trainer.Reducer, vote bool) (trainer.Result, error)
+	TrainStep(ctx context.Context, r trainer.Reducer, vote func() bool) (trainer.Result, error)
 	Eval(ctx context.Context, r trainer.Reducer) (float64, error)
 	SetWorld(rank, world int) error
 	Completed() int64

@@ -119,7 +119,7 @@ step times and the process's peak RSS.`,
 			progressbar.OptionClearOnFinish(),
 		)
 		for range f.warmup {
-			if _, err := tr.TrainStep(ctx, trainer.Local{}, false); err != nil {
+			if _, err := tr.TrainStep(ctx, trainer.Local{}, nil); err != nil {
 				return err
 			}
 			bar.Add(1)
@@ -140,7 +140,7 @@ step times and the process's peak RSS.`,
 		start := time.Now()
 		for i := range times {
 			t0 := time.Now()
-			if last, err = tr.TrainStep(ctx, trainer.Local{}, false); err != nil {
+			if last, err = tr.TrainStep(ctx, trainer.Local{}, nil); err != nil {
 				return err
 			}
 			times[i] = time.Since(t0)
