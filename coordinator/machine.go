@@ -182,6 +182,9 @@ type WorkerView struct {
 
 	lastProgress time.Time // newest step report (or joining the generation)
 	suspect      bool      // silent after a ring break: not eligible until it reports
+	stalls       int       // times it was dropped as stalled
+	heldUntil    time.Time // a stalled one is not taken back before this
+	gaveUp       bool      // a stalled one said it gave up its run
 	refused      bool
 	failed       bool
 	leaving      bool
@@ -475,6 +478,11 @@ func (m *Machine) decide(now time.Time) []Action {
 		return m.tryFirst(now)
 	}
 	g := m.gen
+	for _, v := range m.views {
+		if v.suspect && v.State == StateStalled && v.gaveUp && !now.Before(v.heldUntil) {
+			v.suspect, v.gaveUp, v.Detail, v.State = false, false, "", StateJoined
+		}
+	}
 	// Members gone: re-form without them.
 	var whys []string
 	abort := false
@@ -539,8 +547,13 @@ func (m *Machine) decide(now time.Time) []Action {
 			var acts []Action
 			for _, name := range stalled {
 				v := m.views[name]
-				v.suspect, v.State = true, StateStalled
-				v.Detail = fmt.Sprintf("no step for %s (workers.stall_timeout)", m.cfg.StallTimeout)
+				// Held out for stall_timeout, doubling with each stall
+				// (at most 16×): a worker that stalls again and again
+				// must not stop the others for good.
+				v.stalls++
+				hold := m.cfg.StallTimeout << min(v.stalls-1, 4)
+				v.suspect, v.State, v.gaveUp, v.heldUntil = true, StateStalled, false, now.Add(hold)
+				v.Detail = fmt.Sprintf("no step for %s (workers.stall_timeout); held out for %s", m.cfg.StallTimeout, hold)
 				acts = append(acts, m.event(now, Event{Kind: "stalled", Worker: name, Generation: g.ID, Detail: v.Detail})...)
 			}
 			return append(acts, m.regroup(now, fmt.Sprintf("%s stalled", strings.Join(stalled, ", ")), true)...)
@@ -790,8 +803,10 @@ func (m *Machine) Report(now time.Time, r Report) (ReportAck, []Action) {
 		return ack, nil
 	}
 	v.LastReport = now
-	if v.suspect && (v.State != StateStalled || r.Kind == ReportStandby) {
-		v.suspect, v.Detail = false, "" // it spoke again (a stalled one: it gave up its run): eligible
+	if v.suspect && v.State == StateStalled && r.Kind == ReportStandby {
+		v.gaveUp = true // eligible once held out long enough (decide)
+	} else if v.suspect && v.State != StateStalled {
+		v.suspect, v.Detail = false, "" // it spoke again: eligible
 		v.State = StateJoined
 	}
 	member := m.memberOf(r)

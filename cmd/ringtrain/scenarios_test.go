@@ -404,7 +404,20 @@ func TestScenarioStall(t *testing.T) {
 	}
 	res := afterKill(t, h, t0, 20)
 	h.waitDone(coord, 2*time.Minute)
-	res.name, res.equal = "a worker stalls (live lease, no progress)", "named stalled and dropped after workers.stall_timeout 3 s"
+	// b gave up its run and is taken back after being held out: once.
+	stalls, back := 0, false
+	for _, e := range h.history().Events {
+		switch {
+		case e.Event == "stalled":
+			stalls++
+		case stalls > 0 && e.Event == "generation" && strings.Contains(e.Detail, "joining"):
+			back = true
+		}
+	}
+	if stalls != 1 || !back {
+		t.Errorf("stalled %d times (want 1), taken back %v (want true); events %+v", stalls, back, h.history().Events)
+	}
+	res.name, res.equal = "a worker stalls (live lease, no progress)", "named stalled and dropped after workers.stall_timeout 3 s; taken back after 3 s more"
 	res.log(t)
 }
 
