@@ -114,6 +114,12 @@ func (h *harness) startWorker(name string, env ...string) *proc {
 	return p
 }
 
+func (h *harness) startWorkers(names ...string) {
+	for _, n := range names {
+		h.startWorker(n)
+	}
+}
+
 // status asks the coordinators in turn for the job's status (nil if none answers).
 func (h *harness) status() *pb.JobStatusResponse {
 	for _, addr := range h.coordAddrs {

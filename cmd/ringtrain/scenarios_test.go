@@ -56,12 +56,7 @@ func TestScenarioKillWorker(t *testing.T) {
 	data := scenarioData(t)
 	sj := scenarioJob{steps: 400, wmin: 1, wmax: 3}
 	ref := referenceRun(t, data, sj, 3)
-	h := newHarness(t, sj.write(t, data))
-	coord := h.startCoordinator()
-	for _, n := range []string{"a", "b", "c"} {
-		h.startWorker(n)
-	}
-	h.waitStep(100, time.Minute)
+	h, coord := running(t, sj, data, "a", "b", "c")
 	t0 := time.Now()
 	h.workers["b"].cmd.Process.Kill()
 	res := afterKill(t, h, t0, 3)
@@ -78,12 +73,7 @@ func TestScenarioKillWithSpare(t *testing.T) {
 	data := scenarioData(t)
 	sj := scenarioJob{steps: 400, wmin: 3, wmax: 3}
 	ref := referenceRun(t, data, sj, 3)
-	h := newHarness(t, sj.write(t, data))
-	coord := h.startCoordinator()
-	for _, n := range []string{"a", "b", "c", "d"} {
-		h.startWorker(n)
-	}
-	h.waitStep(100, time.Minute)
+	h, coord := running(t, sj, data, "a", "b", "c", "d")
 	t0 := time.Now()
 	st := h.status()
 	victim := st.GetWorkers()[1].GetName() // rank 1
@@ -104,12 +94,7 @@ func TestScenarioReplacement(t *testing.T) {
 	data := scenarioData(t)
 	sj := scenarioJob{steps: 500, wmin: 1, wmax: 3}
 	ref := referenceRun(t, data, sj, 3)
-	h := newHarness(t, sj.write(t, data))
-	coord := h.startCoordinator()
-	for _, n := range []string{"a", "b", "c"} {
-		h.startWorker(n)
-	}
-	h.waitStep(100, time.Minute)
+	h, coord := running(t, sj, data, "a", "b", "c")
 	t0 := time.Now()
 	h.workers["c"].cmd.Process.Kill()
 	res := afterKill(t, h, t0, 3)
@@ -130,11 +115,7 @@ func TestScenarioJoin(t *testing.T) {
 	data := scenarioData(t)
 	sj := scenarioJob{steps: 400, wmin: 1, wmax: 3}
 	ref := referenceRun(t, data, sj, 2)
-	h := newHarness(t, sj.write(t, data))
-	coord := h.startCoordinator()
-	h.startWorker("a")
-	h.startWorker("b")
-	h.waitStep(100, time.Minute)
+	h, coord := running(t, sj, data, "a", "b")
 	t0 := time.Now()
 	h.startWorker("c")
 	res := afterKill(t, h, t0, 5)
@@ -154,12 +135,7 @@ func TestScenarioWorkerLeaves(t *testing.T) {
 	data := scenarioData(t)
 	sj := scenarioJob{steps: 400, wmin: 1, wmax: 3}
 	ref := referenceRun(t, data, sj, 3)
-	h := newHarness(t, sj.write(t, data))
-	coord := h.startCoordinator()
-	for _, n := range []string{"a", "b", "c"} {
-		h.startWorker(n)
-	}
-	h.waitStep(100, time.Minute)
+	h, coord := running(t, sj, data, "a", "b", "c")
 	t0 := time.Now()
 	sendSignal(t, h.workers["b"], syscall.SIGTERM)
 	if err := h.workers["b"].wait(t, 10*time.Second); err != nil {
@@ -185,9 +161,7 @@ func TestScenarioCoordinatorKilled(t *testing.T) {
 	ref := referenceRun(t, data, sj, 3)
 	h := newHarness(t, sj.write(t, data))
 	first := h.startCoordinator()
-	for _, n := range []string{"a", "b", "c"} {
-		h.startWorker(n)
-	}
+	h.startWorkers("a", "b", "c")
 	h.waitStep(100, time.Minute)
 	first.cmd.Process.Kill()
 	time.Sleep(2 * time.Second)
@@ -215,9 +189,7 @@ func TestScenarioStandbyCoordinator(t *testing.T) {
 	first := h.startCoordinator()
 	waitOutput(t, first, "elected coordinator", 30*time.Second)
 	standby := h.startCoordinator()
-	for _, n := range []string{"a", "b", "c"} {
-		h.startWorker(n)
-	}
+	h.startWorkers("a", "b", "c")
 	h.waitStep(100, time.Minute)
 	first.cmd.Process.Kill()
 	h.waitDone(standby, 2*time.Minute)
@@ -235,12 +207,7 @@ func TestScenarioEtcdOutage(t *testing.T) {
 	data := scenarioData(t)
 	sj := scenarioJob{steps: 2500, wmin: 3, wmax: 3}
 	ref := referenceRun(t, data, sj, 3)
-	h := newHarness(t, sj.write(t, data))
-	coord := h.startCoordinator()
-	for _, n := range []string{"a", "b", "c"} {
-		h.startWorker(n)
-	}
-	h.waitStep(100, time.Minute)
+	h, coord := running(t, sj, data, "a", "b", "c")
 	h.etcd.cmd.Process.Kill()
 	h.etcd.wait(t, 10*time.Second)
 	before := len(h.history().Steps)
@@ -293,9 +260,7 @@ func TestScenarioGracefulStopAndResume(t *testing.T) {
 	ref := referenceRun(t, data, sj, 3)
 	h := newHarness(t, sj.write(t, data))
 	first := h.startCoordinator()
-	for _, n := range []string{"a", "b", "c"} {
-		h.startWorker(n)
-	}
+	h.startWorkers("a", "b", "c")
 	h.waitStep(100, time.Minute)
 	sendSignal(t, first, syscall.SIGTERM)
 	if err := first.wait(t, 30*time.Second); err != nil {
@@ -320,12 +285,7 @@ func TestScenarioPausedWorker(t *testing.T) {
 	skipShort(t)
 	data := scenarioData(t)
 	sj := scenarioJob{steps: 1200, wmin: 1, wmax: 3}
-	h := newHarness(t, sj.write(t, data))
-	coord := h.startCoordinator()
-	for _, n := range []string{"a", "b", "c"} {
-		h.startWorker(n)
-	}
-	h.waitStep(100, time.Minute)
+	h, coord := running(t, sj, data, "a", "b", "c")
 	t0 := time.Now()
 	sendSignal(t, h.workers["b"], syscall.SIGSTOP)
 	res := afterKill(t, h, t0, 10)
@@ -348,12 +308,7 @@ func TestScenarioRestartSameName(t *testing.T) {
 	skipShort(t)
 	data := scenarioData(t)
 	sj := scenarioJob{steps: 600, wmin: 1, wmax: 3}
-	h := newHarness(t, sj.write(t, data))
-	coord := h.startCoordinator()
-	for _, n := range []string{"a", "b", "c"} {
-		h.startWorker(n)
-	}
-	h.waitStep(100, time.Minute)
+	h, coord := running(t, sj, data, "a", "b", "c")
 	h.workers["c"].cmd.Process.Kill()
 	t0 := time.Now()
 	h.startWorker("c")
@@ -578,6 +533,17 @@ workers: {min: 1, max: 3}
 	if ratio > 1.2 {
 		t.Errorf("RSS grew %.2f× across re-forms, want at most 1.2×", ratio)
 	}
+}
+
+// running starts a cluster of job sj (a coordinator and the workers
+// named) and returns once it completed 100 steps.
+func running(t *testing.T, sj scenarioJob, data string, workers ...string) (*harness, *proc) {
+	t.Helper()
+	h := newHarness(t, sj.write(t, data))
+	coord := h.startCoordinator()
+	h.startWorkers(workers...)
+	h.waitStep(100, time.Minute)
+	return h, coord
 }
 
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {
