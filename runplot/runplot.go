@@ -14,6 +14,7 @@ import (
 	"image/color"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -156,6 +157,7 @@ func (f *Figure) panels() ([]*plot.Plot, error) {
 
 	tps := plot.New()
 	tps.Y.Label.Text = "tokens/s"
+	tps.Y.Tick.Marker = wholeTicks{}
 	tps.X.Label.Text = "step"
 	tps.Add(plotter.NewGrid())
 	if len(f.TokensPerS) > 0 {
@@ -227,4 +229,18 @@ func (m *marks) Plot(c draw.Canvas, p *plot.Plot) {
 func (m *marks) Thumbnail(c *draw.Canvas) {
 	x := (c.Min.X + c.Max.X) / 2
 	c.StrokeLine2(markStyle, x, c.Min.Y, x, c.Max.Y)
+}
+
+// wholeTicks labels the default ticks as whole numbers ("175000", not
+// "175000.00").
+type wholeTicks struct{}
+
+func (wholeTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ticks {
+		if ticks[i].Label != "" {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'f', -1, 64)
+		}
+	}
+	return ticks
 }
