@@ -34,26 +34,39 @@ var (
 
 const uploadChunk = 1 << 20
 
-// coordinatorConn dials the current leader.
-func (w *Worker) coordinatorConn() (*grpc.ClientConn, error) {
-	rec, _, _ := w.coord.Get()
-	if rec == nil {
-		return nil, errNoCoordinator
+// coordinatorConn dials the current leader. With wait it waits until ctx
+// ends for one to be known (a worker can be asked to load a checkpoint
+// before the coordinator's record reached it, or while a standby takes
+// over); without, no leader is an error at once (an upload does not hold
+// up training while the coordinator is away).
+func (w *Worker) coordinatorConn(ctx context.Context, wait bool) (*grpc.ClientConn, error) {
+	for {
+		rec, _, changed := w.coord.Get()
+		if rec != nil {
+			return grpc.NewClient(rec.Address, w.cfg.CoordinatorDial...)
+		}
+		if !wait {
+			return nil, errNoCoordinator
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (%v)", errNoCoordinator, context.Cause(ctx))
+		}
 	}
-	return grpc.NewClient(rec.Address, w.cfg.CoordinatorDial...)
 }
 
 // uploadCheckpoint streams tr's state (model, optimizer, state.json) to
 // the coordinator, which writes and commits the checkpoint. It returns the
 // bytes sent.
 func (w *Worker) uploadCheckpoint(ctx context.Context, gen int64, tr Trainer) (uint64, error) {
-	cc, err := w.coordinatorConn()
+	ctx, cancel := context.WithTimeout(ctx, transferTimeout)
+	defer cancel()
+	cc, err := w.coordinatorConn(ctx, false)
 	if err != nil {
 		return 0, err
 	}
 	defer cc.Close()
-	ctx, cancel := context.WithTimeout(ctx, transferTimeout)
-	defer cancel()
 	stream, err := pb.NewCoordinatorClient(cc).PutCheckpoint(ctx)
 	if err != nil {
 		return 0, err
@@ -141,13 +154,13 @@ func (c *chunkWriter) close() error { return c.flush(true) }
 // temporary directory, verifies it and restores tr from it. It returns
 // the bytes received.
 func (w *Worker) loadCheckpoint(ctx context.Context, tr Trainer, v cluster.Version) (uint64, error) {
-	cc, err := w.coordinatorConn()
+	ctx, cancel := context.WithTimeout(ctx, transferTimeout)
+	defer cancel()
+	cc, err := w.coordinatorConn(ctx, true)
 	if err != nil {
 		return 0, err
 	}
 	defer cc.Close()
-	ctx, cancel := context.WithTimeout(ctx, transferTimeout)
-	defer cancel()
 	stream, err := pb.NewCoordinatorClient(cc).GetCheckpoint(ctx, &pb.GetCheckpointRequest{Step: v.Step, Worker: w.cfg.Name})
 	if err != nil {
 		return 0, err
