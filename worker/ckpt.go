@@ -11,14 +11,13 @@ import (
 	"io"
 	"os"
 
-	"github.com/ringtrain/ringtrain/job"
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/ringtrain/ringtrain/checkpoint"
 	"github.com/ringtrain/ringtrain/cluster"
+	"github.com/ringtrain/ringtrain/job"
 	pb "github.com/ringtrain/ringtrain/proto"
 	"github.com/ringtrain/ringtrain/trainer"
 )
@@ -54,6 +53,13 @@ func (w *Worker) coordinatorConn(ctx context.Context, wait bool) (*grpc.ClientCo
 			return nil, fmt.Errorf("%w (%v)", errNoCoordinator, context.Cause(ctx))
 		}
 	}
+}
+
+// coordinatorAway reports an error of talking to the coordinator that a
+// later attempt may not see: none known, or one that does not answer (it
+// is being restarted or replaced).
+func coordinatorAway(err error) bool {
+	return errors.Is(err, errNoCoordinator) || status.Code(err) == codes.Unavailable
 }
 
 // uploadCheckpoint streams tr's state (model, optimizer, state.json) to

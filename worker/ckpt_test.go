@@ -3,11 +3,14 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/ringtrain/ringtrain/cluster"
 )
@@ -33,4 +36,20 @@ func TestCoordinatorConnWaits(t *testing.T) {
 		t.Fatalf("with a coordinator arriving later: %v", err)
 	}
 	cc.Close()
+}
+
+func TestCoordinatorAway(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("load the checkpoint of step 4: %w", errNoCoordinator), true},
+		{fmt.Errorf("load: %w", status.Error(codes.Unavailable, "connection refused")), true},
+		{status.Error(codes.NotFound, "no checkpoint of step 4"), false},
+		{errors.New("checkpoint file name \"../x\""), false},
+	} {
+		if got := coordinatorAway(c.err); got != c.want {
+			t.Errorf("coordinatorAway(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
 }

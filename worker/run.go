@@ -151,6 +151,9 @@ func (r *run) execute(ctx context.Context) (Outcome, error) {
 		if ring.Err() != nil || errors.Is(err, heal.ErrNotOffered) {
 			return OutcomeRingFailed, err
 		}
+		if coordinatorAway(err) { // the checkpoint could not be had: the next generation tries again
+			return r.ringFailed(ctx, err)
+		}
 		return OutcomeFatal, err
 	}
 	r.report(pb.WorkerReport_KIND_READY, func(rep *pb.WorkerReport) {
