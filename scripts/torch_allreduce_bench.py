@@ -15,14 +15,16 @@ float32 is the only comparison it offers.
 import argparse
 import os
 import re
-import socket
 import statistics
 import sys
 import time
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gloo_ranks  # noqa: E402
 
 
 def parse_size(s):
@@ -35,9 +37,7 @@ def parse_size(s):
 
 
 def run(rank, args, port, q):
-    torch.set_num_threads(1)
-    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=args.workers)
+    gloo_ranks.join(rank, args.workers, port)
     x = torch.full((args.bytes // 4,), float(rank + 1))
     times = []
     for i in range(args.warmup + args.iters):
@@ -48,12 +48,7 @@ def run(rank, args, port, q):
         if i >= args.warmup:
             times.append(el)
         x.fill_(float(rank + 1))
-    # the slowest rank defines an iteration
-    t = torch.tensor(times, dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    if rank == 0:
-        q.put(t.tolist())
-    dist.destroy_process_group()
+    gloo_ranks.report(times, rank, q)
 
 
 def main():
@@ -63,19 +58,7 @@ def main():
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     args = ap.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=run, args=(r, args, port, q)) for r in range(args.workers)]
-    for p in procs:
-        p.start()
-    times = q.get()
-    for p in procs:
-        p.join()
-    if any(p.exitcode for p in procs):
-        sys.exit("a rank failed")
+    times = gloo_ranks.spawn(run, args, args.workers)
     med = statistics.median(times)
     n = args.workers
     bw = lambda t: args.bytes / t / 1e9  # noqa: E731

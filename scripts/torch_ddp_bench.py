@@ -17,24 +17,21 @@ rank's), with the mean-based figure after it.
 """
 import argparse
 import os
-import socket
 import statistics
 import sys
 import time
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 sys.dont_write_bytecode = True  # no __pycache__ in scripts/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gloo_ranks  # noqa: E402
 from torch_train_bench import LM, PRESETS  # noqa: E402
 
 
 def run(rank, args, port, q):
-    torch.set_num_threads(1)
-    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=args.workers)
+    gloo_ranks.join(rank, args.workers, port)
     torch.manual_seed(1)  # the same initial weights on every rank
     c = PRESETS[args.model]
     B, T = args.batch, c["context_length"]
@@ -60,11 +57,7 @@ def run(rank, args, port, q):
         loss.item()
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
-    t = torch.tensor(times, dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)  # a step is as long as its slowest rank
-    if rank == 0:
-        q.put(t.tolist())
-    dist.destroy_process_group()
+    gloo_ranks.report(times, rank, q)
 
 
 def main():
@@ -76,19 +69,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
     args = ap.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=run, args=(r, args, port, q)) for r in range(args.workers)]
-    for p in procs:
-        p.start()
-    times = q.get()
-    for p in procs:
-        p.join()
-    if any(p.exitcode for p in procs):
-        sys.exit("a rank failed")
+    times = gloo_ranks.spawn(run, args, args.workers)
     T = PRESETS[args.model]["context_length"]
     tokens = args.workers * args.batch * T
     med, mean = statistics.median(times), statistics.fmean(times)
