@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/ringtrain/ringtrain/allreduce"
@@ -104,18 +103,12 @@ buffer whatever the wire carries.`,
 		}
 		fmt.Fprintf(out, "ring all-reduce: %d workers (%s) over gRPC on 127.0.0.1, %s (%d float32), %s wire, chunk %s, %d warm-up + %d timed\n",
 			w, where, f.bytes, n, wire, f.chunk, f.warmup, f.iters)
-		bar := progressbar.NewOptions(f.warmup+f.iters,
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription("bench allreduce"),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("op"),
-			progressbar.OptionClearOnFinish(),
-		)
+		step, finish := counter(os.Stderr, "bench allreduce", f.warmup+f.iters)
 		for i := 0; i < f.warmup; i++ {
 			if _, err := ranks.Run(); err != nil {
 				return err
 			}
-			bar.Add(1)
+			step()
 		}
 		times := make([]time.Duration, f.iters)
 		cpu0, err := ranks.CPU()
@@ -126,14 +119,14 @@ buffer whatever the wire carries.`,
 			if times[i], err = ranks.Run(); err != nil {
 				return err
 			}
-			bar.Add(1)
+			step()
 		}
 		cpu1, err := ranks.CPU()
 		if err != nil {
 			return err
 		}
 		cpu := (cpu1 - cpu0) / time.Duration(f.iters)
-		bar.Finish()
+		finish()
 
 		// Every rank must hold the mean of 1 … W.
 		if err := ranks.Check(); err != nil {

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/ringtrain/ringtrain/job"
@@ -111,18 +110,12 @@ step times and the process's peak RSS.`,
 		fmt.Fprintf(out, "peak = %d threads × %.1f GFLOP/s = %.1f GFLOP/s (per core, measured: %s)\n", threads, peakCore, peak/1e9, how)
 
 		ctx := cmd.Context()
-		bar := progressbar.NewOptions(f.warmup+f.steps,
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription("bench train"),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("step"),
-			progressbar.OptionClearOnFinish(),
-		)
+		step, finish := counter(os.Stderr, "bench train", f.warmup+f.steps)
 		for range f.warmup {
 			if _, err := tr.TrainStep(ctx, trainer.Local{}, nil); err != nil {
 				return err
 			}
-			bar.Add(1)
+			step()
 		}
 		if f.profile != "" {
 			pf, err := os.Create(f.profile)
@@ -144,10 +137,10 @@ step times and the process's peak RSS.`,
 				return err
 			}
 			times[i] = time.Since(t0)
-			bar.Add(1)
+			step()
 		}
 		el := time.Since(start).Seconds()
-		bar.Finish()
+		finish()
 		tps := float64(tokens*f.steps) / el
 		slog.Debug("bench train done", "last_loss", last.Loss)
 		slices.Sort(times)

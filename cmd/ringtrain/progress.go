@@ -224,3 +224,11 @@ func stageLines(w io.Writer, stages map[string]stage, every time.Duration) (upda
 	}
 	return update, finish
 }
+
+// counter shows the progress of n repetitions of one thing (a benchmark's
+// steps) as stageBars does: add after each, finish at the end.
+func counter(w io.Writer, label string, n int) (add func(), finish func()) {
+	update, finish := stageBars(w, map[string]stage{label: {label: label}})
+	done := int64(0)
+	return func() { done++; update(label, done, int64(n)) }, finish
+}
