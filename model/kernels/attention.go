@@ -134,7 +134,7 @@ type packedB struct {
 	ldb    int
 	p      []float32 // packed panels, nil when not packed
 	stride int
-	p16    []uint16 // bfloat16 panels for activeBF16 (round with a bf16 kernel)
+	p16    []uint16 // bfloat16 panels for activeBF16() (round with a bf16 kernel)
 }
 
 // pack packs op(B) (k × n) into dst when k ≤ kc (rounded to bfloat16 if
@@ -142,7 +142,7 @@ type packedB struct {
 // layout.
 func (pb *packedB) pack(dst *[]float32, dst16 *[]uint16, kern *microKernel, round, transB bool, b []float32, ldb, k, n int) {
 	*pb = packedB{kern: kern, transB: transB, round: round, b: b, ldb: ldb}
-	if round && activeBF16 != nil {
+	if round && activeBF16() != nil {
 		ks, np := ceilDiv(k, bfStep), ceilDiv(n, bfCols)
 		pb.stride = ks * bfBlock
 		*dst16 = growU16(*dst16, np*pb.stride)
@@ -174,7 +174,7 @@ func (pb *packedB) mul(transA bool, m, n, k int, alpha float32, a []float32, lda
 		if err := g.check(); err != nil {
 			panic(err)
 		}
-		gemmBF16With(activeBF16, 1, &g)
+		gemmBF16With(activeBF16(), 1, &g)
 		return
 	}
 	if pb.p == nil {
@@ -284,8 +284,8 @@ func gemmSerial(round, transA, transB bool, m, n, k int, alpha float32, a []floa
 		scaleMatrix(m, n, beta, c, ldc)
 		return
 	}
-	if round && activeBF16 != nil {
-		gemmBF16With(activeBF16, 1, &g)
+	if round && activeBF16() != nil {
+		gemmBF16With(activeBF16(), 1, &g)
 		return
 	}
 	gemmWith(activeKernel, 1, &g)

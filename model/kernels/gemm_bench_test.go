@@ -171,8 +171,8 @@ func benchGemmBF16(b *testing.B, kern *bf16Kernel, threads int, transA, transB b
 			gemmWith(activeKernel, 1, &a)
 		case kern != nil:
 			gemmBF16With(kern, threads, &a)
-		case activeBF16 != nil:
-			gemmBF16With(activeBF16, threads, &a)
+		case activeBF16() != nil:
+			gemmBF16With(activeBF16(), threads, &a)
 		default:
 			a.round = true
 			gemmWith(activeKernel, threads, &a)

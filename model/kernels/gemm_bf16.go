@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/ringtrain/ringtrain/internal/bf16"
 )
@@ -62,7 +63,7 @@ func GemmBF16(transA, transB bool, m, n, k int, alpha float32, a []float32, lda 
 		scaleMatrix(m, n, beta, c, ldc)
 		return
 	}
-	if kern := activeBF16; kern != nil {
+	if kern := activeBF16(); kern != nil {
 		gemmBF16With(kern, Threads(), &g)
 		return
 	}
@@ -76,8 +77,8 @@ func KernelName(p Precision) string {
 	switch {
 	case p == FP32:
 		return activeKernel.name
-	case activeBF16 != nil:
-		return activeBF16.name
+	case activeBF16() != nil:
+		return activeBF16().name
 	}
 	return activeKernel.name + " on rounded inputs"
 }
@@ -117,16 +118,10 @@ type bf16Kernel struct {
 	strip  func(ks int, a, b []uint16, panels, pstride int, c []float32, ldc int, acc bool)
 }
 
-// activeBF16 is the fastest bfloat16 kernel of this CPU, nil if it has
-// none (GemmBF16 then rounds into the float32 kernels); tests swap it.
-var activeBF16 = firstBF16Kernel()
-
-func firstBF16Kernel() *bf16Kernel {
-	if ks := availableBF16Kernels(); len(ks) > 0 {
-		return ks[0]
-	}
-	return nil
-}
+// activeBF16 returns the fastest bfloat16 kernel of this CPU, or nil when
+// it has none or rounding into the float32 kernels is faster (GemmBF16
+// then does that). Chosen at the first call; see fastestBF16Kernel.
+var activeBF16 = sync.OnceValue(fastestBF16Kernel)
 
 // bf16Job is one GemmBF16 call: B packed once for all parts, then C split
 // into a grid of rows × cols parts, each packing its own rows of A.

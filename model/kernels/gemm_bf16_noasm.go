@@ -6,6 +6,9 @@ package kernels
 // the float32 kernels.
 func availableBF16Kernels() []*bf16Kernel { return nil }
 
+// fastestBF16Kernel returns nil: GemmBF16 rounds into the float32 kernels.
+func fastestBF16Kernel() *bf16Kernel { return nil }
+
 // packStripAsm reports that no assembly packer exists in this build.
 func packStripAsm(dst []uint16, g *gemmArgs, i, rows, p0, ks int) bool { return false }
 
