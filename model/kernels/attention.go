@@ -147,9 +147,7 @@ func (pb *packedB) pack(dst *[]float32, dst16 *[]uint16, kern *microKernel, roun
 		pb.stride = ks * bfBlock
 		*dst16 = growU16(*dst16, np*pb.stride)
 		g := gemmArgs{transB: transB, b: b, ldb: ldb, k: k, n: n}
-		for q := range np {
-			packPanelBF16((*dst16)[q*pb.stride:(q+1)*pb.stride], &g, q*bfCols, ks)
-		}
+		packPanelsBF16(*dst16, pb.stride, &g, 0, np, ks)
 		pb.p16 = *dst16
 		return
 	}

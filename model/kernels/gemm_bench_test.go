@@ -186,3 +186,37 @@ func benchGemmBF16(b *testing.B, kern *bf16Kernel, threads int, transA, transB b
 	}
 	reportFlops(b, 2*float64(m)*float64(n)*float64(k), cpu0)
 }
+
+// BenchmarkPackPanelsBF16 packs the B panels of a backward product (B =
+// x, 2048×512, k down the columns) from memory (16 matrices in turn, more
+// than the L3), all panels in one call against a panel per call:
+//
+//	go test -run '^$' -bench PackPanelsBF16 ./model/kernels/
+func BenchmarkPackPanelsBF16(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const rows, cols = 2048, 512
+	srcs := make([][]float32, 16)
+	for i := range srcs {
+		srcs[i] = randSlice(rng, rows*cols, 1)
+	}
+	ks, np := ceilDiv(rows, bfStep), ceilDiv(cols, bfCols)
+	stride := ks * bfBlock
+	dst := make([]uint16, np*stride)
+	for _, perPanel := range []bool{false, true} {
+		b.Run(fmt.Sprintf("per-panel=%v", perPanel), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				g := gemmArgs{k: rows, n: cols, b: srcs[i%len(srcs)], ldb: cols, alpha: 1}
+				i++
+				if !perPanel {
+					packPanelsBF16(dst, stride, &g, 0, np, ks)
+					continue
+				}
+				for q := range np {
+					packPanelsBF16(dst[q*stride:], stride, &g, q, q+1, ks)
+				}
+			}
+			b.ReportMetric(float64(b.N)*rows*cols/b.Elapsed().Seconds()/1e9, "Gvalues/s")
+		})
+	}
+}

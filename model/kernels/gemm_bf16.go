@@ -204,9 +204,7 @@ func gemmBF16With(kern *bf16Kernel, nthreads int, g *gemmArgs) {
 func (j *bf16Job) RunPart(i, n int) {
 	if j.packing {
 		lo, hi := splitRange(j.np, 1, i, n)
-		for q := lo; q < hi; q++ {
-			packPanelBF16(j.b[q*j.pstride:(q+1)*j.pstride], &j.args, q*bfCols, j.ks)
-		}
+		packPanelsBF16(j.b[lo*j.pstride:], j.pstride, &j.args, lo, hi, j.ks)
 		return
 	}
 	g := &j.args
@@ -311,17 +309,19 @@ func packStripGo(dst []uint16, g *gemmArgs, i, rows, p0, ks int) {
 	}
 }
 
-// packPanelBF16 packs columns [j, j+32) of op(B), all ks steps, into one
-// panel (columns ≥ n and k ≥ k are zero).
-func packPanelBF16(dst []uint16, g *gemmArgs, j, ks int) {
-	dst = dst[:ks*bfBlock]
-	if packPanelAsm(dst, g, j, ks) {
+// packPanelsBF16 packs panels [q0, q1) of op(B) (columns [32·q0, 32·q1)),
+// all ks steps, panel q at dst[(q−q0)·pstride:] (columns ≥ n and k ≥ k
+// are zero).
+func packPanelsBF16(dst []uint16, pstride int, g *gemmArgs, q0, q1, ks int) {
+	if packPanelsAsm(dst, pstride, g, q0, q1, ks) {
 		return
 	}
-	packPanelGo(dst, g, j, ks)
+	for q := q0; q < q1; q++ {
+		packPanelGo(dst[(q-q0)*pstride:][:ks*bfBlock], g, q*bfCols, ks)
+	}
 }
 
-// packPanelGo is packPanelBF16 in Go:
+// packPanelGo packs the one panel of columns [j, j+32) of op(B):
 //
 //	dst[(p/2)·64 + c·2 + p%2] = bf16(op(B)[p, j+c]), 0 outside op(B)
 func packPanelGo(dst []uint16, g *gemmArgs, j, ks int) {

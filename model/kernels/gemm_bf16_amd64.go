@@ -143,37 +143,63 @@ func packStripAsm(dst []uint16, g *gemmArgs, i, rows, p0, ks int) bool {
 	return true
 }
 
-// packPanelAsm is packPanelBF16 with AVX-512; it reports false when it
-// cannot run (the last, partial panel of a transposed B).
-func packPanelAsm(dst []uint16, g *gemmArgs, j, ks int) bool {
-	cols := min(bfCols, g.n-j)
-	if !hasBF16Packers() || (g.transB && cols < bfCols) {
+// packPanelsAsm is packPanelsBF16 with AVX-512; it reports false when it
+// cannot run.
+func packPanelsAsm(dst []uint16, pstride int, g *gemmArgs, q0, q1, ks int) bool {
+	if !hasBF16Packers() {
 		return false
 	}
+	panel := func(q int) []uint16 { return dst[(q-q0)*pstride:][:ks*bfBlock] }
 	if g.transB {
+		// A panel is 32 rows of B along k, read in memory order.
 		full, tail := g.k/bfStep, g.k%bfStep
-		for h := range 2 {
-			_ = g.b[(j+16*h+15)*g.ldb+g.k-1]
-			packAlongTBF16(&dst[h*32], &g.b[(j+16*h)*g.ldb], g.ldb, full, tailMask(tail), 1)
+		for q := q0; q < q1; q++ {
+			j := q * bfCols
+			if g.n-j < bfCols {
+				packPanelGo(panel(q), g, j, ks)
+				continue
+			}
+			for h := range 2 {
+				_ = g.b[(j+16*h+15)*g.ldb+g.k-1]
+				packAlongTBF16(&panel(q)[h*32], &g.b[(j+16*h)*g.ldb], g.ldb, full, tailMask(tail), 1)
+			}
 		}
 		return true
 	}
-	pairs := g.k / 2
-	if cols < bfCols || g.k%bfStep != 0 {
-		clear(dst)
-	}
-	for h := range 2 {
-		lanes := min(16, cols-16*h)
-		if lanes <= 0 || pairs == 0 {
-			continue
+	for q := q0; q < q1; q++ {
+		if g.n-q*bfCols < bfCols || g.k%bfStep != 0 {
+			clear(panel(q))
 		}
-		_ = g.b[(2*pairs-1)*g.ldb+j+16*h+lanes-1]
-		packPairsBF16(&dst[h*32], &g.b[j+16*h], g.ldb, pairs, 1<<lanes-1, 1)
+	}
+	// A panel is 32 columns of B: packed a panel at a time, each row would
+	// be read 128 bytes at a time far apart, which the prefetchers follow
+	// badly when B comes from memory. So a block of rows goes into every
+	// panel before the next block: B is read row after row.
+	const block = 32 // pairs: 64 rows
+	pairs := g.k / 2
+	for p0 := 0; p0 < pairs; p0 += block {
+		np := min(block, pairs-p0)
+		for q := q0; q < q1; q++ {
+			j := q * bfCols
+			cols := min(bfCols, g.n-j)
+			for h := range 2 {
+				lanes := min(16, cols-16*h)
+				if lanes <= 0 {
+					continue
+				}
+				_ = g.b[(2*(p0+np)-1)*g.ldb+j+16*h+lanes-1]
+				packPairsBF16(&panel(q)[p0*2*bfCols+h*16*2], &g.b[2*p0*g.ldb+j+16*h], g.ldb, np, 1<<lanes-1, 1)
+			}
+		}
 	}
 	if g.k%2 == 1 { // the last k value pairs with zero
 		p := g.k - 1
-		for c := range cols {
-			dst[p/2*2*bfCols+c*2] = bf16.FromFloat32(g.b[p*g.ldb+j+c])
+		for q := q0; q < q1; q++ {
+			j := q * bfCols
+			d := panel(q)
+			for c := range min(bfCols, g.n-j) {
+				d[p/2*2*bfCols+c*2] = bf16.FromFloat32(g.b[p*g.ldb+j+c])
+			}
 		}
 	}
 	return true

@@ -13,7 +13,7 @@ func fastestBF16Kernel() *bf16Kernel { return nil }
 func packStripAsm(dst []uint16, g *gemmArgs, i, rows, p0, ks int) bool { return false }
 
 // packPanelAsm reports that no assembly packer exists in this build.
-func packPanelAsm(dst []uint16, g *gemmArgs, j, ks int) bool { return false }
+func packPanelsAsm(dst []uint16, pstride int, g *gemmArgs, q0, q1, ks int) bool { return false }
 
 // roundBF16Asm rounds nothing in this build.
 func roundBF16Asm(x []float32) int { return 0 }

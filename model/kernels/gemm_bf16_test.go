@@ -157,7 +157,7 @@ func TestPackBF16(t *testing.T) {
 			}
 		}
 		for _, n := range []int{1, 16, 17, 32, 33, 70} {
-			for _, k := range []int{1, 2, 3, 31, 32, 33, 64, 99} {
+			for _, k := range []int{1, 2, 3, 31, 32, 33, 64, 99, 130, 257} {
 				name := fmt.Sprintf("trans=%v/n=%d/k=%d", trans, n, k)
 				ld := n + 3
 				if trans {
@@ -165,15 +165,20 @@ func TestPackBF16(t *testing.T) {
 				}
 				src := specialSlice(rng, ld*max(n, k))
 				g := &gemmArgs{transB: trans, n: n, k: k, b: src, ldb: ld}
-				ks := ceilDiv(k, bfStep)
-				for j := 0; j < n; j += bfCols {
-					got, want := make([]uint16, ks*bfBlock), make([]uint16, ks*bfBlock)
+				ks, np := ceilDiv(k, bfStep), ceilDiv(n, bfCols)
+				stride := ks * bfBlock
+				want := make([]uint16, np*stride)
+				for q := range np {
+					packPanelGo(want[q*stride:(q+1)*stride], g, q*bfCols, ks)
+				}
+				// all panels at once, and the panels from the second on
+				for q0 := range min(np, 2) {
+					got := make([]uint16, (np-q0)*stride)
 					for i := range got {
 						got[i] = 0xdead
 					}
-					packPanelBF16(got, g, j, ks)
-					packPanelGo(want, g, j, ks)
-					sameBits(t, fmt.Sprintf("panel %s/j=%d", name, j), got, want)
+					packPanelsBF16(got, stride, g, q0, np, ks)
+					sameBits(t, fmt.Sprintf("panels %s/from=%d", name, q0), got, want[q0*stride:])
 				}
 			}
 		}
