@@ -125,17 +125,8 @@ func packStripAsm(dst []uint16, g *gemmArgs, i, rows, p0, ks int) bool {
 		return true
 	}
 	if full > 0 {
-		for h := range 2 {
-			lanes := min(16, rows-16*h)
-			if lanes <= 0 {
-				for s := range full {
-					clear(dst[s*bfBlock+h*512 : s*bfBlock+h*512+512])
-				}
-				continue
-			}
-			_ = g.a[(p0+full*bfStep-1)*g.lda+i+16*h+lanes-1]
-			packPairsTBF16(&dst[h*512], &g.a[p0*g.lda+i+16*h], g.lda, full, 1<<lanes-1, g.alpha)
-		}
+		_ = g.a[(p0+full*bfStep-1)*g.lda+i+rows-1]
+		packPairsTBF16(&dst[0], &g.a[p0*g.lda+i], g.lda, full, tailMask32(rows), g.alpha)
 	}
 	if full < ks {
 		packStripGo(dst[full*bfBlock:], g, i, rows, p0+full*bfStep, ks-full)
@@ -207,6 +198,9 @@ func packPanelsAsm(dst []uint16, pstride int, g *gemmArgs, q0, q1, ks int) bool 
 
 // tailMask selects the first n (< 32) of 32 lanes.
 func tailMask(n int) uint32 { return uint32(1)<<n - 1 }
+
+// tailMask32 selects the first n (≤ 32) of 32 lanes.
+func tailMask32(n int) uint32 { return uint32(uint64(1)<<n - 1) }
 
 // roundBF16Asm rounds the longest prefix of x that its kernel takes (a
 // multiple of 16 values with AVX512_BF16's conversion, of 8 with AVX2

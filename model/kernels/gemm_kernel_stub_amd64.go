@@ -146,9 +146,9 @@ func packAlongTBF16(dst *uint16, src *float32, ld int, steps int, tail uint32, s
 //	for q < pairs, j < 16, h < 2: dst[q·64 + j·2 + h] = bf16(scale·src[(2q+h)·ld + j])
 func packPairsBF16(dst *uint16, src *float32, ld int, pairs int, load uint32, scale float32)
 
-// packPairsTBF16 packs 16 columns (load mask; others 0) of src (k down the columns) as 16 rows of an A strip, steps of 32 values:
+// packPairsTBF16 packs 32 columns (load mask; others 0) of src (k down the columns) as the 32 rows of an A strip, steps of 32 values:
 //
-//	for i < 16, s < steps, t < 32: dst[s·1024 + i·32 + t] = bf16(scale·src[(32s+t)·ld + i])
+//	for i < 32, s < steps, t < 32: dst[s·1024 + i·32 + t] = bf16(scale·src[(32s+t)·ld + i])
 func packPairsTBF16(dst *uint16, src *float32, ld int, steps int, load uint32, scale float32)
 
 // roundBF16AVX2 rounds n (a multiple of 8) float32 values at x to bfloat16 in place:

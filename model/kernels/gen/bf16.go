@@ -446,9 +446,12 @@ var pairIndex = sync.OnceValue(func() Mem {
 // pairs converts the rows at m0 and m1 (16 lanes, masked by K1) times Z31
 // into 16 pairs (row m0 low, m1 high) in dst, using Z16, Z17 and the
 // index in Z30.
-func pairs(m0, m1 Mem, dst VecPhysical) {
-	VMOVUPS_Z(m0, K1, Z16)
-	VMOVUPS_Z(m1, K1, Z17)
+func pairs(m0, m1 Mem, dst VecPhysical) { pairsMasked(m0, m1, K1, dst) }
+
+// pairsMasked is pairs with the lanes of mask k.
+func pairsMasked(m0, m1 Mem, k Op, dst VecPhysical) {
+	VMOVUPS_Z(m0, k, Z16)
+	VMOVUPS_Z(m1, k, Z17)
 	VMULPS(Z31, Z16, Z16)
 	VMULPS(Z31, Z17, Z17)
 	vcvtne2ps2bf16(Z16, Z17, dst)
@@ -489,35 +492,42 @@ func packPairsBF16() {
 }
 
 // packPairsTBF16 emits the packer of A strips from a matrix with k down
-// its columns (dyᵀ·x: the rows of dy are k): 16 pairs of rows
-// interleaved, then transposed, for 16 rows of the strip per step.
+// its columns (dyᵀ·x: the rows of dy are k): per step and half of the
+// strip, 16 pairs of rows interleaved, then transposed into 16 rows of the
+// strip. Both halves of a step go before the next step, so each row is
+// read 128 bytes at once: a strided source (dy of a wide layer) is read
+// twice as fast as a half at a time.
 func packPairsTBF16() {
 	TEXT("packPairsTBF16", NOSPLIT, "func(dst *uint16, src *float32, ld int, steps int, load uint32, scale float32)")
-	Doc("packPairsTBF16 packs 16 columns (load mask; others 0) of src (k down the columns) as 16 rows of an A strip, steps of 32 values:",
+	Doc("packPairsTBF16 packs 32 columns (load mask; others 0) of src (k down the columns) as the 32 rows of an A strip, steps of 32 values:",
 		"",
-		"\tfor i < 16, s < steps, t < 32: dst[s·1024 + i·32 + t] = bf16(scale·src[(32s+t)·ld + i])")
+		"\tfor i < 32, s < steps, t < 32: dst[s·1024 + i·32 + t] = bf16(scale·src[(32s+t)·ld + i])")
 	Load(Param("dst"), RDI)
 	Load(Param("src"), RSI)
 	Load(Param("ld"), RDX)
 	SHLQ(U8(2), RDX)
 	Load(Param("steps"), RCX)
 	VBROADCASTSS(mustResolve(Param("scale")).Addr, Z31)
-	MOVL(mustResolve(Param("load")).Addr, EAX)
-	KMOVW(EAX, K1)
+	loadTail(mustResolve(Param("load")).Addr) // K1, K2: the lanes of each half
 	VMOVDQU32(pairIndex(), Z30)
 	LEAQ(Mem{Base: RDX, Index: RDX, Scale: 1}, RBX) // two rows
 
 	Label("pptb_step")
 	TESTQ(RCX, RCX)
 	JE(LabelRef("pptb_done"))
-	for q := range 16 {
-		pairs(Mem{Base: RSI}, Mem{Base: RSI, Index: RDX, Scale: 1}, zmm[q])
-		ADDQ(RBX, RSI)
+	for h := range 2 {
+		// a half with no lanes loads zeros: its rows of the strip are 0
+		LEAQ(Mem{Base: RSI, Disp: 64 * h}, R8)
+		for q := range 16 {
+			pairsMasked(Mem{Base: R8}, Mem{Base: R8, Index: RDX, Scale: 1}, []Op{K1, K2}[h], zmm[q])
+			ADDQ(RBX, R8)
+		}
+		out := transpose16(zmm[:16], Z18)
+		for i, z := range out {
+			VMOVDQU32(z, Mem{Base: RDI, Disp: h*1024 + i*64})
+		}
 	}
-	out := transpose16(zmm[:16], Z18)
-	for i, z := range out {
-		VMOVDQU32(z, Mem{Base: RDI, Disp: i * 64})
-	}
+	LEAQ(Mem{Base: R8, Disp: -64}, RSI) // 32 rows on
 	ADDQ(U32(2048), RDI)
 	DECQ(RCX)
 	JMP(LabelRef("pptb_step"))
