@@ -198,7 +198,7 @@ func TestBF16StripKernels(t *testing.T) {
 		return s
 	}
 	for _, kern := range availableBF16Kernels() {
-		for _, ks := range []int{1, 2, 5} {
+		for _, ks := range []int{1, 2, 4, 5, 9} {
 			for _, panels := range []int{1, 3} {
 				for _, acc := range []bool{false, true} {
 					pstride := ks*bfBlock + 64
