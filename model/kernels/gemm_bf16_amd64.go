@@ -126,7 +126,7 @@ func packStripAsm(dst []uint16, g *gemmArgs, i, rows, p0, ks int) bool {
 	}
 	if full > 0 {
 		_ = g.a[(p0+full*bfStep-1)*g.lda+i+rows-1]
-		packPairsTBF16(&dst[0], &g.a[p0*g.lda+i], g.lda, full, tailMask32(rows), g.alpha)
+		packPairsTBF16(&dst[0], &g.a[p0*g.lda+i], g.lda, full, tailMask(rows), g.alpha)
 	}
 	if full < ks {
 		packStripGo(dst[full*bfBlock:], g, i, rows, p0+full*bfStep, ks-full)
@@ -196,11 +196,8 @@ func packPanelsAsm(dst []uint16, pstride int, g *gemmArgs, q0, q1, ks int) bool 
 	return true
 }
 
-// tailMask selects the first n (< 32) of 32 lanes.
+// tailMask selects the first n (≤ 32) of 32 lanes.
 func tailMask(n int) uint32 { return uint32(1)<<n - 1 }
-
-// tailMask32 selects the first n (≤ 32) of 32 lanes.
-func tailMask32(n int) uint32 { return uint32(uint64(1)<<n - 1) }
 
 // roundBF16Asm rounds the longest prefix of x that its kernel takes (a
 // multiple of 16 values with AVX512_BF16's conversion, of 8 with AVX2

@@ -12,7 +12,7 @@ func fastestBF16Kernel() *bf16Kernel { return nil }
 // packStripAsm reports that no assembly packer exists in this build.
 func packStripAsm(dst []uint16, g *gemmArgs, i, rows, p0, ks int) bool { return false }
 
-// packPanelAsm reports that no assembly packer exists in this build.
+// packPanelsAsm reports that no assembly packer exists in this build.
 func packPanelsAsm(dst []uint16, pstride int, g *gemmArgs, q0, q1, ks int) bool { return false }
 
 // roundBF16Asm rounds nothing in this build.
