@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -33,14 +34,26 @@ var (
 
 const uploadChunk = 1 << 20
 
+// coordinatorReadTimeout bounds coordinatorConn's read of the record: an
+// etcd outage must not hold up training.
+const coordinatorReadTimeout = time.Second
+
 // coordinatorConn dials the current leader. With wait it waits until ctx
 // ends for one to be known (a worker can be asked to load a checkpoint
 // before the coordinator's record reached it, or while a standby takes
-// over); without, no leader is an error at once (an upload does not hold
-// up training while the coordinator is away).
+// over); without, it reads the record from etcd once (the watch can
+// deliver it a few hundred milliseconds after the generation it published,
+// by which time a fast job has taken its first checkpoint) and no leader
+// is then an error (an upload does not hold up training while the
+// coordinator is away).
 func (w *Worker) coordinatorConn(ctx context.Context, wait bool) (*grpc.ClientConn, error) {
 	for {
 		rec, _, changed := w.coord.Get()
+		if rec == nil && !wait && w.cfg.Etcd != nil {
+			rctx, cancel := context.WithTimeout(ctx, coordinatorReadTimeout)
+			rec, _ = cluster.ReadJSON[cluster.CoordinatorRecord](rctx, w.cfg.Etcd, w.k.Coordinator())
+			cancel()
+		}
 		if rec != nil {
 			return grpc.NewClient(rec.Address, w.cfg.CoordinatorDial...)
 		}

@@ -303,6 +303,14 @@ func (r *run) train(ctx context.Context) (Outcome, error) {
 	tr, j := r.tr, r.w.job()
 	maxSteps := int64(j.Train.MaxSteps)
 	meter := &meteredRing{Ring: r.ring}
+	if tr.Completed() == maxSteps {
+		// A generation formed after the last step, its checkpoint perhaps
+		// lost with the coordinator that took it (an etcd outage that
+		// outlived the coordinator's lease): this rank 0 sends it.
+		if err := r.checkpointIfDue(ctx, false); err != nil {
+			return r.failedOr(ctx, err)
+		}
+	}
 	for tr.Completed() < maxSteps {
 		if fp := r.w.cfg.StallBeforeStep; fp > 0 && tr.Completed() == int64(fp) {
 			r.log.Warn("failpoint: stalling before step", "step", fp)

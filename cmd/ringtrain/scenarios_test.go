@@ -225,6 +225,36 @@ func TestScenarioEtcdOutage(t *testing.T) {
 	scenarioResult{name: "etcd down for 12 s", equal: fmt.Sprintf("bitwise; %d steps trained during the outage", during)}.log(t)
 }
 
+// etcd goes down and stays down past the coordinator's lease while the
+// workers train the last steps: the coordinator cannot take the last
+// checkpoint; once etcd is back it is elected again and forms a generation
+// at the last step, whose rank 0 sends the checkpoint. The job ends, bit
+// for bit as the uninterrupted run.
+func TestScenarioEtcdOutageAtEnd(t *testing.T) {
+	skipShort(t)
+	data := scenarioData(t)
+	sj := scenarioJob{steps: 300, wmin: 3, wmax: 3}
+	ref := referenceRun(t, data, sj, 3)
+	h, coord := running(t, sj, data, "a", "b", "c")
+	h.etcd.cmd.Process.Kill()
+	h.etcd.wait(t, 10*time.Second)
+	h.mu.Lock()
+	workers := []*proc{h.workers["a"], h.workers["b"], h.workers["c"]}
+	h.mu.Unlock()
+	for _, w := range workers {
+		waitOutput(t, w, "trained to the last step", time.Minute)
+	}
+	time.Sleep(4 * time.Second) // past the coordinator's 2 s lease
+	t0 := time.Now()
+	h.startEtcd()
+	h.waitDone(coord, time.Minute)
+	if got := finalState(t, h.runDir, sj.steps); got != ref.state {
+		t.Errorf("final state %s, uninterrupted %s", got, ref.state)
+	}
+	compareLosses(t, stepLossesOf(t, h.history(), sj.steps), ref.losses, 0)
+	scenarioResult{name: "etcd down through the last steps", equal: fmt.Sprintf("bitwise; done %.1f s after etcd is back", time.Since(t0).Seconds())}.log(t)
+}
+
 // etcd unreachable at start: a line naming etcd and the endpoint within
 // seconds, and SIGTERM honoured.
 func TestScenarioEtcdUnreachable(t *testing.T) {
