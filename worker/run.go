@@ -318,6 +318,13 @@ func (r *run) train(ctx context.Context) (Outcome, error) {
 			<-ctx.Done()
 			return OutcomeAborted, nil
 		}
+		if d := r.w.cfg.StepDelay; d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return OutcomeAborted, nil
+			}
+		}
 		r.phase.set("step")
 		res, err := tr.TrainStep(ctx, meter, r.stopRequested)
 		if err != nil {

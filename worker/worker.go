@@ -81,7 +81,10 @@ type Config struct {
 	// StallBeforeStep, for tests, makes the worker hang (as if stuck in
 	// compute) before this step (0: never).
 	StallBeforeStep int
-	Logger          *slog.Logger
+	// StepDelay, for tests, paces the worker: it waits this long before
+	// each step, so that scenarios outlast their events on a fast machine.
+	StepDelay time.Duration
+	Logger    *slog.Logger
 }
 
 // Worker registers in etcd, follows the published generations and trains

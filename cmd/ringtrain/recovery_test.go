@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +77,7 @@ type harness struct {
 	mu                 sync.Mutex
 	workers            map[string]*proc
 	coordFlags, wflags []string
+	wenv               []string // environment of every worker
 }
 
 func newHarness(t *testing.T, job string) *harness {
@@ -107,7 +109,7 @@ func (h *harness) startCoordinator() *proc {
 func (h *harness) startWorker(name string, env ...string) *proc {
 	args := append([]string{"worker", "--etcd", h.etcdURL, "--listen", "127.0.0.1:0", "--name", name,
 		"--ttl", "2s", "--threads", "1", "--exit-when-done"}, h.wflags...)
-	p := startProcEnv(h.t, "worker "+name, env, args...)
+	p := startProcEnv(h.t, "worker "+name, append(slices.Clip(h.wenv), env...), args...)
 	h.mu.Lock()
 	h.workers[name] = p
 	h.mu.Unlock()

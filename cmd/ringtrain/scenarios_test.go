@@ -368,6 +368,7 @@ func TestScenarioStall(t *testing.T) {
 	data := scenarioData(t)
 	sj := scenarioJob{steps: 600, wmin: 1, wmax: 3, stall: "3s"}
 	h := newHarness(t, sj.write(t, data))
+	h.wenv = []string{stepDelayEnv + "=20ms"} // b's 6 s out fit in the 450 steps after its stall
 	coord := h.startCoordinator()
 	h.startWorker("a")
 	h.startWorker("b", stallEnv+"=150")
@@ -428,6 +429,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	h := newHarness(t, sj.write(t, data))
+	h.wenv = []string{stepDelayEnv + "=30ms"} // the run outlasts its twenty events (≤ 24 s) on any machine
 	coord := h.startCoordinator()
 	live := map[string]bool{}
 	next := 0

@@ -52,8 +52,12 @@ func setThreads(n int) error {
 	return nil
 }
 
-// stallEnv names the test-only failpoint that makes a worker hang before a step.
-const stallEnv = "RINGTRAIN_FAILPOINT_STALL_BEFORE_STEP"
+// Test-only failpoints: stallEnv makes a worker hang before a step,
+// stepDelayEnv paces it (a Go duration before each step).
+const (
+	stallEnv     = "RINGTRAIN_FAILPOINT_STALL_BEFORE_STEP"
+	stepDelayEnv = "RINGTRAIN_FAILPOINT_STEP_DELAY"
+)
 
 var workerCmd = &cobra.Command{
 	Use:   "worker",
@@ -115,9 +119,10 @@ and /healthz, for probes (docs/dashboard.md lists the metrics).`,
 			defer stop()
 		}
 		stall, _ := strconv.Atoi(os.Getenv(stallEnv))
+		delay, _ := time.ParseDuration(os.Getenv(stepDelayEnv))
 		err = runWorker(ctx, leave, lis, tn, worker.Config{
 			Etcd: cli, Prefix: f.prefix, Name: name, Advertise: adv, TTL: f.ttl,
-			ExitWhenDone: f.exitWhenDone, StallBeforeStep: stall, Metrics: wm,
+			ExitWhenDone: f.exitWhenDone, StallBeforeStep: stall, StepDelay: delay, Metrics: wm,
 		}, int(f.bucketMiB*(1<<20)))
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			slog.Info("worker stopped", "name", name)
