@@ -25,9 +25,19 @@ func Backoff(n int) time.Duration {
 	return min(d, 5*time.Second)
 }
 
-// Retry calls f with a fresh per-attempt timeout until it succeeds or ctx
-// ends. Failures are logged naming what was tried and the etcd endpoints:
-// the first at once, then every 30 s while they go on.
+// Final marks an error that Retry returns at once: etcd answered, and
+// asking again would get the same answer (a transaction whose condition
+// failed, say).
+func Final(err error) error { return finalError{err} }
+
+type finalError struct{ error }
+
+func (e finalError) Unwrap() error { return e.error }
+
+// Retry calls f with a fresh per-attempt timeout until it succeeds, fails
+// with an error marked Final (returned unwrapped) or ctx ends. Failures are
+// logged naming what was tried and the etcd endpoints: the first at once,
+// then every 30 s while they go on.
 func Retry(ctx context.Context, cli *clientv3.Client, log *slog.Logger, what string, f func(ctx context.Context) error) error {
 	var lastLog time.Time
 	for n := 1; ; n++ {
@@ -39,6 +49,9 @@ func Retry(ctx context.Context, cli *clientv3.Client, log *slog.Logger, what str
 				log.Info("etcd reachable again", "what", what, "endpoints", endpoints(cli), "attempts", n)
 			}
 			return nil
+		}
+		if fe := (finalError{}); errors.As(err, &fe) {
+			return fe.error
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -55,7 +68,12 @@ func Retry(ctx context.Context, cli *clientv3.Client, log *slog.Logger, what str
 	}
 }
 
-func endpoints(cli *clientv3.Client) string { return strings.Join(cli.Endpoints(), ",") }
+func endpoints(cli *clientv3.Client) string {
+	if cli == nil {
+		return ""
+	}
+	return strings.Join(cli.Endpoints(), ",")
+}
 
 // Latest holds the newest value of something watched and tells waiters
 // when it changes; older values are dropped. The zero value holds the

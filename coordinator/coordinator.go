@@ -328,7 +328,7 @@ func (c *Coordinator) term(ctx context.Context, manifest cluster.Manifest) (done
 			clientv3.OpDelete(c.k.Result()),
 		).Commit()
 		if err == nil && !resp.Succeeded {
-			return errNotLeader
+			return cluster.Final(errNotLeader)
 		}
 		return err
 	}); err != nil {
@@ -502,6 +502,11 @@ func (c *Coordinator) lead(ctx context.Context, sess *concurrency.Session, leade
 		prev = st
 		c.publishStatus(st)
 	}
+	if lost {
+		// The job's end was not published: the next leader (this one,
+		// elected again) publishes it.
+		return false, errNotLeader
+	}
 	st := m.Status(time.Now())
 	c.publishStatus(st)
 	c.writeResult(ctx, leader, st)
@@ -597,7 +602,7 @@ func (c *Coordinator) publish(ctx context.Context, leader clientv3.Cmp, g *clust
 			return err
 		}
 		if !resp.Succeeded {
-			return errNotLeader
+			return cluster.Final(errNotLeader)
 		}
 		c.log.Info("published generation", "generation", g.ID, "world", len(g.Members), "mode", g.Mode, "abort", g.Abort)
 		return nil
