@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -13,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ringtrain/ringtrain/cluster"
+	"github.com/ringtrain/ringtrain/embedetcd"
 )
 
 // Loading a checkpoint waits for the coordinator's record (a worker can see
@@ -51,5 +55,37 @@ func TestCoordinatorAway(t *testing.T) {
 		if got := coordinatorAway(c.err); got != c.want {
 			t.Errorf("coordinatorAway(%v) = %v, want %v", c.err, got, c.want)
 		}
+	}
+}
+
+// An upload finds the coordinator's record in etcd when the watch has not
+// delivered it yet (a fast job checkpoints before it does); with none in
+// etcd either, it does not wait.
+func TestCoordinatorConnReadsEtcd(t *testing.T) {
+	e, err := embedetcd.Start(embedetcd.Config{DataDir: filepath.Join(t.TempDir(), "etcd")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.ClientURL}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	w := &Worker{cfg: Config{Etcd: cli, CoordinatorDial: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}},
+		k: cluster.Keys{Prefix: "/t"}}
+	if _, err := w.coordinatorConn(t.Context(), false); !errors.Is(err, errNoCoordinator) {
+		t.Fatalf("no record anywhere: %v, want errNoCoordinator", err)
+	}
+	if _, err := cli.Put(t.Context(), w.k.Coordinator(), `{"address":"127.0.0.1:7"}`); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := w.coordinatorConn(t.Context(), false)
+	if err != nil {
+		t.Fatalf("record in etcd only: %v", err)
+	}
+	defer cc.Close()
+	if cc.Target() != "127.0.0.1:7" {
+		t.Errorf("dialled %s, want the record's 127.0.0.1:7", cc.Target())
 	}
 }
