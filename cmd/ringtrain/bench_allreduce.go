@@ -108,7 +108,7 @@ buffer whatever the wire carries.`,
 			if _, err := ranks.Run(); err != nil {
 				return err
 			}
-			step()
+			step(1)
 		}
 		times := make([]time.Duration, f.iters)
 		cpu0, err := ranks.CPU()
@@ -119,7 +119,7 @@ buffer whatever the wire carries.`,
 			if times[i], err = ranks.Run(); err != nil {
 				return err
 			}
-			step()
+			step(1)
 		}
 		cpu1, err := ranks.CPU()
 		if err != nil {

@@ -115,7 +115,7 @@ step times and the process's peak RSS.`,
 			if _, err := tr.TrainStep(ctx, trainer.Local{}, nil); err != nil {
 				return err
 			}
-			step()
+			step(1)
 		}
 		if f.profile != "" {
 			pf, err := os.Create(f.profile)
@@ -137,7 +137,7 @@ step times and the process's peak RSS.`,
 				return err
 			}
 			times[i] = time.Since(t0)
-			step()
+			step(1)
 		}
 		el := time.Since(start).Seconds()
 		finish()

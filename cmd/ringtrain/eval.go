@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/ringtrain/ringtrain/model"
@@ -68,16 +67,9 @@ last line on stdout is
 		copy(m.Params, params)
 		slog.Info("eval", "model", f.checkpoint, "params", cfg.NumParams(), "sequences", n, "context", T, "batch", m.MaxB)
 
-		bar := progressbar.NewOptions(n,
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription("eval"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("seq"),
-			progressbar.OptionClearOnFinish(),
-		)
-		loss := trainer.SumLoss(m, ds, 0, n, func(b int) { bar.Add(b) }) / float64(n)
-		bar.Finish()
+		add, finish := counter(os.Stderr, "eval (sequences)", n)
+		loss := trainer.SumLoss(m, ds, 0, n, add) / float64(n)
+		finish()
 		fmt.Fprintf(cmd.OutOrStdout(), "loss=%.6f ppl=%.4f tokens=%d\n", loss, math.Exp(loss), n*T)
 		return nil
 	},

@@ -225,10 +225,11 @@ func stageLines(w io.Writer, stages map[string]stage, every time.Duration) (upda
 	return update, finish
 }
 
-// counter shows the progress of n repetitions of one thing (a benchmark's
-// steps) as stageBars does: add after each, finish at the end.
-func counter(w io.Writer, label string, n int) (add func(), finish func()) {
+// counter shows the progress of n things (a benchmark's steps, the
+// sequences of an evaluation) as stageBars does: add(k) after k more,
+// finish at the end.
+func counter(w io.Writer, label string, n int) (add func(k int), finish func()) {
 	update, finish := stageBars(w, map[string]stage{label: {label: label}})
 	done := int64(0)
-	return func() { done++; update(label, done, int64(n)) }, finish
+	return func(k int) { done += int64(k); update(label, done, int64(n)) }, finish
 }
