@@ -336,7 +336,14 @@ func TestKillMidReduce(t *testing.T) {
 				return wrapTransport{tr, func(l Link) Link {
 					return &hookLink{Link: l, onRecv: func(k int) {
 						if k == 10 {
+							// die here: no further progress until the
+							// kill took effect (a fast victim could
+							// otherwise finish the operation first)
 							close(killed)
+							select {
+							case <-c.rings[victim].stopped:
+							case <-time.After(5 * time.Second):
+							}
 						}
 					}}
 				}}
